@@ -1,0 +1,28 @@
+"""One root exception so callers can catch everything pytest-energy raises on purpose."""
+
+
+class EnergyError(Exception):
+    """Root of every error pytest-energy raises deliberately."""
+
+
+class UsageError(EnergyError, ValueError):
+    """A bad option, marker argument or API argument supplied by the user."""
+
+
+class MeterUnavailable(EnergyError):
+    """A meter cannot be used on this machine; the message says why."""
+
+
+class MeasurementError(EnergyError):
+    """A meter that was working failed during a window (e.g. a GPU was lost).
+
+    The window's energy is unknown; we never substitute 0 J.
+    """
+
+
+class BaselineError(EnergyError):
+    """A baseline file is damaged, truncated, of the wrong schema, or cannot be written."""
+
+
+class DataError(EnergyError):
+    """A task, data set or model cannot be loaded; the message names it and how to provide it."""

@@ -1,0 +1,209 @@
+"""Metering windows: the engine behind `energy.measure()` and `energy(fn)`. Does not import pytest."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import resource
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .errors import MeasurementError, UsageError
+from .meters.base import Meter, Reading
+from .results import DeviceEnergy, Window, combine_methods
+
+
+class ShortWindowWarning(UserWarning):
+    """A window was shorter than the sensor's update period; its energy is unreliable."""
+
+
+def sync_cuda() -> None:
+    """Wait for queued GPU work so a window edge is where the user thinks it is.
+
+    Only when torch is already imported and CUDA already initialised: initialising CUDA just to
+    synchronise would cost seconds and hundreds of MB, and change what is being measured.
+    """
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return
+    cuda = getattr(torch, "cuda", None)
+    if cuda is None or not cuda.is_initialized():
+        return
+    for i in range(cuda.device_count()):
+        cuda.synchronize(i)
+
+
+class _PeakMemory:
+    """Peak memory per window, correct when windows nest.
+
+    GPU: torch's allocator peak when CUDA is in use. Otherwise the process's RSS high-water mark,
+    reset per window through /proc/self/clear_refs (Linux >= 4.0); where that is not allowed we fall
+    back to the lifetime peak (getrusage) and label it so.
+    """
+
+    def __init__(self) -> None:
+        self._open: list[list[int]] = []  # running peak of each open window, innermost last
+        self._rss_reset_ok: bool | None = None
+
+    @staticmethod
+    def _cuda():
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.cuda.is_initialized():
+            return torch.cuda
+        return None
+
+    def _current_peak(self) -> tuple[int, str]:
+        cuda = self._cuda()
+        if cuda is not None:
+            n = cuda.device_count()
+            return sum(cuda.max_memory_allocated(i) for i in range(n)), "torch.cuda.max_memory_allocated"
+        hwm = _read_vm_hwm_bytes()
+        if hwm is not None and self._rss_reset_ok:
+            return hwm, "rss-hwm"
+        # ru_maxrss is KiB on Linux
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "rss-lifetime"
+
+    def _reset(self) -> None:
+        # Fold the peak so far into every open window before wiping the high-water mark.
+        peak, _ = self._current_peak()
+        for slot in self._open:
+            slot[0] = max(slot[0], peak)
+        cuda = self._cuda()
+        if cuda is not None:
+            for i in range(cuda.device_count()):
+                cuda.reset_peak_memory_stats(i)
+            return
+        if self._rss_reset_ok is False:
+            return
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+                f.write("5")
+            self._rss_reset_ok = True
+        except OSError:
+            self._rss_reset_ok = False
+
+    def start(self) -> list[int]:
+        self._reset()
+        slot = [0]
+        self._open.append(slot)
+        return slot
+
+    def stop(self, slot: list[int]) -> tuple[int, str]:
+        peak, source = self._current_peak()
+        self._open.remove(slot)
+        return max(slot[0], peak), source
+
+
+def _read_vm_hwm_bytes() -> int | None:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+class Measurer:
+    """Turns meter readings into windows. One per session; shared by every test.
+
+    `idle_power_w` maps device id to its idle power (W) measured before the session; when given,
+    each window reports net-of-idle energy beside the gross figure.
+    """
+
+    def __init__(self, meter: Meter, idle_power_w: dict[str, float] | None = None,
+                 sync: Callable[[], None] = sync_cuda) -> None:
+        self.meter = meter
+        self.idle_power_w = idle_power_w
+        self._sync = sync
+        self._memory = _PeakMemory()
+        self._names = {d.device: d for d in meter.devices()}
+
+    def _read(self) -> Reading:
+        self._sync()
+        return self.meter.read()
+
+    @contextlib.contextmanager
+    def measure(self, label: str = "default") -> Iterator[Window]:
+        """Meter the block. The yielded Window is filled in when the block exits normally."""
+        window = Window(label=label)
+        slot = self._memory.start()
+        start = self._read()
+        ok = False
+        try:
+            yield window
+            ok = True
+        finally:
+            if ok:
+                end = self._read()
+                peak, source = self._memory.stop(slot)
+                self._fill(window, start, end, peak, source)
+            else:
+                # The block raised: its exception matters more than the window. Don't mask it.
+                with contextlib.suppress(Exception):
+                    self._memory.stop(slot)
+
+    def _fill(self, window: Window, start: Reading, end: Reading, peak: int, source: str) -> None:
+        deltas = self.meter.delta_j(start, end)
+        devices = []
+        for dev, joules in deltas.items():
+            if not math.isfinite(joules) or joules < 0:
+                raise MeasurementError(
+                    f"meter {self.meter.name!r} returned an invalid energy for {dev} in window "
+                    f"{window.label!r}: {joules!r} J (counter reset or driver restart?)")
+            info = self._names[dev]
+            devices.append(DeviceEnergy(dev, joules, info.method, info.name))
+        window.duration_s = end.t_s - start.t_s
+        window.devices = tuple(devices)
+        window.energy_j = sum(d.energy_j for d in devices)
+        window.method = combine_methods([d.method for d in devices])
+        window.peak_memory_bytes = peak
+        window.peak_memory_source = source
+        if self.idle_power_w is not None:
+            idle_w = sum(self.idle_power_w.get(d.device, 0.0) for d in devices)
+            window.idle_power_w = idle_w
+            window.net_energy_j = window.energy_j - idle_w * window.duration_s
+        if window.duration_s < self.meter.min_window_s:
+            msg = (f"energy window {window.label!r} lasted {window.duration_s * 1e3:.1f} ms, shorter than "
+                   f"the {self.meter.name} sensor's update period (~{self.meter.min_window_s * 1e3:.0f} ms): "
+                   f"its energy ({window.energy_j:.3g} J) may be 0 or quantised; measure longer work")
+            window.warnings.append(msg)
+            warnings.warn(msg, ShortWindowWarning, stacklevel=4)
+        window.closed = True
+
+    def run(self, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
+            rounds: int, warmup: int, label: str = "round") -> tuple[Any, list[Window]]:
+        """`warmup` unmetered calls, then `rounds` metered calls; returns the last result and every round."""
+        if rounds < 1:
+            raise UsageError(f"rounds must be >= 1, got {rounds}")
+        if warmup < 0:
+            raise UsageError(f"warmup must be >= 0, got {warmup}")
+        kwargs = kwargs or {}
+        result = None
+        for _ in range(warmup):
+            result = fn(*args, **kwargs)
+        windows = []
+        for _ in range(rounds):
+            with self.measure(label) as w:
+                result = fn(*args, **kwargs)
+            windows.append(w)
+        return result, windows
+
+
+def measure_idle_power(meter: Meter, duration_s: float) -> dict[str, float]:
+    """Average power per device (W) while this process sleeps for `duration_s`.
+
+    Gross energy is what the devices drew; net-of-idle subtracts this. Other processes on the
+    machine count as 'idle' here, which is why gross stays the headline figure.
+    """
+    if duration_s <= 0:
+        raise UsageError(f"idle measurement needs a positive duration, got {duration_s}")
+    start = meter.read()
+    time.sleep(duration_s)
+    end = meter.read()
+    dt = end.t_s - start.t_s
+    return {dev: j / dt for dev, j in meter.delta_j(start, end).items()}

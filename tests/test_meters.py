@@ -1,0 +1,261 @@
+"""The meters against fake drivers that behave like real ones."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pytest
+from fake_nvml import NVML_DEVICE_ARCH_PASCAL, FakeGpu
+
+from pytest_energy.errors import MeasurementError, MeterUnavailable, UsageError
+from pytest_energy.measure import Measurer, ShortWindowWarning
+from pytest_energy.meters import open_meter
+from pytest_energy.meters.estimate import EstimateMeter
+from pytest_energy.meters.nvml import NvmlMeter, visible_gpu_selectors
+from pytest_energy.meters.rapl import RaplMeter
+
+SLEEP_S = 1.5
+
+
+def _average_power(meter, work=lambda: time.sleep(SLEEP_S)):
+    with meter:
+        with Measurer(meter).measure("sleep") as w:
+            work()
+    return w
+
+
+# -- NVML -------------------------------------------------------------------------------------
+def test_counter_path_reports_constant_power_within_2_percent(fake_nvml):
+    fake_nvml(FakeGpu(power_w=250.0))
+    w = _average_power(NvmlMeter())
+    assert w.method == "nvml-counter"
+    assert w.power_w == pytest.approx(250.0, rel=0.02)
+    assert w.energy_j == pytest.approx(250.0 * w.duration_s, rel=0.02)
+    assert w.duration_s >= SLEEP_S
+
+
+def test_polling_path_before_volta_within_3_percent(fake_nvml):
+    driver = fake_nvml(FakeGpu(name="Tesla P100", power_w=180.0, architecture=NVML_DEVICE_ARCH_PASCAL))
+    w = _average_power(NvmlMeter(poll_interval_s=0.05))
+    assert w.method == "nvml-polling"
+    assert w.power_w == pytest.approx(180.0, rel=0.03)
+    # The poller really polled in the background (about 1.5 s / 0.05 s times), not just at the edges.
+    assert driver.calls["nvmlDeviceGetPowerUsage"] > 10
+
+
+def test_polling_integrates_a_power_step_with_the_trapezoid_rule(fake_nvml):
+    gpu = FakeGpu(power_w=100.0, architecture=NVML_DEVICE_ARCH_PASCAL)
+    fake_nvml(gpu)
+
+    def work():
+        time.sleep(0.75)
+        gpu.power_w = 300.0
+        time.sleep(0.75)
+
+    w = _average_power(NvmlMeter(poll_interval_s=0.02), work)
+    assert w.power_w == pytest.approx(200.0, rel=0.05)
+
+
+def test_two_gpus_sum_and_are_listed(fake_nvml):
+    fake_nvml(FakeGpu(power_w=200.0, uuid="GPU-aaaa"), FakeGpu(power_w=100.0, uuid="GPU-bbbb"))
+    w = _average_power(NvmlMeter())
+    assert [d.device for d in w.devices] == ["gpu0", "gpu1"]
+    assert w.power_w == pytest.approx(300.0, rel=0.02)
+    assert w.energy_j == pytest.approx(sum(d.energy_j for d in w.devices))
+    assert w.devices[0].energy_j == pytest.approx(2 * w.devices[1].energy_j, rel=0.04)
+
+
+@pytest.mark.parametrize("visible, expected", [("1", ["gpu1"]), ("GPU-bbbb", ["gpu1"]), ("GPU-bb", ["gpu1"]),
+                                               ("1,0", ["gpu1", "gpu0"]), ("0,junk,1", ["gpu0"])])
+def test_cuda_visible_devices_narrows_the_metered_gpus(fake_nvml, monkeypatch, visible, expected):
+    fake_nvml(FakeGpu(power_w=200.0, uuid="GPU-aaaa"), FakeGpu(power_w=100.0, uuid="GPU-bbbb"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with NvmlMeter() as meter:
+        assert [d.device for d in meter.devices()] == expected
+
+
+def test_cuda_visible_devices_narrowed_window_counts_only_visible_gpu(fake_nvml, monkeypatch):
+    fake_nvml(FakeGpu(power_w=200.0, uuid="GPU-aaaa"), FakeGpu(power_w=100.0, uuid="GPU-bbbb"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbbb")
+    w = _average_power(NvmlMeter(), lambda: time.sleep(0.5))
+    assert w.power_w == pytest.approx(100.0, rel=0.05)
+
+
+@pytest.mark.parametrize("visible", ["", "-1", "GPU-cccc"])
+def test_no_visible_gpu_is_a_clear_error(fake_nvml, monkeypatch, visible):
+    fake_nvml(FakeGpu(uuid="GPU-aaaa"))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    with pytest.raises(MeterUnavailable, match="CUDA_VISIBLE_DEVICES"):
+        NvmlMeter()
+
+
+def test_visible_selector_parsing_follows_cuda():
+    assert visible_gpu_selectors(None) is None
+    assert visible_gpu_selectors("") == []
+    assert visible_gpu_selectors("0, 2") == ["0", "2"]
+    assert visible_gpu_selectors("GPU-1,MIG-2,3") == ["GPU-1", "MIG-2", "3"]
+    assert visible_gpu_selectors("1,-1,2") == ["1"]
+
+
+def test_no_driver_is_unavailable_with_the_reason(no_nvml):
+    with pytest.raises(MeterUnavailable, match="no NVIDIA driver answered.*Library Not Found"):
+        NvmlMeter()
+
+
+def test_gpu_lost_mid_window_is_an_error_not_zero(fake_nvml):
+    fake_nvml(FakeGpu(lost_after_s=0.3))
+    with NvmlMeter() as meter, pytest.raises(MeasurementError, match="GPU 0 .*GPU is lost"):
+        with Measurer(meter).measure("doomed"):
+            time.sleep(0.4)
+
+
+def test_gpu_lost_while_polling_is_reported_at_the_window_end(fake_nvml):
+    fake_nvml(FakeGpu(architecture=NVML_DEVICE_ARCH_PASCAL, lost_after_s=0.2))
+    with NvmlMeter(poll_interval_s=0.02) as meter, pytest.raises(MeasurementError, match="GPU is lost"):
+        with Measurer(meter).measure("doomed"):
+            time.sleep(0.4)
+
+
+def test_short_window_warns_and_says_how_long_it_was(fake_nvml):
+    fake_nvml(FakeGpu())
+    with NvmlMeter() as meter, pytest.warns(ShortWindowWarning, match=r"lasted \d+\.\d ms"):
+        with Measurer(meter).measure("blink") as w:
+            pass
+    assert w.warnings
+
+
+def test_close_shuts_the_driver_down_and_stops_the_poller(fake_nvml):
+    driver = fake_nvml(FakeGpu(architecture=NVML_DEVICE_ARCH_PASCAL))
+    meter = NvmlMeter(poll_interval_s=0.01)
+    thread = meter._thread
+    meter.close()
+    assert driver.initialised == 0
+    assert not thread.is_alive()
+
+
+def test_fingerprint_has_stable_facts(fake_nvml):
+    fake_nvml(FakeGpu(name="NVIDIA A100-SXM4-40GB", power_limit_w=400.0))
+    with NvmlMeter() as meter:
+        fp = meter.fingerprint()
+        assert fp["gpus"] == ["NVIDIA A100-SXM4-40GB"]
+        assert fp["gpu_power_limit_w"] == [400.0]
+        assert fp["gpu_driver"] == "580.95.05"
+        assert meter.volatile_state()["gpu0"] == {"temperature_c": 45, "sm_clock_mhz": 1980}
+
+
+def test_nvml_is_chosen_without_torch_seeing_cuda(fake_nvml, monkeypatch):
+    fake_nvml(FakeGpu())
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` would fail: nothing asks torch
+    with open_meter("nvml") as meter:
+        assert meter.name == "nvml"
+    with open_meter("auto") as meter:
+        assert meter.name == "nvml"
+
+
+# -- RAPL -------------------------------------------------------------------------------------
+def test_rapl_reads_package_and_dram_only(fake_rapl):
+    root, package, dram = fake_rapl
+    with RaplMeter(str(root)) as meter:
+        assert [d.device for d in meter.devices()] == ["cpu-package-0", "cpu-dram-0"]
+        start = meter.read()
+        package.write_text("4000000\n")  # +3 J
+        dram.write_text("2500000\n")  # +0.5 J
+        end = meter.read()
+    assert meter.delta_j(start, end) == {"cpu-package-0": 3.0, "cpu-dram-0": 0.5}
+
+
+def test_rapl_counter_wrap_around(tmp_path):
+    from conftest import write_rapl_zone
+
+    root = tmp_path / "powercap"
+    energy = write_rapl_zone(root, "package-0", "intel-rapl:0", 9_000_000, max_uj=10_000_000)
+    with RaplMeter(str(root)) as meter:
+        start = meter.read()
+        energy.write_text("500000\n")  # wrapped: 1 J to the top, then 0.5 J
+        middle = meter.read()
+        energy.write_text("9500000\n")  # no wrap: +9 J
+        end = meter.read()
+    assert meter.delta_j(start, middle)["cpu-package-0"] == pytest.approx(1.5)
+    assert meter.delta_j(start, end)["cpu-package-0"] == pytest.approx(10.5)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_rapl_without_permission_says_why(tmp_path):
+    from conftest import write_rapl_zone
+
+    write_rapl_zone(tmp_path / "pc", "package-0", "intel-rapl:0", 1, readable=False)
+    with pytest.raises(MeterUnavailable, match="readable only by root"):
+        RaplMeter(str(tmp_path / "pc"))
+
+
+def test_rapl_permission_error_message(tmp_path, monkeypatch):
+    # Runs as root too: simulate the kernel refusing the read.
+    from conftest import write_rapl_zone
+
+    write_rapl_zone(tmp_path / "pc", "package-0", "intel-rapl:0", 1)
+    import builtins
+
+    real_open = builtins.open
+
+    def deny(path, *a, **k):
+        if str(path).endswith("energy_uj"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", deny)
+    with pytest.raises(MeterUnavailable, match=r"readable only by root.*--energy-meter estimate"):
+        RaplMeter(str(tmp_path / "pc"))
+
+
+def test_rapl_missing_tree_says_why(tmp_path):
+    with pytest.raises(MeterUnavailable, match="does not exist"):
+        RaplMeter(str(tmp_path / "nothing"))
+
+
+def test_rapl_file_vanishing_mid_window_is_an_error(fake_rapl):
+    root, package, _ = fake_rapl
+    with RaplMeter(str(root)) as meter:
+        package.unlink()
+        with pytest.raises(MeasurementError, match="cannot read"):
+            meter.read()
+
+
+# -- estimate and selection -------------------------------------------------------------------
+def test_estimate_is_cpu_time_times_watts_and_labelled():
+    cpu_s = iter([1.0, 3.5])
+    meter = EstimateMeter(watts_per_core=12.0, cpu_time=lambda: next(cpu_s))
+    start, end = meter.read(), meter.read()
+    assert meter.delta_j(start, end) == {"cpu-estimate": pytest.approx(30.0)}
+    assert meter.devices()[0].method == "estimate"
+
+
+def test_estimate_rejects_nonsense_power():
+    with pytest.raises(UsageError):
+        EstimateMeter(watts_per_core=0)
+
+
+def test_auto_falls_back_with_reasons(no_nvml, tmp_path):
+    meter = open_meter("auto", powercap_root=str(tmp_path / "none"))
+    assert meter.name == "estimate"
+    assert any("NVML" in r for r in meter.fallback_reasons)
+    assert any("RAPL" in r for r in meter.fallback_reasons)
+
+
+def test_auto_prefers_rapl_over_estimate(no_nvml, fake_rapl):
+    root, _, _ = fake_rapl
+    with open_meter("auto", powercap_root=str(root)) as meter:
+        assert meter.name == "rapl"
+
+
+def test_explicit_unusable_meter_raises(no_nvml, tmp_path):
+    with pytest.raises(MeterUnavailable, match="NVML"):
+        open_meter("nvml")
+    with pytest.raises(MeterUnavailable, match="RAPL"):
+        open_meter("rapl", powercap_root=str(tmp_path / "none"))
+
+
+def test_unknown_meter_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown energy meter 'gpu'.*auto, nvml, rapl, estimate"):
+        open_meter("gpu")
