@@ -1,0 +1,110 @@
+"""The `--energy-json` report: pytest-benchmark's layout with an `energy` block beside `stats`.
+
+Tools that ingest pytest-benchmark JSON (Bencher, github-action-benchmark) read `stats` (seconds)
+unchanged; everything about energy lives under keys they ignore.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from typing import Any
+
+from .. import __version__
+from ..results import TestRecord
+from ..stats import describe
+from .summary import mean_sd, primary_series
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: unknown values become null rather than an invalid file."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[dict] | None = None,
+                    footprint: dict[str, Any] | None = None) -> dict[str, Any]:
+    series = primary_series(record)
+    durations = series.duration.samples if series else []
+    energies = series.energy.samples if series else []
+    windows = [w for w in record.windows if series and w.label == (series.label or "round")]
+    devices: dict[str, dict[str, Any]] = {}
+    for w in windows:
+        for d in w.devices:
+            entry = devices.setdefault(d.device, {"name": d.name, "method": d.method, "energy_j": []})
+            entry["energy_j"].append(d.energy_j)
+    net = [w.net_energy_j for w in windows if w.net_energy_j is not None]
+    peaks = [w.peak_memory_bytes for w in windows if w.peak_memory_bytes is not None]
+    mean_e, _ = mean_sd(energies)
+    mean_t, _ = mean_sd(durations)
+    stats = describe(durations) if durations else None
+    if stats is not None:
+        stats["data"] = list(durations)
+    energy = {
+        "unit": "J",
+        "series": series.title if series else None,
+        "method": series.energy.method if series else None,
+        "stats": describe(energies) if energies else None,
+        "data": list(energies),
+        "power_w": mean_e / mean_t if mean_t and mean_t > 0 else None,
+        "net_energy_j": describe(net) if net else None,
+        "idle_power_w": windows[0].idle_power_w if windows else None,
+        "devices": devices,
+        "peak_memory_bytes": max(peaks) if peaks else None,
+        "peak_memory_source": windows[0].peak_memory_source if windows else None,
+        "warnings": sorted({m for w in record.windows for m in w.warnings}),
+        "metrics": {name: m.to_dict() for name, m in record.metrics.items()},
+        "protocols": record.protocols,
+        "footprint": footprint,
+        "comparison": verdicts,
+    }
+    return {
+        "group": record.group,
+        "name": record.name,
+        "fullname": record.nodeid,
+        "params": record.params,
+        "param": record.nodeid.partition("[")[2].rstrip("]") or None,
+        "extra_info": record.extra_info,
+        "options": options,
+        "stats": stats,
+        "energy": energy,
+    }
+
+
+def build_report(records: list[TestRecord], *, machine_info: dict[str, Any], commit_info: dict[str, Any],
+                 datetime_iso: str, session: dict[str, Any],
+                 entries: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`entries` maps node id to keyword arguments for benchmark_entry (options, verdicts, footprint)."""
+    entries = entries or {}
+    return {
+        "machine_info": machine_info,
+        "commit_info": commit_info,
+        "benchmarks": [benchmark_entry(r, **entries.get(r.nodeid, {"options": {}})) for r in records],
+        "datetime": datetime_iso,
+        "version": __version__,
+        "energy": session,
+    }
+
+
+def write_json_atomic(path: str, data: dict[str, Any]) -> None:
+    """Write via a temporary file and rename, so a reader never sees half a report."""
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".energy-", suffix=".json", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(_finite(data), f, indent=2, sort_keys=True, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

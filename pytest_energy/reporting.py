@@ -1,0 +1,175 @@
+"""End-of-session output: terminal lines, JSON, markdown, HTML and saved baselines. No pytest import.
+
+The plugin hands over the pytest config only to read paths from it; everything else is the session.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from .report.summary import energy_table, mean_sd, primary_series
+from .session import EnergySession
+
+
+def _fmt(value: Any, unit: str = "", digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "N/A"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}{(' ' + unit) if unit else ''}"
+    return f"{value}{(' ' + unit) if unit else ''}"
+
+
+def footprint_of(session: EnergySession, nodeid: str) -> dict[str, Any] | None:
+    """kWh, CO2e and cost of one benchmark's mean round (gross energy, as measured)."""
+    record = next((r for r in session.records if r.nodeid == nodeid), None)
+    series = primary_series(record) if record else None
+    if series is None or session.options.carbon is None:
+        return None
+    from .carbon import footprint
+
+    energy_j, _ = mean_sd(series.energy.samples)
+    duration_s, _ = mean_sd(series.duration.samples)
+    tokens = record.metrics.get("finetune.tokens") or record.metrics.get("inference.tokens")
+    tokens_n = int(tokens.samples[-1]) if tokens and tokens.samples else None
+    out = footprint(energy_j, duration_s, session.options.carbon, tokens=tokens_n)
+    out["of"] = f"mean {series.title} ({series.energy.method})"
+    return out
+
+
+def protocol_lines(session: EnergySession) -> list[str]:
+    from tabulate import tabulate
+
+    finetune_rows, inference_rows = [], []
+    for record in session.records:
+        for p in record.protocols:
+            if p.get("protocol") == "finetune":
+                reached = p.get("reached")
+                finetune_rows.append([
+                    record.name, f"{p.get('cutoff')}", "yes" if reached else "N/A (not reached)",
+                    p.get("steps"), _fmt(p.get("score")), _fmt(p.get("duration_s"), "s"),
+                    _fmt(p.get("energy_j"), "J"), _fmt(p.get("eval_duration_s"), "s"),
+                    _fmt(100 * p["eval_share"] if p.get("eval_share") is not None else None, "%", 3),
+                    p.get("tokens") if p.get("tokens") is not None else "N/A", p.get("method")])
+            elif p.get("protocol") == "inference":
+                inference_rows.append([
+                    record.name, p.get("n_examples"), p.get("batch_size"), _fmt(p.get("j_per_example"), "J"),
+                    _fmt(p.get("ms_per_example_mean"), "ms"), _fmt(p.get("ms_per_example_p50"), "ms"),
+                    _fmt(p.get("ms_per_example_p99"), "ms"), _fmt(p.get("examples_per_s"), "/s"),
+                    _fmt(p.get("accuracy")), _fmt(p.get("j_per_correct"), "J"), p.get("method")])
+    lines: list[str] = []
+    if finetune_rows:
+        lines += ["", "fine-tune to cut-off (time and energy are training only; evaluation beside them)"]
+        lines += tabulate(finetune_rows, headers=[
+            "test", "cut-off", "reached", "steps", "score", "train time", "train energy", "eval time",
+            "eval share", "tokens", "method"], disable_numparse=True).splitlines()
+    if inference_rows:
+        lines += ["", "inference (per example)"]
+        lines += tabulate(inference_rows, headers=[
+            "test", "examples", "batch", "energy/ex", "latency mean", "p50", "p99", "throughput",
+            "accuracy", "energy/correct", "method"], disable_numparse=True).splitlines()
+    return lines
+
+
+def comparison_lines(session: EnergySession) -> list[str]:
+    from tabulate import tabulate
+
+    rows, notes = [], []
+    for record in session.records:
+        outcome = session.outcomes.get(record.nodeid)
+        if outcome is None:
+            continue
+        for v in outcome.verdicts:
+            p_value = v.get("p_value")
+            rows.append([record.name, v["metric"], _fmt(v.get("baseline_value"), v.get("unit", "")),
+                         _fmt(v.get("current_value"), v.get("unit", "")),
+                         "N/A" if v.get("change_pct") is None else f"{v['change_pct']:+.3g} %", _fmt(p_value, "", 2) if p_value is not None else "-",
+                         v["verdict"] + (f" ({v['hint']})" if v.get("hint") else "")])
+        notes += [f"{record.name}: {n}" for n in outcome.notes]
+    lines: list[str] = []
+    if rows:
+        lines += ["", f"comparison with baselines in {session.options.baseline_dir}/"]
+        lines += tabulate(rows, headers=["test", "metric", "baseline", "current", "change", "p", "verdict"],
+                          disable_numparse=True).splitlines()
+    if notes:
+        lines += [""] + notes
+    return lines
+
+
+def terminal_lines(session: EnergySession) -> list[str]:
+    lines = session.header().splitlines()
+    table = energy_table(session.records)
+    if table:
+        lines += [""] + table.splitlines()
+    else:
+        lines.append("no energy benchmark produced results")
+    lines += protocol_lines(session)
+    lines += comparison_lines(session)
+    feet = [f for f in (footprint_of(session, r.nodeid) for r in session.records) if f]
+    if feet:
+        kwh = sum(f["energy_kwh"] for f in feet)
+        co2 = sum(f["co2e_kg"] for f in feet)
+        c = session.options.carbon
+        lines += ["", f"footprint of one round of each benchmark: {kwh:.3g} kWh, {co2 * 1000:.3g} g CO2e "
+                      f"(grid {c.grid_gco2e_per_kwh:.4g} gCO2e/kWh, PUE {c.pue:g}; from gross energy)"]
+    lines += [f"wrote {p}" for p in session.written]
+    return lines
+
+
+def session_markdown(session: EnergySession) -> str:
+    """The pull-request / job-summary view: what ran, how it was metered, and the verdicts."""
+    from .report_markdown import comparison_markdown
+
+    meter = session.meter
+    lines = ["## pytest-energy", "",
+             f"Meter `{meter.name}`: " + ", ".join(f"{d.device} {d.name} ({d.method})" for d in meter.devices()), ""]
+    table = energy_table(session.records, tablefmt="github")
+    if table:
+        lines += [table, ""]
+    results = {nodeid: o.verdicts for nodeid, o in session.outcomes.items()}
+    methods = {r.nodeid: (primary_series(r).energy.method if primary_series(r) else "unknown") or "unknown"
+               for r in session.records}
+    lines.append(comparison_markdown(results, methods))
+    notes = [f"- `{nodeid}`: {note}" for nodeid, o in session.outcomes.items() for note in o.notes]
+    if notes:
+        lines += ["", *notes, ""]
+    return "\n".join(lines)
+
+
+def finish_session(session: EnergySession, config: Any) -> None:
+    """Write every requested artefact. Raises EnergyError (e.g. a baseline that cannot be saved)."""
+    from .machine import commit_info, machine_info, now_iso
+
+    opts = session.options
+    if not session.records:
+        return
+    commit = commit_info(opts.rootdir)
+    when = now_iso()
+    if opts.save_baseline:
+        session.written += session.save_baselines(commit, when)
+    entries = {r.nodeid: {"options": {**session.settings_by_test.get(r.nodeid, {}), "meter": session.meter.name},
+                          "verdicts": session.outcomes[r.nodeid].verdicts if r.nodeid in session.outcomes else None,
+                          "footprint": footprint_of(session, r.nodeid)}
+               for r in session.records}
+    if opts.json_path:
+        from .report.json_report import build_report, write_json_atomic
+
+        data = build_report(session.records, machine_info=machine_info(session.meter), commit_info=commit,
+                            datetime_iso=when, session=session.session_info(), entries=entries)
+        write_json_atomic(opts.json_path, data)
+        session.written.append(opts.json_path)
+    # $GITHUB_STEP_SUMMARY is shared by every step of the job: append to it, never truncate it.
+    markdown_targets = [(opts.markdown_path, "w"), (os.environ.get("GITHUB_STEP_SUMMARY"), "a")]
+    if any(path for path, _ in markdown_targets):
+        text = session_markdown(session)
+        for path, mode in markdown_targets:
+            if path:
+                with open(path, mode, encoding="utf-8") as f:
+                    f.write(text)
+                session.written.append(path)
+    if opts.html_path:
+        from .report.html import write_html_report
+
+        write_html_report(opts.html_path, session)
+        session.written.append(opts.html_path)

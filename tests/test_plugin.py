@@ -1,0 +1,293 @@
+"""The plugin as users run it (pytester), on fake GPUs: skip, table, JSON, marker, meter errors, gate."""
+
+from __future__ import annotations
+
+import json
+import sys
+import xml.etree.ElementTree as ET
+
+import pytest
+from fake_nvml import FakeGpu
+
+PLAIN_AND_ENERGY = """
+import time
+import pytest
+
+def test_plain():
+    assert True
+
+def test_fixture(energy):
+    energy(time.sleep, 0.12)
+
+@pytest.mark.energy(rounds=2, warmup=0)
+def test_marker_only():
+    time.sleep(0.12)
+"""
+
+
+def test_energy_tests_are_skipped_without_the_option(pytester):
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("-rs")
+    result.assert_outcomes(passed=1, skipped=2)
+    result.stdout.fnmatch_lines(["*energy benchmark: run `pytest --energy` to measure it*"])
+    result.stdout.no_fnmatch_line("*= energy =*")
+
+
+def test_plain_run_imports_nothing_heavy(pytester):
+    pytester.makepyfile(PLAIN_AND_ENERGY + """
+import sys
+def test_zz_no_heavy_imports():
+    heavy = {"torch", "pynvml", "transformers", "datasets", "matplotlib", "numpy"} & set(sys.modules)
+    assert not heavy, heavy
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, skipped=2)
+
+
+def test_table_on_fake_gpu(pytester, fake_nvml):
+    fake_nvml(FakeGpu(power_w=200.0))
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "3")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines([
+        "*energy meter: nvml [[]nvml-counter] on gpu0 (NVIDIA H100 80GB HBM3)*",
+        "*test*rounds*time s (mean ± sd)*energy J (mean ± sd)*avg power W*method*",
+        "test_fixture*3*0.12*nvml-counter",
+        "test_marker_only*2*0.12*nvml-counter",
+    ])
+    line = next(x for x in result.outlines if x.startswith("test_fixture "))
+    power_w = float(line.split()[-2])
+    assert power_w == pytest.approx(200.0, rel=0.2)  # 120 ms windows, 20 ms counter steps
+
+
+def test_json_report_keeps_pytest_benchmark_layout(pytester, fake_nvml):
+    fake_nvml(FakeGpu(power_w=100.0))
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("--energy", "--energy-rounds", "3", "--energy-json", "out/report.json")
+    result.assert_outcomes(passed=3)
+    data = json.loads((pytester.path / "out" / "report.json").read_text())
+    assert {"machine_info", "commit_info", "benchmarks", "datetime", "version"} <= set(data)
+    assert {"id", "time", "author_time", "dirty", "project", "branch"} <= set(data["commit_info"])
+    bench = next(b for b in data["benchmarks"] if b["name"] == "test_fixture")
+    assert {"group", "name", "fullname", "params", "extra_info", "options", "stats", "energy"} <= set(bench)
+    assert bench["fullname"] == "test_json_report_keeps_pytest_benchmark_layout.py::test_fixture"
+    stats = bench["stats"]
+    assert {"min", "max", "mean", "stddev", "median", "iqr", "q1", "q3", "rounds", "iterations", "ops"} <= set(stats)
+    assert stats["rounds"] == 3 and stats["mean"] == pytest.approx(0.12, abs=0.02)
+    energy = bench["energy"]
+    assert energy["unit"] == "J" and energy["method"] == "nvml-counter"
+    assert energy["stats"]["mean"] == pytest.approx(12.0, rel=0.2)
+    assert energy["devices"]["gpu0"]["method"] == "nvml-counter"
+    assert len(energy["data"]) == 3
+    assert data["machine_info"]["gpus"] == ["NVIDIA H100 80GB HBM3"]
+
+
+def test_unknown_marker_argument_is_a_clear_error(pytester, no_nvml):
+    pytester.makepyfile("""
+import pytest
+@pytest.mark.energy(roundz=3)
+def test_typo(energy):
+    energy(sum, [1, 2])
+""")
+    result = pytester.runpytest("--energy", "--energy-meter", "estimate")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*energy marker: unknown argument(s) roundz; accepted: rounds, warmup,*"])
+
+
+def test_marker_overrides_command_line(pytester, no_nvml):
+    pytester.makepyfile("""
+import pytest
+@pytest.mark.energy(rounds=2, warmup=3)
+def test_it(energy):
+    calls = []
+    energy(calls.append, 1)
+    assert len(calls) == 5
+""")
+    result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-rounds", "7")
+    result.assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--energy-meter", "nvml"], "*pytest-energy: NVML: no NVIDIA driver answered*"),
+    (["--energy-meter", "gpu"], "*unknown meter 'gpu'; choose one of auto, nvml, rapl, estimate*"),
+    (["--energy-tolerance", "ten"], "*bad tolerance 'ten'*"),
+    (["--energy-rounds", "0"], "*--energy-rounds: must be >= 1, got 0*"),
+])
+def test_bad_options_stop_the_run(pytester, no_nvml, args, message):
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("--energy", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_explicit_rapl_without_powercap_says_why(pytester, no_nvml, monkeypatch):
+    monkeypatch.setattr("pytest_energy.meters.rapl.DEFAULT_POWERCAP_ROOT", str(pytester.path / "none"))
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("--energy", "--energy-meter", "rapl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*RAPL: * does not exist*"])
+
+
+def test_nvml_is_used_although_torch_sees_no_cuda(pytester, fake_nvml, monkeypatch):
+    fake_nvml(FakeGpu(power_w=50.0))
+    torch = pytest.importorskip("torch")
+    assert not torch.cuda.is_available()
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "1")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*energy meter: nvml [[]nvml-counter]*"])
+
+
+def test_measure_windows_and_fixture_attributes(pytester, fake_nvml):
+    fake_nvml(FakeGpu(power_w=300.0))
+    pytester.makepyfile("""
+import time
+def test_windows(energy):
+    for _ in range(2):
+        with energy.measure("train") as w:
+            time.sleep(0.15)
+        assert w.method == "nvml-counter"
+        assert w.duration_s >= 0.15
+        assert abs(w.energy_j / w.duration_s - 300) < 60
+        assert w.devices[0].device == "gpu0"
+    energy.extra_info["model"] = "tiny"
+""")
+    result = pytester.runpytest("--energy", "--energy-json", "r.json")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["test_windows › train*2*nvml-counter"])
+    bench = json.loads((pytester.path / "r.json").read_text())["benchmarks"][0]
+    assert bench["extra_info"] == {"model": "tiny"}
+    assert bench["stats"]["rounds"] == 2
+    assert set(bench["energy"]["metrics"]) == {"train.duration_s", "train.energy_j"}
+
+
+def test_measurement_failure_fails_the_test_not_zero(pytester, fake_nvml):
+    fake_nvml(FakeGpu(lost_after_s=0.3))
+    pytester.makepyfile("""
+import time
+def test_gpu_dies(energy):
+    with energy.measure("x"):
+        time.sleep(0.4)
+""")
+    result = pytester.runpytest("--energy", "--energy-meter", "nvml")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*MeasurementError: NVML could not read GPU 0*GPU is lost*"])
+
+
+# -- the gate (issue 4's acceptance scenario) ---------------------------------------------------
+GATE_TEST = """
+import os, time
+
+WORK_S = float(os.environ["WORK_S"])
+
+def test_other(energy):
+    energy(time.sleep, 0.1)
+
+def test_work(energy):
+    energy(time.sleep, WORK_S)
+"""
+
+
+def _gate_run(pytester, work_s, *args):
+    pytester._monkeypatch.setenv("WORK_S", str(work_s))
+    return pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "5", *args)
+
+
+def test_gate_passes_same_work_and_fails_slower_work(pytester, fake_nvml):
+    fake_nvml(FakeGpu(power_w=250.0))
+    pytester.makepyfile(test_gate=GATE_TEST)
+    saved = _gate_run(pytester, 0.3, "--energy-save-baseline")
+    saved.assert_outcomes(passed=2)
+    baseline = pytester.path / "baselines" / "test_gate.json"
+    doc = json.loads(baseline.read_text())
+    assert doc["schema_version"] == 1
+    entry = doc["entries"]["test_gate.py::test_work"]
+    assert len(entry["metrics"]["energy_j"]["samples"]) == 5
+    assert entry["machine"]["gpus"] == ["NVIDIA H100 80GB HBM3"]
+
+    same = _gate_run(pytester, 0.3)
+    same.assert_outcomes(passed=2)
+    assert same.ret == 0
+    same.stdout.fnmatch_lines(["*test_work*energy_j*PASS*"])
+
+    slower = _gate_run(pytester, 0.4, "--junitxml", "junit.xml")
+    slower.assert_outcomes(passed=1, failed=1)
+    assert slower.ret == 1
+    slower.stdout.fnmatch_lines([
+        "*energy regression against baselines/test_gate.json*",
+        "*energy_j: * J -> * J (+3*%, p=*REGRESSION*",
+        "*test_work*energy_j*+3*REGRESSION*",
+        "FAILED test_gate.py::test_work*",
+    ])
+    case = next(c for c in ET.parse(pytester.path / "junit.xml").iter("testcase") if c.get("name") == "test_work")
+    assert "energy_j" in case.find("failure").get("message")
+    properties = {p.get("name"): p.get("value") for p in case.iter("property")}
+    assert properties["energy-verdict:energy_j"] == "REGRESSION"
+    assert float(properties["energy:energy_j[J]"]) == pytest.approx(100.0, rel=0.1)
+
+
+def test_damaged_baseline_stops_the_run_and_is_left_alone(pytester, fake_nvml):
+    fake_nvml(FakeGpu(power_w=250.0))
+    pytester.makepyfile(test_gate=GATE_TEST)
+    baseline = pytester.path / "baselines" / "test_gate.json"
+    baseline.parent.mkdir()
+    damaged = b'{"schema_version": 1, "entries": {"test_gate.py::test_work": {"metr'
+    baseline.write_bytes(damaged)
+    for extra in ([], ["--energy-save-baseline"]):
+        result = _gate_run(pytester, 0.3, *extra)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
+        result.stderr.fnmatch_lines(["*pytest-energy: *baselines/test_gate.json*"])
+        assert baseline.read_bytes() == damaged
+
+
+def test_missing_baseline_passes_with_a_note_or_fails_when_required(pytester, fake_nvml):
+    fake_nvml(FakeGpu())
+    pytester.makepyfile(test_gate=GATE_TEST)
+    lenient = _gate_run(pytester, 0.1)
+    lenient.assert_outcomes(passed=2)
+    lenient.stdout.fnmatch_lines(["*test_work: no baseline for this test in baselines/test_gate.json*"])
+    strict = _gate_run(pytester, 0.1, "--energy-require-baseline")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*--energy-require-baseline: no baseline for this test*"])
+
+
+def test_machine_mismatch_does_not_gate(pytester, fake_nvml):
+    fake_nvml(FakeGpu(name="NVIDIA A100-SXM4-40GB", power_w=100.0))
+    pytester.makepyfile(test_gate=GATE_TEST)
+    _gate_run(pytester, 0.1, "--energy-save-baseline").assert_outcomes(passed=2)
+    fake_nvml(FakeGpu(name="NVIDIA H100 80GB HBM3", power_w=400.0))
+    other = _gate_run(pytester, 0.3)
+    other.assert_outcomes(passed=2)
+    other.stdout.fnmatch_lines(["*different machine class, not compared: gpus: *A100* != *H100*"])
+
+
+def test_markdown_summary_goes_to_github_step_summary(pytester, fake_nvml, monkeypatch):
+    fake_nvml(FakeGpu())
+    summary = pytester.path / "step_summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    pytester.makepyfile(test_gate=GATE_TEST)
+    _gate_run(pytester, 0.1, "--energy-markdown", "energy.md").assert_outcomes(passed=2)
+    text = summary.read_text()
+    assert text.startswith("earlier step\n")  # appended, not truncated
+    assert "test_work" in text and "nvml-counter" in text
+    assert (pytester.path / "energy.md").read_text() == text[len("earlier step\n"):]
+
+
+def test_xdist_workers_keep_each_others_baselines(pytester, no_nvml):
+    pytest.importorskip("xdist")
+    pytester.makepyfile(**{f"test_m{i}": f"""
+import time
+def test_a{i}(energy):
+    energy(sum, range(1000))
+def test_b{i}(energy):
+    energy(sum, range(1000))
+""" for i in range(3)})
+    result = pytester.runpytest_subprocess("-n", "2", "--energy", "--energy-meter", "estimate",
+                                           "--energy-rounds", "2", "--energy-save-baseline")
+    result.assert_outcomes(passed=6)
+    stored = {}
+    for path in (pytester.path / "baselines").glob("*.json"):
+        stored.update(json.loads(path.read_text())["entries"])
+    assert len(stored) == 6
+    result.stdout.fnmatch_lines(["*test_a0*estimate*"])
