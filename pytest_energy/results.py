@@ -108,6 +108,8 @@ class Metric:
 class TestRecord:
     """Everything one energy benchmark produced. Serialisable, so it can ride on an xdist report."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     nodeid: str  # pytest node id, e.g. "benchmarks/test_infer.py::test_sst2[fp16]"
     name: str  # test name with params, e.g. "test_sst2[fp16]"
     group: str | None = None

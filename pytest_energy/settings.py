@@ -26,6 +26,8 @@ def _parse_tolerance(text: Any) -> float:
 class TestSettings:
     """What one energy benchmark runs with. Frozen: built once per test, then only read."""
 
+    __test__ = False  # not a pytest test class, despite the name
+
     rounds: int = DEFAULT_ROUNDS
     warmup: int = DEFAULT_WARMUP
     tolerance: float = 0.08  # default relative tolerance for every measured metric

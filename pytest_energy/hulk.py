@@ -1,0 +1,79 @@
+"""HULK-style reference normalisation (Zhou et al., "HULK: An Energy Efficiency Benchmark Platform for
+Responsible NLP", Table 3).
+
+Per task, score = reference cost / model cost (time or energy), so the reference model scores 1.00 on every
+task and a model twice as cheap scores 2.00. A model that never reached the task's cut-off has no cost
+("N/A"); it scores nothing for that task, and the overall score is the plain sum of the task scores, as in
+HULK's table (N/A shown with a 0.00 score).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+from .errors import UsageError
+
+__all__ = ["normalise", "format_hulk_table"]
+
+
+def _check_cost(what: str, value: float) -> float:
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value > 0):
+        raise UsageError(f"{what} must be a positive finite number or None (N/A), got {value!r}")
+    return float(value)
+
+
+def normalise(model: dict[str, Optional[float]],
+              reference: dict[str, Optional[float]]) -> tuple[dict[str, Optional[float]], float]:
+    """Per-task scores reference[task] / model[task] and their sum.
+
+    Tasks are the reference's, in its order. A task the model lacks or has as None did not reach the cut-off:
+    its score is None and adds 0 to the overall. The reference must have a positive cost for every task it
+    lists and for every task the model reports (a reference that is N/A cannot normalise anything).
+    """
+    unknown = [t for t in model if t not in reference]
+    if unknown:
+        raise UsageError(f"the reference has no cost for task(s) {', '.join(map(repr, unknown))}: "
+                         "the reference model must reach the cut-off on every task it normalises")
+    scores: dict[str, Optional[float]] = {}
+    for task, ref_cost in reference.items():
+        if ref_cost is None:
+            raise UsageError(f"the reference cost for task {task!r} is N/A: the reference model must reach "
+                             "the cut-off on every task it normalises")
+        ref = _check_cost(f"reference cost for task {task!r}", ref_cost)
+        cost = model.get(task)
+        scores[task] = None if cost is None else ref / _check_cost(f"model cost for task {task!r}", cost)
+    overall = math.fsum(s for s in scores.values() if s is not None)
+    return scores, overall
+
+
+def format_hulk_table(models: dict[str, dict[str, Optional[float]]], reference: str, *,
+                      cost_label: str = "Time", tablefmt: str = "github") -> str:
+    """HULK Table 3 layout: Model | <task> <cost_label> | <task> Score | ... | Overall Score.
+
+    `models` maps a model name to its per-task costs (None = N/A); `reference` names the row every other
+    row is normalised by. `tablefmt` is any tabulate format ("github" for markdown, "plain" for text).
+    N/A costs print as "N/A" with a 0.00 score, as in the paper.
+    """
+    from tabulate import tabulate
+
+    if reference not in models:
+        raise UsageError(f"reference model {reference!r} is not among the models: {', '.join(models)}")
+    ref_costs = models[reference]
+    tasks = list(ref_costs)
+    headers = ["Model"]
+    for task in tasks:
+        headers += [f"{task} {cost_label}", f"{task} Score"]
+    headers.append("Overall Score")
+    rows = []
+    for name, costs in models.items():
+        scores, overall = normalise(costs, ref_costs)
+        row: list[str] = [name]
+        for task in tasks:
+            cost, score = costs.get(task), scores[task]
+            row += ["N/A" if cost is None else f"{cost:,.2f}", "0.00" if score is None else f"{score:.2f}"]
+        row.append(f"{overall:.2f}")
+        rows.append(row)
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True,
+                    colalign=("left",) + ("right",) * (len(headers) - 1))

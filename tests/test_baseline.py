@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import stat
+
+import pytest
+
+from pytest_energy.baseline import (
+    SCHEMA_VERSION, BaselineEntry, BaselineStore, baseline_filename, machine_mismatch,
+)
+from pytest_energy.errors import BaselineError
+from pytest_energy.results import Metric
+
+NODE = "benchmarks/test_inference.py::test_x[a]"
+MACHINE = {"meter": "estimate", "method": "estimate", "gpus": [], "cpu_model": "Xeon", "cpu_count": 2,
+           "python": "3.11.7", "estimate_watts_per_core": 10.0}
+
+
+def entry(nodeid=NODE, energy_j=(10.0, 11.0, 12.0)):
+    return BaselineEntry(
+        nodeid=nodeid, machine=dict(MACHINE), commit={"id": "abc", "dirty": False},
+        datetime="2024-05-01T12:00:00+00:00", method="estimate",
+        metrics={"energy_j": Metric("energy_j", "J", "lower", "measured", list(energy_j), "estimate"),
+                 "steps": Metric("steps", "steps", "lower", "deterministic", [40.0])},
+        extra_info={"batch": 8})
+
+
+@pytest.mark.parametrize("nodeid, name", [
+    ("benchmarks/test_inference.py::test_x[a]", "benchmarks__test_inference.json"),
+    ("benchmarks/test_inference.py::TestA::test_y", "benchmarks__test_inference.json"),
+    ("test_top.py::test_z", "test_top.json"),
+    ("a b/test-é.py::t", "a_b__test-_.json"),
+    ("../up/test_u.py::t", "__up__test_u.json"),
+])
+def test_baseline_filename(nodeid, name):
+    assert baseline_filename(nodeid) == name
+
+
+def test_round_trip_and_stable_format(tmp_path):
+    store = BaselineStore(tmp_path / "baselines")
+    [path] = store.save([entry()])
+    assert path == tmp_path / "baselines" / "benchmarks__test_inference.json"
+    text = path.read_text()
+    doc = json.loads(text)
+    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert text == json.dumps(doc, sort_keys=True, indent=2) + "\n"
+    assert store.load(NODE) == entry()
+    assert store.load("benchmarks/test_inference.py::test_x[b]") is None
+    assert store.load("other/test_none.py::t") is None
+    store.save([entry()])
+    assert path.read_text() == text  # re-saving the same data is a byte-for-byte no-op
+
+
+def test_save_merges_and_keeps_other_entries(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.save([entry(NODE), entry("benchmarks/test_train.py::test_t")])
+    store.save([entry("benchmarks/test_inference.py::test_x[b]", energy_j=(1.0, 2.0))])
+    store.save([entry(NODE, energy_j=(5.0, 6.0))])
+    everything = store.load_all()
+    assert set(everything) == {NODE, "benchmarks/test_inference.py::test_x[b]", "benchmarks/test_train.py::test_t"}
+    assert everything[NODE].metrics["energy_j"].samples == [5.0, 6.0]
+    assert sorted(p.name for p in tmp_path.glob("*.json")) == ["benchmarks__test_inference.json",
+                                                                 "benchmarks__test_train.json"]
+
+
+def test_new_files_follow_the_umask_not_0600(tmp_path):
+    old = os.umask(0o022)
+    try:
+        [path] = BaselineStore(tmp_path).save([entry()])
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+def test_load_all_without_directory_is_empty(tmp_path):
+    assert BaselineStore(tmp_path / "missing").load_all() == {}
+
+
+def _valid_text():
+    return json.dumps({"schema_version": 1, "entries": {NODE: entry().to_dict()}}, sort_keys=True, indent=2) + "\n"
+
+
+def _mutate(change):
+    doc = json.loads(_valid_text())
+    change(doc)
+    return json.dumps(doc)
+
+
+DAMAGED = {
+    "truncated": _valid_text()[: len(_valid_text()) // 2],
+    "empty": "",
+    "not json": "this is not json\n",
+    "NaN constant": _valid_text().replace("10.0", "NaN", 1),
+    "top-level list": "[]",
+    "no schema": json.dumps({"entries": {}}),
+    "future schema": _mutate(lambda d: d.update(schema_version=2)),
+    "entries list": _mutate(lambda d: d.update(entries=[])),
+    "samples string": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(samples="1,2")),
+    "samples bool": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(samples=[True])),
+    "samples empty": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(samples=[])),
+    "bad better": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(better="less")),
+    "no unit": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].pop("unit")),
+    "metric renamed": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(name="x")),
+    "machine missing": _mutate(lambda d: d["entries"][NODE].pop("machine")),
+    "entry in the wrong file": _mutate(lambda d: d["entries"].update({"other.py::t": d["entries"][NODE]})),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED))
+def test_damaged_file_is_reported_and_never_touched(tmp_path, damage):
+    store = BaselineStore(tmp_path)
+    path = store.path_for(NODE)
+    path.write_text(DAMAGED[damage])
+    before = path.read_bytes()
+    with pytest.raises(BaselineError) as exc:
+        store.load(NODE)
+    assert str(path) in str(exc.value)
+    with pytest.raises(BaselineError, match="--energy-save-baseline"):
+        store.save([entry("benchmarks/test_inference.py::test_x[new]")])
+    with pytest.raises(BaselineError):
+        store.load_all()
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_truncated_file_error_says_so(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.path_for(NODE).write_text(DAMAGED["truncated"])
+    with pytest.raises(BaselineError, match=r"benchmarks__test_inference\.json: not valid JSON \(truncated\?\)"):
+        store.load(NODE)
+
+
+def test_a_damaged_file_stops_a_multi_file_save_before_any_write(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.path_for("z/test_z.py::t").write_text("{")
+    with pytest.raises(BaselineError):
+        store.save([entry("a/test_a.py::t"), entry("z/test_z.py::t")])
+    assert not store.path_for("a/test_a.py::t").exists()
+
+
+def test_unsavable_samples_are_refused(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.save([entry()])
+    before = store.path_for(NODE).read_bytes()
+    with pytest.raises(BaselineError, match=r"test_x\[a\].*energy_j.*finite"):
+        store.save([entry(energy_j=(1.0, math.nan))])
+    assert store.path_for(NODE).read_bytes() == before
+
+
+def _save_many(directory, worker, count):
+    store = BaselineStore(directory)
+    for i in range(count):
+        store.save([entry(f"benchmarks/test_inference.py::test_x[w{worker}-{i}]")])
+
+
+def test_concurrent_saves_from_several_processes_all_land(tmp_path):
+    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
+    workers, per_worker = 6, 8
+    procs = [ctx.Process(target=_save_many, args=(str(tmp_path), w, per_worker)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    loaded = BaselineStore(tmp_path).load_all()
+    assert len(loaded) == workers * per_worker
+
+
+# --- machine matching ---------------------------------------------------------------------------------------
+
+def test_machine_mismatch_lines():
+    base = {"method": "nvml-counter", "gpus": ["A100"], "cpu_model": "EPYC", "torch": "2.2"}
+    now = {"method": "nvml-counter", "gpus": ["H100"], "cpu_model": "EPYC", "torch": "2.3"}
+    assert machine_mismatch(base, now) == ["gpus: ['A100'] (baseline) != ['H100'] (now)"]
+    now2 = dict(base, method="estimate", estimate_watts_per_core=12.0)
+    assert machine_mismatch(base, now2) == ["method: 'nvml-counter' (baseline) != 'estimate' (now)",
+                                            "estimate_watts_per_core: None (baseline) != 12.0 (now)"]
+
+
+def test_volatile_fields_never_mismatch():
+    base = dict(MACHINE, gpu_driver="535", gpu_power_limit_w=[300], python="3.10", torch="2.2", platform="x",
+                cpu_count=2, clock_mhz=2400, temperature_c=40)
+    now = dict(MACHINE, gpu_driver="550", gpu_power_limit_w=[250], python="3.12", torch="2.4", platform="y",
+               cpu_count=64, clock_mhz=3100, temperature_c=80)
+    assert machine_mismatch(base, now) == []
+
+
+def test_missing_none_and_empty_mean_the_same_and_gpu_order_does_not_matter():
+    assert machine_mismatch({"gpus": None, "method": "rapl"}, {"gpus": [], "method": "rapl"}) == []
+    assert machine_mismatch({"method": "rapl"}, {"method": "rapl", "gpus": [], "cpu_model": None}) == []
+    assert machine_mismatch({"gpus": ["A", "B"]}, {"gpus": ["B", "A"]}) == []
+    assert machine_mismatch({"gpus": ["A", "A"]}, {"gpus": ["A"]}) != []
