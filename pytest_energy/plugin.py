@@ -235,7 +235,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     # Data rides on the report (JSON-serialisable) so the xdist controller gets it too.
     report.energy_record = record.to_dict()
     report.energy_outcome = vars(outcome) if outcome else None  # None: the test body failed
-    report.energy_settings = {"rounds": item.stash[SETTINGS].rounds, "warmup": item.stash[SETTINGS].warmup}
+    settings = item.stash[SETTINGS]
+    report.energy_settings = {"rounds": settings.rounds, "warmup": settings.warmup,
+                              "reference": settings.reference}
     for name, metric in record.metrics.items():
         if metric.samples:
             item.user_properties.append((f"energy:{name}[{metric.unit}]",

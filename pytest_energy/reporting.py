@@ -10,6 +10,7 @@ import os
 from typing import Any
 
 from .report.summary import energy_table, mean_sd, primary_series
+from .errors import UsageError
 from .session import EnergySession
 
 
@@ -97,6 +98,54 @@ def comparison_lines(session: EnergySession) -> list[str]:
     return lines
 
 
+# Which cost HULK normalises, per protocol: (time metric, energy metric). Fine-tuning costs are
+# training-only time/energy to the cut-off; inference costs are per example (HULK's Table 4).
+_HULK_COSTS = {"finetune": ("finetune.duration_s", "finetune.energy_j"),
+               "inference": ("inference.ms_per_example", "inference.j_per_example")}
+
+
+def _hulk_cost(record, metric: str) -> float | None:
+    m = record.metrics.get(metric)
+    return mean_sd(m.samples)[0] if m is not None and m.samples else None  # None: cut-off not reached
+
+
+def hulk_tables(session: EnergySession, tablefmt: str = "simple") -> str:
+    """HULK Table 3/4: per task, reference cost / model cost, summed over tasks. "" when no test names a
+    reference. Models are `extra_info["model"]` (else the test name), tasks the marker's `group`."""
+    from .hulk import format_hulk_table
+
+    by_id = {r.nodeid: r for r in session.records}
+    blocks = []
+    for protocol, (time_metric, energy_metric) in _HULK_COSTS.items():
+        pairs = []
+        for record in session.records:
+            ref_id = session.settings_by_test.get(record.nodeid, {}).get("reference")
+            if ref_id and any(p.get("protocol") == protocol for p in record.protocols):
+                pairs.append((record, by_id.get(ref_id), ref_id))
+        if not pairs:
+            continue
+        missing = sorted({ref_id for _, ref, ref_id in pairs if ref is None})
+        if missing:
+            blocks.append(f"HULK {protocol}: reference test(s) not run in this session: {', '.join(missing)}")
+            continue
+        for label, metric in (("Time", time_metric), ("Energy", energy_metric)):
+            models: dict[str, dict[str, float | None]] = {}
+            ref_name = None
+            for record, ref, _ in pairs:
+                for r in (ref, record):
+                    task = r.group or r.extra_info.get("task") or "task"
+                    models.setdefault(str(r.extra_info.get("model", r.name)), {})[task] = _hulk_cost(r, metric)
+                ref_name = str(ref.extra_info.get("model", ref.name))
+            unit = next((r.metrics[metric].unit for r, _, _ in pairs if metric in r.metrics), "")
+            try:
+                table = format_hulk_table(models, ref_name, cost_label=f"{label} ({unit})", tablefmt=tablefmt)
+            except UsageError as exc:
+                table = f"cannot normalise: {exc}"
+            blocks.append(f"HULK {protocol} score = {ref_name} {label.lower()} / model {label.lower()} "
+                          f"(N/A: cut-off not reached)\n{table}")
+    return "\n\n".join(blocks)
+
+
 def terminal_lines(session: EnergySession) -> list[str]:
     lines = session.header().splitlines()
     table = energy_table(session.records)
@@ -106,6 +155,9 @@ def terminal_lines(session: EnergySession) -> list[str]:
         lines.append("no energy benchmark produced results")
     lines += protocol_lines(session)
     lines += comparison_lines(session)
+    hulk = hulk_tables(session)
+    if hulk:
+        lines += [""] + hulk.splitlines()
     feet = [f for f in (footprint_of(session, r.nodeid) for r in session.records) if f]
     if feet:
         kwh = sum(f["energy_kwh"] for f in feet)
@@ -152,13 +204,19 @@ def finish_session(session: EnergySession, config: Any) -> None:
                           "verdicts": session.outcomes[r.nodeid].verdicts if r.nodeid in session.outcomes else None,
                           "footprint": footprint_of(session, r.nodeid)}
                for r in session.records}
-    if opts.json_path:
+    if opts.json_path or opts.html_path:
         from .report.json_report import build_report, write_json_atomic
 
         data = build_report(session.records, machine_info=machine_info(session.meter), commit_info=commit,
                             datetime_iso=when, session=session.session_info(), entries=entries)
-        write_json_atomic(opts.json_path, data)
-        session.written.append(opts.json_path)
+        if opts.json_path:
+            write_json_atomic(opts.json_path, data)
+            session.written.append(opts.json_path)
+        if opts.html_path:
+            from .report.html import write_html_report
+
+            write_html_report(opts.html_path, data, about={"meter": session.header().replace("\n", " ")})
+            session.written.append(opts.html_path)
     # $GITHUB_STEP_SUMMARY is shared by every step of the job: append to it, never truncate it.
     markdown_targets = [(opts.markdown_path, "w"), (os.environ.get("GITHUB_STEP_SUMMARY"), "a")]
     if any(path for path, _ in markdown_targets):
@@ -168,8 +226,3 @@ def finish_session(session: EnergySession, config: Any) -> None:
                 with open(path, mode, encoding="utf-8") as f:
                     f.write(text)
                 session.written.append(path)
-    if opts.html_path:
-        from .report.html import write_html_report
-
-        write_html_report(opts.html_path, session)
-        session.written.append(opts.html_path)

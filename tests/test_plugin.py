@@ -291,3 +291,47 @@ def test_b{i}(energy):
         stored.update(json.loads(path.read_text())["entries"])
     assert len(stored) == 6
     result.stdout.fnmatch_lines(["*test_a0*estimate*"])
+
+
+def test_hulk_reference_normalisation_table(pytester, fake_nvml):
+    fake_nvml(FakeGpu(power_w=100.0))
+    pytester.makepyfile(test_hulk="""
+import time
+import pytest
+
+def _run(energy, step_s, reach_at):
+    energy.extra_info["model"] = f"model-{step_s}"
+    state = {"step": 0}
+    def train_step(step):
+        state["step"] = step
+        time.sleep(step_s)
+    def evaluate():
+        return 1.0 if state["step"] >= reach_at else 0.0
+    return energy.finetune_to_cutoff(train_step, evaluate, cutoff=0.5, eval_every=2, max_steps=4)
+
+@pytest.mark.energy(group="sst2")
+def test_large_sst2(energy):
+    assert _run(energy, 0.1, 2).reached
+
+@pytest.mark.energy(group="mnli")
+def test_large_mnli(energy):
+    assert _run(energy, 0.1, 3).reached
+
+@pytest.mark.energy(group="sst2", reference="test_hulk.py::test_large_sst2")
+def test_small_sst2(energy):
+    assert _run(energy, 0.05, 2).reached
+
+@pytest.mark.energy(group="mnli", reference="test_hulk.py::test_large_mnli")
+def test_small_mnli(energy):
+    assert not _run(energy, 0.05, 99).reached
+""")
+    result = pytester.runpytest("--energy")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["HULK finetune score = model-0.1 time / model time*",
+                                 "*Model*sst2 Time (s)*sst2 Score*mnli Time (s)*mnli Score*Overall Score*"])
+    large = next(x for x in result.outlines if x.startswith("model-0.1 "))
+    small = next(x for x in result.outlines if x.startswith("model-0.05 "))
+    assert large.split()[2] == "1.00" and large.split()[4] == "1.00" and large.split()[-1] == "2.00"
+    # Half the reference's training time on SST-2 scores 2; never reaching MNLI scores N/A, 0.
+    assert float(small.split()[2]) == pytest.approx(2.0, abs=0.1) and small.split()[3:5] == ["N/A", "0.00"]
+    assert small.split()[-1] == small.split()[2]

@@ -29,6 +29,8 @@ def series_of(record: TestRecord) -> list[Series]:
         if not name.endswith("duration_s"):
             continue
         prefix = name[: -len("duration_s")]
+        if prefix and not prefix.endswith("."):
+            continue  # e.g. "finetune.eval_duration_s" is a detail of the "finetune." series
         energy = record.metrics.get(prefix + "energy_j")
         if energy is not None:
             out.append(Series(prefix.rstrip("."), metric, energy))
