@@ -22,30 +22,32 @@ def open_meter(choice: str = "auto", *, cpu_watts_per_core: float | None = None,
     if choice not in METER_CHOICES:
         raise UsageError(f"unknown energy meter {choice!r}; choose one of {', '.join(METER_CHOICES)}")
     reasons: list[str] = []
-    if choice in ("auto", "nvml"):
-        from .nvml import DEFAULT_POLL_INTERVAL_S, NvmlMeter
-
+    for name, make in (("nvml", _nvml), ("rapl", _rapl)):
+        if choice not in ("auto", name):
+            continue
         try:
-            meter: Meter = NvmlMeter(poll_interval_s or DEFAULT_POLL_INTERVAL_S)
-            meter.fallback_reasons = tuple(reasons)
-            return meter
+            meter = make(poll_interval_s=poll_interval_s, powercap_root=powercap_root)
         except MeterUnavailable as exc:
-            if choice == "nvml":
+            if choice == name:
                 raise
             reasons.append(str(exc))
-    if choice in ("auto", "rapl"):
-        from .rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
-
-        try:
-            meter = RaplMeter(powercap_root or DEFAULT_POWERCAP_ROOT)
+        else:
             meter.fallback_reasons = tuple(reasons)
             return meter
-        except MeterUnavailable as exc:
-            if choice == "rapl":
-                raise
-            reasons.append(str(exc))
     from .estimate import DEFAULT_WATTS_PER_CORE, EstimateMeter
 
     meter = EstimateMeter(cpu_watts_per_core or DEFAULT_WATTS_PER_CORE)
     meter.fallback_reasons = tuple(reasons)
     return meter
+
+
+def _nvml(poll_interval_s: float | None, **_: object) -> Meter:
+    from .nvml import DEFAULT_POLL_INTERVAL_S, NvmlMeter
+
+    return NvmlMeter(poll_interval_s or DEFAULT_POLL_INTERVAL_S)
+
+
+def _rapl(powercap_root: str | None, **_: object) -> Meter:
+    from .rapl import DEFAULT_POWERCAP_ROOT, RaplMeter
+
+    return RaplMeter(powercap_root or DEFAULT_POWERCAP_ROOT)
