@@ -1,0 +1,330 @@
+"""A self-contained HTML report: one file, inline CSS, PNGs as data URIs, no scripts, no network.
+
+Built by pure functions from plain dicts, so it can be produced from a saved JSON report as well as
+at the end of a session. Every piece of text from results is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..pareto import pareto_mask
+from ..sweeps import SWEEP_POINT_KEY
+from .plots import AXIS_TITLES, PlotsUnavailable, plot_finetune_curves, plot_frontier
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1200px; color: #222; padding: 0 1em; }
+h1 { font-size: 1.6em; margin-bottom: 0.2em; }
+h2 { font-size: 1.25em; border-bottom: 2px solid #ddd; padding-bottom: 0.2em; margin-top: 1.8em; }
+h3 { font-size: 1.05em; margin-top: 1.4em; }
+p.note { color: #555; font-size: 0.9em; }
+table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.88em; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: left; vertical-align: top; }
+th { background: #f1f3f5; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+tr.front td { background: #e8f1fb; }
+tr.skipped td { color: #888; font-style: italic; }
+.method-estimate { color: #9a6700; font-weight: 600; }
+.verdict { font-weight: 700; }
+.verdict-pass, .verdict-ok, .verdict-improved { color: #1a7f37; }
+.verdict-fail, .verdict-regression, .verdict-regressed { color: #cf222e; }
+.verdict-inconclusive, .verdict-new, .verdict-missing { color: #9a6700; }
+figure { display: inline-block; margin: 0.5em 1em 1em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: 0.85em; color: #555; }
+summary { cursor: pointer; color: #0969da; margin: 0.4em 0; }
+"""
+
+_MISSING = "\u2014"  # em dash for values that do not exist
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(x: Any, digits: int = 4) -> str:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return _MISSING
+    if x == 0:
+        return "0"
+    if isinstance(x, int):
+        return str(x)
+    return f"{x:.{digits}g}"
+
+
+def _mean_sd(stats: Any) -> str:
+    """"mean ± sd" from a pytest-benchmark stats dict."""
+    if not isinstance(stats, Mapping):
+        return _MISSING
+    mean, sd = stats.get("mean"), stats.get("stddev")
+    if _num(mean) == _MISSING:
+        return _MISSING
+    return f"{_num(mean)} \u00b1 {_num(sd)}" if _num(sd) != _MISSING else _num(mean)
+
+
+def _method(method: Any) -> str:
+    text = _e(method if method else "unknown")
+    cls = ' class="method-estimate"' if "estimate" in str(method) else ""
+    return f"<span{cls}>{text}</span>"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] = ()) -> str:
+    """Headers are escaped here; cells are pre-rendered HTML (callers escape their text)."""
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        cls = row_classes[i] if i < len(row_classes) and row_classes[i] else ""
+        attr = f' class="{cls}"' if cls else ""
+        body.append(f"<tr{attr}>" + "".join(row) + "</tr>")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _td(text: str, num: bool = False) -> str:
+    return f'<td class="num">{text}</td>' if num else f"<td>{text}</td>"
+
+
+def _img(png: bytes, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _energy_block(bench: Mapping[str, Any]) -> Mapping[str, Any]:
+    energy = bench.get("energy")
+    return energy if isinstance(energy, Mapping) else {}
+
+
+def _bench_field(bench: Mapping[str, Any], key: str) -> Any:
+    """A field of the benchmark's energy block (stats, metrics, protocols, comparison, ...)."""
+    return _energy_block(bench).get(key)
+
+
+def _benchmarks_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
+    rows = []
+    protocol_only = 0
+    for b in benchmarks:
+        stats = b.get("stats") or {}
+        block = _energy_block(b)
+        if not stats and not block.get("stats"):
+            protocol_only += 1  # e.g. inference-only benchmarks: their figures are in the metrics table
+            continue
+        energy, method = block.get("stats"), block.get("method")
+        rows.append([
+            f'<td title="{_e(b.get("fullname", ""))}">{_e(b.get("name", b.get("fullname", "?")))}</td>',
+            _td(_e(b.get("group") or ""), False),
+            _td(_num(stats.get("rounds")), True),
+            _td(_mean_sd(stats), True),
+            _td(_mean_sd(energy), True),
+            _td(_num(block.get("power_w")), True),
+            _td(_method(method)),
+        ])
+    note = (f'<p class="note">{protocol_only} benchmark(s) ran only protocols (no rounds); their figures are '
+            "under Metrics.</p>" if protocol_only else "")
+    table = _table(["test", "group", "rounds", "time (s, mean \u00b1 sd)", "energy (J, mean \u00b1 sd)",
+                    "power (W)", "energy method"], rows) if rows else ""
+    return "<h2>Benchmarks</h2>" + table + note
+
+
+def _metrics_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
+    """Protocol metrics (inference.*, finetune.*), one row per benchmark and metric."""
+    rows = []
+    for b in benchmarks:
+        metrics = _bench_field(b, "metrics") or {}
+        for name, m in metrics.items():
+            if not isinstance(m, Mapping):
+                continue
+            samples = [s for s in m.get("samples", []) if isinstance(s, (int, float))]
+            mean = sum(samples) / len(samples) if samples else None
+            rows.append([_td(_e(b.get("name", "?"))), _td(_e(name)), _td(_num(mean), True),
+                         _td(_e(m.get("unit", ""))), _td(_num(len(samples)), True),
+                         _td(_e(m.get("kind", ""))), _td(_method(m.get("method")) if m.get("method") else "")])
+    if not rows:
+        return ""
+    # Collapsed by default (plain HTML, no script): every protocol adds a dozen rows per test.
+    return (f"<h2>Metrics</h2><details><summary>{len(rows)} metrics of {len(benchmarks)} benchmark(s)</summary>"
+            + _table(["test", "metric", "mean", "unit", "samples", "kind", "method"], rows) + "</details>")
+
+
+def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """Baseline comparison verdicts; columns are whatever keys the verdict dicts carry."""
+    headers: list[str] = []
+    for v in verdicts:
+        headers += [k for k in v if k not in headers]
+    rows = []
+    for v in verdicts:
+        row = []
+        for h in headers:
+            value = v.get(h)
+            if h in ("verdict", "status", "outcome") and value is not None:
+                slug = "".join(c for c in str(value).lower() if c.isalnum())
+                row.append(f'<td class="verdict verdict-{slug}">{_e(value)}</td>')
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                row.append(_td(_num(value), True))
+            else:
+                row.append(_td(_MISSING if value is None else _e(value)))
+        rows.append(row)
+    return "<h2>Baseline verdicts</h2>" + _table(headers, rows)
+
+
+def _is_measured(p: Mapping[str, Any]) -> bool:
+    return (not p.get("skipped_reason") and _num(p.get("j_per_example")) != _MISSING
+            and _num(p.get("accuracy")) != _MISSING)
+
+
+def _sweeps_section(points: Sequence[Mapping[str, Any]], plots: bool) -> str:
+    axes: dict[str, list[Mapping[str, Any]]] = {}
+    for p in points:
+        axes.setdefault(str(p.get("axis", "?")), []).append(p)
+    parts = ["<h2>Sweeps: energy-accuracy trade-offs</h2>",
+             '<p class="note">Highlighted rows are on the energy-accuracy Pareto frontier of their axis '
+             "(no other point is both cheaper per example and at least as accurate).</p>"]
+    for axis, members in axes.items():
+        measured = [p for p in members if _is_measured(p)]
+        on_front = dict(zip(map(id, measured),
+                            pareto_mask(measured, ("j_per_example",), ("accuracy",)) if measured else []))
+        rows, classes = [], []
+        for p in members:
+            mem, tokens, n = p.get("peak_memory_bytes"), p.get("tokens"), p.get("n_examples")
+            rows.append([
+                _td(_e(p.get("value"))),
+                _td(_num(p.get("accuracy")), True),
+                _td(_num(p.get("j_per_example")), True),
+                _td(_num(p.get("j_per_correct")), True),
+                _td(_num(p.get("ms_per_example")), True),
+                _td(_num(mem / 2**20 if isinstance(mem, (int, float)) else None), True),
+                _td(_num(p.get("n_examples")), True),
+                _td(_num(tokens / n if isinstance(tokens, int) and isinstance(n, int) and n else None), True),
+                _td(_method(p.get("method"))),
+                _td("yes" if on_front.get(id(p)) else ""),
+                _td(_e(p.get("skipped_reason") or "")),
+            ])
+            classes.append("skipped" if p.get("skipped_reason") else ("front" if on_front.get(id(p)) else ""))
+        parts.append(f"<h3>{_e(AXIS_TITLES.get(axis, axis))}</h3>")
+        parts.append(_table(["value", "accuracy", "J/example", "J/correct", "ms/example", "peak memory (MiB)",
+                             "examples", "tokens/example", "energy method", "frontier", "skipped because"],
+                            rows, classes))
+        if plots and measured:
+            try:
+                parts.append(_img(plot_frontier(measured, axis=axis), f"Energy-accuracy frontier: {axis}"))
+            except PlotsUnavailable as exc:
+                parts.append(f'<p class="note">{_e(exc)}</p>')
+                plots = False
+    return "".join(parts)
+
+
+def _finetune_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> str:
+    parts = []
+    for b in benchmarks:
+        for proto in _bench_field(b, "protocols") or []:
+            curve = proto.get("curve") if isinstance(proto, Mapping) else None
+            if not curve:
+                continue
+            name = str(b.get("name", "?"))
+            parts.append(f"<h3>{_e(name)}</h3>")
+            summary = {k: v for k, v in proto.items() if not isinstance(v, (list, dict))}
+            parts.append(_table(["field", "value"], [
+                [_td(_e(k)), _td(_num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _e(v))]
+                for k, v in summary.items()]))
+            if plots:
+                try:
+                    png = plot_finetune_curves(curve, cutoff=proto.get("cutoff"), method=proto.get("method"),
+                                               higher_is_better=proto.get("higher_is_better", True),
+                                               title=f"Fine-tuning curve: {name}")
+                    parts.append(_img(png, f"Fine-tuning curve: {name}"))
+                except PlotsUnavailable as exc:
+                    parts.append(f'<p class="note">{_e(exc)}</p>')
+                    plots = False
+    return "<h2>Fine-tuning curves</h2>" + "".join(parts) if parts else ""
+
+
+def _kv_section(title: str, info: Mapping[str, Any]) -> str:
+    rows = [[_td(_e(k)), _td(_e(v))] for k, v in info.items() if not isinstance(v, (dict, list))]
+    return f"<h2>{_e(title)}</h2>" + _table(["field", "value"], rows) if rows else ""
+
+
+def sweep_points_from_report(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Sweep points that benchmarks stored in `extra_info["sweep_point"]` (see pytest_energy.sweeps)."""
+    out = []
+    for b in report.get("benchmarks") or []:
+        point = (b.get("extra_info") or {}).get(SWEEP_POINT_KEY)
+        if isinstance(point, Mapping):
+            out.append(point)
+    return out
+
+
+def verdicts_from_report(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Baseline verdict rows from each benchmark's `energy.comparison`, with the test name first."""
+    out = []
+    for b in report.get("benchmarks") or []:
+        for v in _bench_field(b, "comparison") or []:
+            if isinstance(v, Mapping):
+                out.append({"test": b.get("name", "?"), **v})
+    return out
+
+
+def render_html_report(report: Mapping[str, Any] | None = None, *,
+                       sweep_points: Sequence[Mapping[str, Any]] | None = None,
+                       verdicts: Sequence[Mapping[str, Any]] | None = None,
+                       images: Mapping[str, bytes] | None = None, about: Mapping[str, Any] | None = None,
+                       title: str = "pytest-energy report", plots: bool = True) -> str:
+    """The whole report as one HTML string.
+
+    - `report`: the --energy-json dict (pytest-benchmark layout): `benchmarks[]` with `name`,
+      `fullname`, `group`, `stats{mean, stddev, rounds, ...}` in seconds, an `energy` block
+      (`method`, `stats{mean, stddev, ...}` in J, `power_w`, `metrics{name: Metric dict}`,
+      `protocols[]`, `comparison[]`) and `extra_info`; `machine_info`, `commit_info` and the
+      session's `energy` block become small tables. Fine-tuning curves are drawn from protocols
+      carrying a `curve`.
+    - `sweep_points`: SweepPoint dicts; by default those the benchmarks stored in
+      `extra_info["sweep_point"]`.
+    - `verdicts`: baseline comparison rows (any keys; a `verdict`/`status` column is coloured); by
+      default every benchmark's `energy.comparison`.
+    - `images`: extra PNGs, {caption: bytes}.
+    - `about`: facts about the run shown first (model, task, examples per point, ...).
+    - `plots=False` leaves figures out (they are also left out, with a note, without matplotlib).
+    """
+    report = report or {}
+    benchmarks = list(report.get("benchmarks") or [])
+    sweep_points = list(sweep_points_from_report(report) if sweep_points is None else sweep_points)
+    verdicts = list(verdicts_from_report(report) if verdicts is None else verdicts)
+    body = [f"<h1>{_e(title)}</h1>"]
+    when = report.get("datetime")
+    if when:
+        body.append(f'<p class="note">Generated {_e(when)}</p>')
+    methods = {str(_energy_block(b).get("method")) for b in benchmarks} | {str(p.get("method")) for p in sweep_points}
+    if any("estimate" in m for m in methods):
+        body.append('<p class="note"><span class="method-estimate">estimate</span>: energy modelled as process '
+                    "CPU time \u00d7 watts per core because no energy counter was readable; not a measurement.</p>")
+    if about:
+        body.append(_kv_section("About this run", about))
+    if verdicts:
+        body.append(_verdicts_section(verdicts))
+    if benchmarks:
+        body.append(_benchmarks_section(benchmarks))
+        body.append(_metrics_section(benchmarks))
+    if sweep_points:
+        body.append(_sweeps_section(sweep_points, plots))
+    if benchmarks:
+        body.append(_finetune_section(benchmarks, plots))
+    if images:
+        body.append("<h2>Figures</h2>" + "".join(_img(png, cap) for cap, png in images.items()))
+    for key, heading in (("energy", "Energy session"), ("machine_info", "Machine"), ("commit_info", "Commit")):
+        if isinstance(report.get(key), Mapping):
+            body.append(_kv_section(heading, report[key]))
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
+            f"<body>{''.join(body)}</body></html>\n")
+
+
+def write_html_report(path: str | Path, report: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+    """Render with `render_html_report(report, **kwargs)` and write UTF-8 to `path`; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_html_report(report, **kwargs), encoding="utf-8")
+    return path

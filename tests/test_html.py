@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from pytest_energy.report.html import render_html_report, write_html_report
+
+EVIL = '<script>alert("x")</script>&'
+
+
+def json_report():
+    """The --energy-json layout (pytest_energy.report.json_report.build_report)."""
+    curve = [{"step": s, "train_duration_s": s + 1.0, "train_energy_j": 10.0 * (s + 1), "wall_s": s + 2.0,
+              "wall_energy_j": 12.0 * (s + 1), "score": 0.6 + s / 20} for s in range(6)]
+    return {
+        "datetime": "2025-01-01T00:00:00",
+        "machine_info": {"node": EVIL, "cpu": "x86_64", "nested": {"skip": 1}},
+        "commit_info": {"id": "abc123", "dirty": False},
+        "energy": {"meter": "estimate", "devices": []},
+        "benchmarks": [
+            {"name": f"test_a[{EVIL}]", "fullname": "benchmarks/test_a.py::test_a", "group": None,
+             "stats": {"mean": 0.5, "stddev": 0.01, "rounds": 5},
+             "energy": {"unit": "J", "method": "estimate", "stats": {"mean": 5.0, "stddev": 0.2}, "power_w": 10.0,
+                        "metrics": {"inference.j_per_example": {
+                            "name": "inference.j_per_example", "unit": "J/example", "kind": "measured",
+                            "samples": [0.1, 0.3], "method": "estimate"}},
+                        "protocols": [],
+                        "comparison": [{"metric": "energy_j", "change_pct": 12.0, "verdict": "REGRESSION"},
+                                       {"metric": EVIL, "change_pct": None, "verdict": "INCONCLUSIVE"}]},
+             "extra_info": {"sweep_point": sweep_points()[0]}},
+            {"name": "test_ft", "fullname": "benchmarks/test_ft.py::test_ft", "stats": None,
+             "energy": {"method": "rapl", "stats": None, "power_w": None,
+                        "protocols": [{"protocol": "finetune", "cutoff": 0.8, "method": "rapl", "reached": True,
+                                       "higher_is_better": True, "curve": curve}]},
+             "extra_info": {}},
+        ],
+    }
+
+
+def sweep_points():
+    return [
+        {"axis": "max_length", "value": 16, "accuracy": 0.7, "j_per_example": 0.01, "j_per_correct": 0.014,
+         "ms_per_example": 2.0, "peak_memory_bytes": 300 * 2**20, "method": "estimate", "n_examples": 200,
+         "skipped_reason": None},
+        {"axis": "max_length", "value": 128, "accuracy": 0.9, "j_per_example": 0.05, "j_per_correct": 0.055,
+         "ms_per_example": 9.0, "peak_memory_bytes": 310 * 2**20, "method": "estimate", "n_examples": 200,
+         "skipped_reason": None},
+        {"axis": "precision", "value": "fp16", "accuracy": None, "j_per_example": float("nan"),
+         "j_per_correct": None, "ms_per_example": float("nan"), "peak_memory_bytes": None, "method": "none",
+         "n_examples": 0, "skipped_reason": f"fp16 fails: {EVIL}"},
+    ]
+
+
+@pytest.fixture(scope="module")
+def page():
+    pytest.importorskip("matplotlib")
+    return render_html_report(json_report(), sweep_points=sweep_points(), about={"model": EVIL},
+                              images={"extra figure": b"\x89PNG\r\n\x1a\nfake"}, title=f"Report {EVIL}")
+
+
+def test_self_contained_no_external_references(page):
+    assert page.startswith("<!DOCTYPE html>")
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page, re.I)
+    assert "<script" not in page.lower()
+    assert "<link" not in page.lower()
+    assert "@import" not in page and "url(" not in page
+
+
+def test_all_text_escaped(page):
+    assert EVIL not in page
+    assert html_escaped(EVIL) in page
+
+
+def html_escaped(text):
+    import html
+
+    return html.escape(text, quote=True)
+
+
+def test_images_embedded_as_valid_png_data_uris(page):
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    # frontier for max_length (precision has no measured point), fine-tuning curve, extra image
+    assert len(uris) == 3
+    for uri in uris:
+        assert base64.b64decode(uri)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_show_figures_methods_and_verdicts(page):
+    assert "0.5 \u00b1 0.01" in page  # time
+    assert "5 \u00b1 0.2" in page  # energy
+    assert ">10<" in page  # power = 5 J / 0.5 s
+    assert "rapl" in page and "estimate" in page
+    assert 'class="verdict verdict-regression"' in page and "verdict-inconclusive" in page
+    assert "inference.j_per_example" in page and ">0.2<" in page  # metric mean
+    assert 'class="front"' in page and 'class="skipped"' in page
+    assert "Fine-tuning curves" in page
+    assert "1 benchmark(s) ran only protocols" in page  # test_ft has no rounds
+    assert "<details>" in page
+    assert "About this run" in page
+
+
+def test_defaults_come_from_the_json_report():
+    page = render_html_report(json_report(), plots=False)
+    assert "Baseline verdicts" in page and "verdict-regression" in page  # from energy.comparison
+    assert "max sequence length" in page and "verdict-inconclusive" in page  # sweep point from extra_info
+    assert "Energy session" in page
+
+
+def test_without_plots_and_without_inputs(tmp_path):
+    bare = render_html_report()
+    assert "<table" not in bare and "<img" not in bare
+    no_plots = render_html_report(json_report(), sweep_points=sweep_points(), plots=False)
+    assert "<img" not in no_plots and "Benchmarks" in no_plots
+    path = write_html_report(tmp_path / "out" / "r.html", json_report(), sweep_points=sweep_points(), plots=False)
+    assert path.read_text(encoding="utf-8") == no_plots
