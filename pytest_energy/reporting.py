@@ -55,7 +55,7 @@ def protocol_lines(session: EnergySession) -> list[str]:
                     p.get("tokens") if p.get("tokens") is not None else "N/A", p.get("method")])
             elif p.get("protocol") == "inference":
                 inference_rows.append([
-                    record.name, p.get("n_examples"), p.get("batch_size"), _fmt(p.get("j_per_example"), "J"),
+                    record.name, p.get("examples"), p.get("batch_size"), _fmt(p.get("j_per_example"), "J"),
                     _fmt(p.get("ms_per_example_mean"), "ms"), _fmt(p.get("ms_per_example_p50"), "ms"),
                     _fmt(p.get("ms_per_example_p99"), "ms"), _fmt(p.get("examples_per_s"), "/s"),
                     _fmt(p.get("accuracy")), _fmt(p.get("j_per_correct"), "J"), p.get("method")])

@@ -295,7 +295,7 @@ def test_b{i}(energy):
 
 def test_hulk_reference_normalisation_table(pytester, fake_nvml):
     fake_nvml(FakeGpu(power_w=100.0))
-    pytester.makepyfile(test_hulk="""
+    pytester.makepyfile(test_hulk_tables="""
 import time
 import pytest
 
@@ -317,11 +317,11 @@ def test_large_sst2(energy):
 def test_large_mnli(energy):
     assert _run(energy, 0.1, 3).reached
 
-@pytest.mark.energy(group="sst2", reference="test_hulk.py::test_large_sst2")
+@pytest.mark.energy(group="sst2", reference="test_hulk_tables.py::test_large_sst2")
 def test_small_sst2(energy):
     assert _run(energy, 0.05, 2).reached
 
-@pytest.mark.energy(group="mnli", reference="test_hulk.py::test_large_mnli")
+@pytest.mark.energy(group="mnli", reference="test_hulk_tables.py::test_large_mnli")
 def test_small_mnli(energy):
     assert not _run(energy, 0.05, 99).reached
 """)

@@ -1,0 +1,40 @@
+"""HULK's inference benchmark: cost per example, averaged over (up to) 1000 single examples.
+
+    pytest benchmarks/test_inference.py --energy         # embedded default: fine-tuned MiniLM, synthetic task
+
+Batch size 1 is HULK's (and AI Energy Score's) setting; batch 32 shows what batching buys per example.
+The model is fine-tuned to the cut-off first, unmetered (HULK measures the fine-tuned models).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _reference import describe  # noqa: E402
+
+
+@pytest.mark.parametrize("batch_size", [1, 32])
+def test_inference(energy, bench, full_task_data, finetuned, batch_size):
+    from pytest_energy.models import make_predict
+
+    model, tokenizer, trained = finetuned
+    split, examples = next(iter(full_task_data.dev.items()))
+    labels = [e.tags if full_task_data.spec.kind == "token" else e.label for e in examples]
+    energy.extra_info.update(describe(bench, full_task_data))
+    energy.extra_info.update(trained)
+    energy.extra_info["inference_split"] = split
+    if full_task_data.spec.kind == "token":
+        energy.extra_info["accuracy_means"] = "whole-sentence tag match"
+
+    result = energy.inference(make_predict(model, tokenizer, max_length=bench.max_length), examples,
+                              batch_size=batch_size, warmup=10, labels=labels, n=bench.inference_n)
+
+    energy.extra_info["inference"] = result.summary()
+    energy.extra_info["wh_per_1000_examples"] = round(result.j_per_example * 1000 / 3600, 6)
+    print(f"\n[{bench.task} / {bench.model}] {result.summary()}")
+    assert result.examples == min(bench.inference_n, len(examples))

@@ -1,0 +1,154 @@
+"""Energy-accuracy sweeps as energy benchmarks (seed 004): max sequence length, precision, depth, batch size.
+
+    pytest benchmarks/test_sweeps.py --energy                 # embedded default: ~1.5 min on 2 CPU cores
+    pytest benchmarks/test_sweeps.py --energy --energy-task sst2 --energy-data-dir /data/glue
+
+The task and model are the reference suite's (benchmarks/conftest.py: --energy-task, --energy-model,
+--energy-data-dir), and so is the model: fine-tuned to the task's cut-off once per session, unmetered
+(the `finetuned` fixture, shared with test_inference.py). Each configuration is one benchmark: the
+inference protocol over the first $PYTEST_ENERGY_SWEEP_N (default 200) dev examples, recorded through
+`energy.inference`, with its sweep point in `energy.extra_info["sweep_point"]`. The base configuration
+(128 tokens, fp32, full depth, batch 1) is measured once, on the max_length axis. At the end of the
+session the points, one frontier PNG per axis and an HTML page are written to
+$PYTEST_ENERGY_REPORT_DIR (default energy-report/)/<task>/.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# benchmarks/ is not a package; make the sibling modules importable under any --import-mode.
+sys.path.insert(0, os.path.dirname(__file__))
+
+from _reference import choose, describe  # noqa: E402
+from _sweep_report import report_dir, write_sweep_report  # noqa: E402
+
+from pytest_energy.sweeps import SWEEP_POINT_KEY, SweepPoint, Unsupported, point_from_result  # noqa: E402
+
+N_EXAMPLES = int(os.environ.get("PYTEST_ENERGY_SWEEP_N", "200"))
+WARMUP = 5
+BASE_MAX_LENGTH = 128
+# Depth as sixths of the full encoder, so the same ids fit MiniLM (6 layers: 1..5) and BERT-base (2..10).
+DEPTH_SIXTHS = (1, 2, 3, 4, 5)
+# fp32, full depth and batch 1 are the base configuration, measured on the max_length axis.
+OTHER_AXES: dict[str, tuple] = {"precision": ("bf16", "fp16"), "depth": DEPTH_SIXTHS, "batch_size": (8, 32)}
+# Seed 004's lengths; synthetic sentences are at most ~16 tokens, so 8 and 12 show where their flat region ends.
+MAX_LENGTHS = {"synthetic": (8, 12, 16, 32, 64, 128)}
+DEFAULT_MAX_LENGTHS = (16, 32, 48, 64, 96, 128)
+# CPUs without AVX512-FP16/AMX-FP16 run fp16 emulated (3.5x slower than fp32 on a Zen 4 core, where
+# bf16 is 2x faster): skip such a precision with that reason rather than let it dominate the run.
+# On a GPU every precision that runs is measured.
+CPU_MAX_SLOWDOWN = 2.0
+# Intra-op threads on a CPU. Batch-1 inference of a small encoder gains little from a second thread,
+# and on a shared machine a preempted OpenMP thread leaves the other spinning at the barrier: we saw
+# 7 ms/example with 1 thread become 490 ms/example with 2, process CPU time (hence the estimate
+# meter's energy) inflated alike. One thread gives stable, comparable points.
+CPU_THREADS = int(os.environ.get("PYTEST_ENERGY_SWEEP_THREADS", "1"))
+
+
+@dataclass
+class Subject:
+    """The fine-tuned classifier, its dev examples and the predict builder the sweep uses."""
+
+    task: str  # names the report's sub-folder
+    builder: Any
+    examples: list
+    labels: list
+    full_depth: int
+    about: dict[str, Any]
+    points: list[SweepPoint] = field(default_factory=list)
+
+    @property
+    def base(self) -> dict[str, Any]:
+        return {"max_length": BASE_MAX_LENGTH, "precision": "fp32", "depth": self.full_depth, "batch_size": 1}
+
+
+@pytest.fixture(scope="session")
+def cpu_threads() -> Iterator[int]:
+    """torch intra-op threads for the sweeps (see CPU_THREADS), restored afterwards."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(CPU_THREADS)
+    yield CPU_THREADS
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def sweep_subject(request, cpu_threads, bench, full_task_data, finetuned) -> Iterator[Subject]:
+    """The sweep's subject; when the session ends its points become the sweep report."""
+    from pytest_energy.sweeps import HFPredictBuilder, encoder_depth
+
+    if full_task_data.spec.kind != "sequence":
+        pytest.skip(f"sweeps need a sequence classification task; {full_task_data.spec.title} tags tokens")
+    model, tokenizer, trained = finetuned
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    builder = HFPredictBuilder(model, tokenizer, max_slowdown=None if on_gpu else CPU_MAX_SLOWDOWN)
+    split, examples = next(iter(full_task_data.dev.items()))
+    examples = examples[:N_EXAMPLES]
+    about = {**describe(bench, full_task_data), **trained, "sweep split": split,
+             "dev examples per point": len(examples), "warmup calls per point": WARMUP,
+             "padding": "to max_length (cost follows the configured length, as in seed 004)",
+             "torch threads": cpu_threads}
+    subject = Subject(bench.task, builder, examples, [e.label for e in examples], encoder_depth(model), about)
+    yield subject
+    if not subject.points:
+        return
+    paths = write_sweep_report(
+        subject.points, report_dir(request.config.rootpath) / subject.task, base=subject.base,
+        title=f"Energy-accuracy sweeps: {about['model']} on {about['task']}", about=about)
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        # Session teardown runs under output capture; the path is for the user's eyes.
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"\nsweep report: {paths[-1]}")
+
+
+def _params(task: str) -> list:
+    axes = {"max_length": MAX_LENGTHS.get(task, DEFAULT_MAX_LENGTHS), **OTHER_AXES}
+    out = []
+    for axis, values in axes.items():
+        for value in values:
+            label = f"{value}of6" if axis == "depth" else value
+            out.append(pytest.param(axis, value, id=f"{axis}-{label}",
+                                    marks=pytest.mark.energy(group=f"sweep {task}: {axis}")))
+    return out
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # The values depend on the task chosen on the command line, known only at collection.
+    if metafunc.function is test_sweep:
+        metafunc.parametrize(("axis", "value"), _params(choose(metafunc.config).task))
+
+
+def test_sweep(energy, sweep_subject, axis, value):
+    subject = sweep_subject
+    if axis == "depth":
+        value = max(1, round(value * subject.full_depth / 6))
+    settings = {**subject.base, axis: value}
+    try:
+        predict = subject.builder(settings)
+    except Unsupported as exc:
+        subject.points.append(SweepPoint(axis, value, settings, skipped_reason=str(exc)))
+        pytest.skip(f"{axis}={value}: {exc}")
+    result = energy.inference(predict, subject.examples, batch_size=settings["batch_size"], warmup=WARMUP,
+                              labels=subject.labels, n=len(subject.examples))
+    point = point_from_result(axis, value, settings, result)
+    subject.points.append(point)
+    energy.extra_info[SWEEP_POINT_KEY] = point.to_dict()
+    energy.extra_info.update(subject.about)
+    assert result.accuracy is not None and 0.0 <= result.accuracy <= 1.0
+
+
+def test_report_dir_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("PYTEST_ENERGY_REPORT_DIR", "out/sweeps")
+    assert report_dir(tmp_path) == Path(tmp_path) / "out" / "sweeps"
+    monkeypatch.delenv("PYTEST_ENERGY_REPORT_DIR")
+    assert report_dir(tmp_path) == Path(tmp_path) / "energy-report"

