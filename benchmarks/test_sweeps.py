@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _reference import choose, describe  # noqa: E402
 from _sweep_report import report_dir, write_sweep_report  # noqa: E402
 
-from pytest_energy.sweeps import SWEEP_POINT_KEY, SweepPoint, Unsupported, point_from_result  # noqa: E402
+from pytest_energy.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, Unsupported, point_from_result  # noqa: E402
 
 N_EXAMPLES = int(os.environ.get("PYTEST_ENERGY_SWEEP_N", "200"))
 WARMUP = 5
@@ -143,6 +143,7 @@ def test_sweep(energy, sweep_subject, axis, value):
     point = point_from_result(axis, value, settings, result)
     subject.points.append(point)
     energy.extra_info[SWEEP_POINT_KEY] = point.to_dict()
+    energy.extra_info[SWEEP_BASE_KEY] = subject.base  # lets --energy-html put the base point on every axis
     energy.extra_info.update(subject.about)
     assert result.accuracy is not None and 0.0 <= result.accuracy <= 1.0
 

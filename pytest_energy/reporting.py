@@ -87,14 +87,21 @@ def comparison_lines(session: EnergySession) -> list[str]:
                          _fmt(v.get("current_value"), v.get("unit", "")),
                          "N/A" if v.get("change_pct") is None else f"{v['change_pct']:+.3g} %", _fmt(p_value, "", 2) if p_value is not None else "-",
                          v["verdict"] + (f" ({v['hint']})" if v.get("hint") else "")])
-        notes += [f"{record.name}: {n}" for n in outcome.notes]
+        notes += [(record.name, n) for n in outcome.notes]
     lines: list[str] = []
     if rows:
         lines += ["", f"comparison with baselines in {session.options.baseline_dir}/"]
         lines += tabulate(rows, headers=["test", "metric", "baseline", "current", "change", "p", "verdict"],
                           disable_numparse=True).splitlines()
+    missing = [name for name, n in notes if n.startswith("no baseline")]
+    if len(missing) > 3:
+        # One line instead of one per benchmark: a first run of a whole suite has no baselines at all.
+        notes = [(name, n) for name, n in notes if not n.startswith("no baseline")]
+        notes.append((f"{len(missing)} benchmarks",
+                      f"no baseline in {session.display_path(session.baseline_dir)}/ "
+                      "(create them with --energy-save-baseline)"))
     if notes:
-        lines += [""] + notes
+        lines += [""] + [f"{name}: {n}" for name, n in notes]
     return lines
 
 

@@ -117,6 +117,12 @@ class EnergySession:
             self._store = BaselineStore(self.baseline_dir)
         return self._store
 
+    def display_path(self, path: Any) -> str:
+        """Relative to rootdir when inside it (as users type it), else absolute."""
+        path = os.path.abspath(path)
+        root = os.path.abspath(self.options.rootdir)
+        return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
+
     def load_baselines(self) -> None:
         """Read every baseline file up front: a damaged one stops the run before anything is measured."""
         if self._baselines is None:
@@ -135,7 +141,7 @@ class EnergySession:
         self.load_baselines()
         outcome = Outcome()
         entry = self._baselines.get(record.nodeid) if self._baselines else None
-        where = os.path.relpath(self.store.path_for(record.nodeid), self.options.rootdir)
+        where = self.display_path(self.store.path_for(record.nodeid))
         if entry is None:
             note = f"no baseline for this test in {where}; create one with --energy-save-baseline"
             outcome.notes.append(note)

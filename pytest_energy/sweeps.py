@@ -29,6 +29,7 @@ from .measure import Measurer
 AXES = ("max_length", "precision", "depth", "batch_size")
 # Benchmarks store their SweepPoint dict under this extra_info key; the HTML report collects them.
 SWEEP_POINT_KEY = "sweep_point"
+SWEEP_BASE_KEY = "sweep_base"  # extra_info key of the base configuration every axis passes through
 PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 PredictBuilder = Callable[[Mapping[str, Any]], Callable[[list], Any]]

@@ -115,3 +115,22 @@ def test_without_plots_and_without_inputs(tmp_path):
     assert "<img" not in no_plots and "Benchmarks" in no_plots
     path = write_html_report(tmp_path / "out" / "r.html", json_report(), sweep_points=sweep_points(), plots=False)
     assert path.read_text(encoding="utf-8") == no_plots
+
+
+def test_report_sweep_points_get_the_base_point_on_every_axis():
+    from pytest_energy.report.html import sweep_points_from_report
+
+    base = {"max_length": 128, "precision": "fp32", "depth": 6, "batch_size": 1}
+
+    def bench(axis, value, j):
+        settings = {**base, axis: value}
+        point = {"axis": axis, "value": value, "settings": settings, "accuracy": 0.9, "j_per_example": j,
+                 "ms_per_example": 1.0, "method": "estimate", "n_examples": 10}
+        return {"name": f"test_sweep[{axis}-{value}]", "extra_info": {"sweep_point": point, "sweep_base": base}}
+
+    report = {"benchmarks": [bench("max_length", 64, 0.2), bench("max_length", 128, 0.4),
+                             bench("precision", "bf16", 0.15)]}
+    points = sweep_points_from_report(report)
+    assert [(p["axis"], p["value"]) for p in points] == [
+        ("max_length", 64), ("max_length", 128), ("precision", "fp32"), ("precision", "bf16")]
+    assert next(p for p in points if p["value"] == "fp32")["j_per_example"] == 0.4

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..pareto import pareto_mask
-from ..sweeps import SWEEP_POINT_KEY
+from ..sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
 from .plots import AXIS_TITLES, PlotsUnavailable, plot_finetune_curves, plot_frontier
 
 _CSS = """
@@ -250,11 +250,16 @@ def _kv_section(title: str, info: Mapping[str, Any]) -> str:
 
 def sweep_points_from_report(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """Sweep points that benchmarks stored in `extra_info["sweep_point"]` (see pytest_energy.sweeps)."""
-    out = []
+    out, base = [], None
     for b in report.get("benchmarks") or []:
-        point = (b.get("extra_info") or {}).get(SWEEP_POINT_KEY)
+        extra = b.get("extra_info") or {}
+        point = extra.get(SWEEP_POINT_KEY)
         if isinstance(point, Mapping):
             out.append(point)
+            base = extra.get(SWEEP_BASE_KEY, base)
+    if isinstance(base, Mapping):
+        # The base configuration is measured once; show it on every axis it belongs to.
+        return [p.to_dict() for p in complete_axes([SweepPoint.from_dict(d) for d in out], base)]
     return out
 
 
