@@ -3,7 +3,8 @@
 A CPU-bound loop of about 2 s runs bare and inside `energy.measure()` (with whatever meter the session
 chose, its polling threads, peak-memory tracking and CUDA synchronisation included), in pairs whose
 order alternates so drift and warm-up favour neither side. The overhead is the mean of the per-pair
-ratios metered/bare minus 1, with a one-sided 95 % confidence bound.
+ratios metered/bare minus 1, with a one-sided 95 % confidence bound; the per-pair overheads are the
+benchmark's metric (`overhead_fraction`), so baselines compare overheads, not loop lengths.
 
 Target: less than 1 % added wall time. On a shared machine a single pair is noisier than that (1-3 %
 between identical runs), so the benchmark fails only when the overhead is *shown* to exceed 1 % — the
@@ -51,7 +52,9 @@ def test_metering_overhead_under_1_percent(energy):
     n = _calibrate()
 
     def metered() -> None:
-        with energy.measure("metered-loop"):
+        # The measurer directly: the loop's length is calibrated per run, so its time and energy are
+        # not comparable across runs; the overhead ratio, recorded below, is.
+        with energy.measurer.measure("metered-loop"):
             _spin(n)
 
     ratios, bare_s = [], []
@@ -77,6 +80,7 @@ def test_metering_overhead_under_1_percent(energy):
     mean = statistics.fmean(ratios) - 1.0
     sd = statistics.stdev(ratios)
     lower = mean - t_isf(0.05, PAIRS - 1) * sd / math.sqrt(PAIRS)
+    energy.record.metric("overhead_fraction", "1").samples.extend(r - 1.0 for r in ratios)
     energy.extra_info.update({
         "loop_iterations": n, "bare_median_s": statistics.median(bare_s), "pairs": PAIRS,
         "overhead_fraction": mean, "window_cost_s": window_cost_s, "overhead_lower95_fraction": lower, "meter": energy.measurer.meter.name,

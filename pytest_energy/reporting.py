@@ -74,32 +74,49 @@ def protocol_lines(session: EnergySession) -> list[str]:
 
 
 def comparison_lines(session: EnergySession) -> list[str]:
+    """Verdicts worth reading in a terminal: every non-PASS verdict and each test's energy; the rest
+    (often a dozen PASS lines per test) is counted here and listed in full in JSON, markdown and HTML."""
     from tabulate import tabulate
 
-    rows, notes = [], []
+    rows, notes, counts = [], [], {}
     for record in session.records:
         outcome = session.outcomes.get(record.nodeid)
         if outcome is None:
             continue
+        series = primary_series(record)
+        headline = series.energy.name if series else None
         for v in outcome.verdicts:
+            counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
+            if v["verdict"] == "PASS" and v["metric"] != headline:
+                continue
             p_value = v.get("p_value")
+            hint = f" ({v['hint']})" if v.get("hint") and v["verdict"] == "INCONCLUSIVE" else ""
             rows.append([record.name, v["metric"], _fmt(v.get("baseline_value"), v.get("unit", "")),
                          _fmt(v.get("current_value"), v.get("unit", "")),
-                         "N/A" if v.get("change_pct") is None else f"{v['change_pct']:+.3g} %", _fmt(p_value, "", 2) if p_value is not None else "-",
-                         v["verdict"] + (f" ({v['hint']})" if v.get("hint") else "")])
+                         "N/A" if v.get("change_pct") is None else f"{v['change_pct']:+.3g} %",
+                         _fmt(p_value, "", 2) if p_value is not None else "-", v["verdict"] + hint])
         notes += [(record.name, n) for n in outcome.notes]
     lines: list[str] = []
     if rows:
-        lines += ["", f"comparison with baselines in {session.options.baseline_dir}/"]
+        tally = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+        lines += ["", f"comparison with baselines in {session.display_path(session.baseline_dir)}/ "
+                      f"({tally}; PASS rows shown only for each test's energy)"]
         lines += tabulate(rows, headers=["test", "metric", "baseline", "current", "change", "p", "verdict"],
                           disable_numparse=True).splitlines()
+    # One line instead of one per benchmark when many share a note: a suite's first run has no
+    # baselines at all, and a run on another machine class mismatches for every test.
     missing = [name for name, n in notes if n.startswith("no baseline")]
     if len(missing) > 3:
-        # One line instead of one per benchmark: a first run of a whole suite has no baselines at all.
         notes = [(name, n) for name, n in notes if not n.startswith("no baseline")]
         notes.append((f"{len(missing)} benchmarks",
                       f"no baseline in {session.display_path(session.baseline_dir)}/ "
                       "(create them with --energy-save-baseline)"))
+    counts: dict[str, int] = {}
+    for _, n in notes:
+        counts[n] = counts.get(n, 0) + 1
+    grouped = [(name, n) for name, n in notes if counts[n] <= 3]
+    grouped += [(f"{c} benchmarks", n) for n, c in counts.items() if c > 3]
+    notes = grouped
     if notes:
         lines += [""] + [f"{name}: {n}" for name, n in notes]
     return lines

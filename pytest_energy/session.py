@@ -143,6 +143,9 @@ class EnergySession:
         entry = self._baselines.get(record.nodeid) if self._baselines else None
         where = self.display_path(self.store.path_for(record.nodeid))
         if entry is None:
+            if self.options.save_baseline:
+                outcome.notes.append(f"no earlier baseline in {where}: this run's results become it")
+                return outcome
             note = f"no baseline for this test in {where}; create one with --energy-save-baseline"
             outcome.notes.append(note)
             if self.options.require_baseline and not self.options.save_baseline:
