@@ -83,7 +83,8 @@ def test_metering_overhead_under_1_percent(energy):
     energy.record.metric("overhead_fraction", "1").samples.extend(r - 1.0 for r in ratios)
     energy.extra_info.update({
         "loop_iterations": n, "bare_median_s": statistics.median(bare_s), "pairs": PAIRS,
-        "overhead_fraction": mean, "window_cost_s": window_cost_s, "overhead_lower95_fraction": lower, "meter": energy.measurer.meter.name,
+        "overhead_fraction": mean, "overhead_lower95_fraction": lower, "window_cost_s": window_cost_s,
+        "meter": energy.measurer.meter.name,
     })
     print(f"\nmetering overhead on a {statistics.median(bare_s):.2f} s CPU-bound loop "
           f"(meter {energy.measurer.meter.name}, {PAIRS} alternating pairs): {mean * 100:+.2f} % "

@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 from .errors import UsageError
 from .results import Metric
@@ -69,10 +68,10 @@ class Verdict:
     kind: str
     better: str
     verdict: str  # one of VERDICTS
-    baseline_value: Optional[float]  # the statistic compared: mean of the samples; None for NO_BASELINE
+    baseline_value: float | None  # the statistic compared: mean of the samples; None for NO_BASELINE
     current_value: float
-    change_pct: Optional[float]  # signed, (current - baseline) / |baseline| * 100; None for NO_BASELINE
-    p_value: Optional[float]  # one-sided p for the direction of the change; None for deterministic metrics
+    change_pct: float | None  # signed, (current - baseline) / |baseline| * 100; None for NO_BASELINE
+    p_value: float | None  # one-sided p for the direction of the change; None for deterministic metrics
     tolerance: float  # fraction
     n_baseline: int
     n_current: int
@@ -95,13 +94,13 @@ class Verdict:
         return f"{text}: {self.hint}" if self.hint else text
 
 
-def _fmt(value: Optional[float], unit: str) -> str:
+def _fmt(value: float | None, unit: str) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:.4g} {unit}".rstrip()
 
 
-def _fmt_pct(change_pct: Optional[float]) -> str:
+def _fmt_pct(change_pct: float | None) -> str:
     if change_pct is None or math.isnan(change_pct):
         return "change n/a"
     return f"{change_pct:+.1f} %"
@@ -124,8 +123,8 @@ def _relative(diff: float, base: float) -> float:
     return diff / abs(base)
 
 
-def _verdict(baseline: Metric, current: Metric, verdict: str, base_value: Optional[float], cur_value: float,
-             p_value: Optional[float], tolerance: float, hint: str = "") -> Verdict:
+def _verdict(baseline: Metric, current: Metric, verdict: str, base_value: float | None, cur_value: float,
+             p_value: float | None, tolerance: float, hint: str = "") -> Verdict:
     change_pct = None if base_value is None else _relative(cur_value - base_value, base_value) * 100.0
     return Verdict(
         metric=current.name, unit=current.unit, kind=current.kind, better=current.better, verdict=verdict,

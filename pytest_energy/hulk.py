@@ -10,7 +10,6 @@ HULK's table (N/A shown with a 0.00 score).
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 from .errors import UsageError
 
@@ -24,8 +23,8 @@ def _check_cost(what: str, value: float) -> float:
     return float(value)
 
 
-def normalise(model: dict[str, Optional[float]],
-              reference: dict[str, Optional[float]]) -> tuple[dict[str, Optional[float]], float]:
+def normalise(model: dict[str, float | None],
+              reference: dict[str, float | None]) -> tuple[dict[str, float | None], float]:
     """Per-task scores reference[task] / model[task] and their sum.
 
     Tasks are the reference's, in its order. A task the model lacks or has as None did not reach the cut-off:
@@ -36,7 +35,7 @@ def normalise(model: dict[str, Optional[float]],
     if unknown:
         raise UsageError(f"the reference has no cost for task(s) {', '.join(map(repr, unknown))}: "
                          "the reference model must reach the cut-off on every task it normalises")
-    scores: dict[str, Optional[float]] = {}
+    scores: dict[str, float | None] = {}
     for task, ref_cost in reference.items():
         if ref_cost is None:
             raise UsageError(f"the reference cost for task {task!r} is N/A: the reference model must reach "
@@ -48,7 +47,7 @@ def normalise(model: dict[str, Optional[float]],
     return scores, overall
 
 
-def format_hulk_table(models: dict[str, dict[str, Optional[float]]], reference: str, *,
+def format_hulk_table(models: dict[str, dict[str, float | None]], reference: str, *,
                       cost_label: str = "Time", tablefmt: str = "github") -> str:
     """HULK Table 3 layout: Model | <task> <cost_label> | <task> Score | ... | Overall Score.
 

@@ -6,7 +6,6 @@ not import pytest. Nothing heavy is imported unless --energy is given.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest

@@ -6,7 +6,8 @@ A pure function of the verdicts: no I/O, no pytest.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence, Union
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 from .compare import Verdict
 from .results import METHOD_ESTIMATE
@@ -46,7 +47,7 @@ def _verdict_cell(verdict: str) -> str:
     return f"**{verdict}**" if verdict in ("REGRESSION", "INCONCLUSIVE") else verdict
 
 
-def comparison_markdown(results: Mapping[str, Sequence[Union[Verdict, dict[str, Any]]]],
+def comparison_markdown(results: Mapping[str, Sequence[Verdict | dict[str, Any]]],
                         method_by_test: Mapping[str, str]) -> str:
     """Markdown table test | metric | method | baseline | current | change | tolerance | p | verdict.
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 import bisect
 import math
 import statistics
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from .errors import UsageError
 
