@@ -18,16 +18,20 @@ from _reference import describe, fresh_model, max_steps  # noqa: E402
 
 
 def test_finetune_to_cutoff(energy, bench, task_data):
-    from pytest_energy.models import make_evaluate, make_train_step
+    from pytest_energy.models import count_model_flops, make_evaluate, make_train_step
 
     model, tokenizer = fresh_model(bench, task_data)
+    # Padding to max_length makes every step the same computation, so FLOPs per step (counted once,
+    # before training) times steps is the exact training FLOPs: a hardware-independent figure.
+    flops = count_model_flops(model, tokenizer, task_data.train[: bench.batch_size], max_length=bench.max_length)
+    energy.extra_info["flops_per_step"] = flops.flops if flops.flops is not None else f"N/A: {flops.reason}"
     train_step = make_train_step(model, tokenizer, task_data.train, batch_size=bench.batch_size,
-                                 max_length=bench.max_length, lr=bench.lr, seed=bench.seed)
+                                 max_length=bench.max_length, lr=bench.lr, seed=bench.seed, padding="max_length")
     evaluate = make_evaluate(model, tokenizer, task_data, max_length=bench.max_length)
     energy.extra_info.update(describe(bench, task_data))
 
     result = energy.finetune_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,
-                                       max_steps=max_steps(bench, task_data))
+                                       max_steps=max_steps(bench, task_data), flops_per_step=flops.flops)
 
     energy.extra_info["finetune"] = result.summary()
     energy.extra_info["eval_share"] = round(result.eval_share, 4)

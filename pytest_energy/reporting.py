@@ -52,7 +52,8 @@ def protocol_lines(session: EnergySession) -> list[str]:
                     p.get("steps"), _fmt(p.get("score")), _fmt(p.get("duration_s"), "s"),
                     _fmt(p.get("energy_j"), "J"), _fmt(p.get("eval_duration_s"), "s"),
                     _fmt(100 * p["eval_share"] if p.get("eval_share") is not None else None, "%", 3),
-                    p.get("tokens") if p.get("tokens") is not None else "N/A", p.get("method")])
+                    p.get("tokens") if p.get("tokens") is not None else "N/A",
+                    f"{p['flops']:.3g}" if p.get("flops") is not None else "N/A", p.get("method")])
             elif p.get("protocol") == "inference":
                 inference_rows.append([
                     record.name, p.get("examples"), p.get("batch_size"), _fmt(p.get("j_per_example"), "J"),
@@ -64,7 +65,7 @@ def protocol_lines(session: EnergySession) -> list[str]:
         lines += ["", "fine-tune to cut-off (time and energy are training only; evaluation beside them)"]
         lines += tabulate(finetune_rows, headers=[
             "test", "cut-off", "reached", "steps", "score", "train time", "train energy", "eval time",
-            "eval share", "tokens", "method"], disable_numparse=True).splitlines()
+            "eval share", "tokens", "FLOPs", "method"], disable_numparse=True).splitlines()
     if inference_rows:
         lines += ["", "inference (per example)"]
         lines += tabulate(inference_rows, headers=[
@@ -78,31 +79,38 @@ def comparison_lines(session: EnergySession) -> list[str]:
     (often a dozen PASS lines per test) is counted here and listed in full in JSON, markdown and HTML."""
     from tabulate import tabulate
 
-    rows, notes, counts = [], [], {}
+    rows, notes, counts, hints = [], [], {}, []
     for record in session.records:
         outcome = session.outcomes.get(record.nodeid)
         if outcome is None:
             continue
         series = primary_series(record)
-        headline = series.energy.name if series else None
+        headline = {series.energy.name, series.duration.name} if series else set()
         for v in outcome.verdicts:
             counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
-            if v["verdict"] == "PASS" and v["metric"] != headline:
+            # A dozen metrics per protocol move together; the terminal shows what decides (REGRESSION,
+            # IMPROVED) and each test's time and energy. JSON, markdown and HTML list every verdict.
+            if v["verdict"] not in ("REGRESSION", "IMPROVED") and v["metric"] not in headline:
                 continue
             p_value = v.get("p_value")
-            hint = f" ({v['hint']})" if v.get("hint") and v["verdict"] == "INCONCLUSIVE" else ""
+            verdict = v["verdict"]
+            if v.get("hint") and verdict == "INCONCLUSIVE":
+                if v["hint"] not in hints:
+                    hints.append(v["hint"])
+                verdict += f" [{hints.index(v['hint']) + 1}]"
             rows.append([record.name, v["metric"], _fmt(v.get("baseline_value"), v.get("unit", "")),
                          _fmt(v.get("current_value"), v.get("unit", "")),
                          "N/A" if v.get("change_pct") is None else f"{v['change_pct']:+.3g} %",
-                         _fmt(p_value, "", 2) if p_value is not None else "-", v["verdict"] + hint])
+                         _fmt(p_value, "", 2) if p_value is not None else "-", verdict])
         notes += [(record.name, n) for n in outcome.notes]
     lines: list[str] = []
     if rows:
         tally = ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
         lines += ["", f"comparison with baselines in {session.display_path(session.baseline_dir)}/ "
-                      f"({tally}; PASS rows shown only for each test's energy)"]
+                      f"(all metrics: {tally}; shown: time, energy and every REGRESSION/IMPROVED)"]
         lines += tabulate(rows, headers=["test", "metric", "baseline", "current", "change", "p", "verdict"],
                           disable_numparse=True).splitlines()
+        lines += [f"[{i}] {h}" for i, h in enumerate(hints, 1)]
     # One line instead of one per benchmark when many share a note: a suite's first run has no
     # baselines at all, and a run on another machine class mismatches for every test.
     missing = [name for name, n in notes if n.startswith("no baseline")]

@@ -57,6 +57,7 @@ class EnergySession:
         self.outcomes: dict[str, Outcome] = {}
         self.settings_by_test: dict[str, dict[str, Any]] = {}
         self.written: list[str] = []  # files written at the end, listed in the terminal summary
+        self.device_state_start: dict[str, Any] | None = None
 
     # -- metering ----------------------------------------------------------------------------
     @property
@@ -71,7 +72,14 @@ class EnergySession:
         if self._measurer is None:
             idle = measure_idle_power(self.meter, self.options.idle_s) if self.options.idle_s > 0 else None
             self._measurer = Measurer(self.meter, idle)
+            self.device_state_start = self._device_state()
         return self._measurer
+
+    def _device_state(self) -> dict[str, Any] | None:
+        """Temperatures and clocks (each run warms the GPU and raises the next run's energy): recorded
+        at the first benchmark and at the end, never used to match machines."""
+        state = getattr(self.meter, "volatile_state", None)
+        return state() if state is not None else None
 
     def header(self) -> str:
         meter = self.meter
@@ -98,6 +106,8 @@ class EnergySession:
             "idle_power_w": idle,
             "idle_measured_s": self.options.idle_s if idle is not None else None,
             "carbon": dataclasses.asdict(self.options.carbon) if self.options.carbon is not None else None,
+            "device_state_start": self.device_state_start,
+            "device_state_end": self._device_state(),
         }
 
     def close(self) -> None:

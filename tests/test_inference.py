@@ -127,3 +127,41 @@ def test_embedded_model_inference_end_to_end():
     assert r.examples == 24 and r.batches == 3 and r.method == "estimate"
     assert r.accuracy is not None and 0 <= r.accuracy <= 1
     assert r.tokens is not None and r.tokens >= 24 * 3 and r.ms_per_example_p50 > 0
+
+
+def test_chunks_give_the_gate_one_sample_per_chunk_and_add_up():
+    from pytest_energy.measure import Measurer
+    from pytest_energy.meters.base import DeviceInfo, Meter, Reading
+    from pytest_energy.protocols.inference import inference
+
+    class Clock(Meter):
+        """Time advances only inside predict (1 s per example); the device draws 3 W."""
+
+        name = "clock"
+
+        def __init__(self):
+            self.t = 0.0
+
+        def devices(self):
+            return [DeviceInfo("d0", "fake", "nvml-counter")]
+
+        def read(self):
+            return Reading(self.t, {"d0": 3.0 * self.t})
+
+    meter = Clock()
+
+    def predict(batch):
+        meter.t += len(batch)
+        return [x % 2 for x in batch]
+
+    r = inference(Measurer(meter, sync=lambda: None), predict, list(range(12)), batch_size=2, warmup=0,
+                  labels=[0] * 12, chunks=4)
+    assert len(r.chunks) == 4 and sum(c[0] for c in r.chunks) == 12
+    metrics = {m.name: m for m in r.metrics()}
+    assert metrics["inference.j_per_example"].samples == pytest.approx([3.0] * 4)
+    assert sum(metrics["inference.energy_j"].samples) / 4 == pytest.approx(r.energy_j) == pytest.approx(36.0)
+    assert metrics["inference.ms_per_example"].samples == pytest.approx([1000.0] * 4)
+    assert len(metrics["inference.ms_per_example_p50"].samples) == 1
+    assert r.accuracy == 0.5
+    with pytest.raises(UsageError, match="chunks"):
+        inference(Measurer(meter, sync=lambda: None), predict, [1], chunks=0)

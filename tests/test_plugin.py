@@ -334,3 +334,13 @@ def test_small_mnli(energy):
     # Half the reference's training time on SST-2 scores 2; never reaching MNLI scores N/A, 0.
     assert float(small.split()[2]) == pytest.approx(2.0, abs=0.1) and small.split()[3:5] == ["N/A", "0.00"]
     assert small.split()[-1] == small.split()[2]
+
+
+def test_json_records_gpu_temperature_and_clocks(pytester, fake_nvml):
+    fake_nvml(FakeGpu())
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    pytester.runpytest("--energy", "--energy-rounds", "1", "--energy-json", "r.json").assert_outcomes(passed=3)
+    session = json.loads((pytester.path / "r.json").read_text())["energy"]
+    assert session["device_state_start"] == {"gpu0": {"temperature_c": 45, "sm_clock_mhz": 1980}}
+    assert session["device_state_end"] == session["device_state_start"]
+    assert session["meter"] == "nvml"
