@@ -160,10 +160,8 @@ def test_tiny_sweep_with_fake_meter_records_every_point(tiny):
     assert [(p.value, p.skipped_reason) for p in skipped] == [("fp16", "fp16 has no kernels here (test)")]
     for p in points:
         if p.measured:
-            # The loop's window holds k chunk windows (k = min(5, batches)): 2k + 1 reads of 2 J each
-            # fall inside it, over 10 examples.
-            k = min(5, -(-10 // p.settings.get("batch_size", 1)))
-            assert p.j_per_example == pytest.approx(2.0 * (2 * k + 1) / 10)
+            # One window = two reads = 2 J over 10 examples.
+            assert p.j_per_example == pytest.approx(0.2)
             assert p.n_examples == 10 and p.method == "estimate"
             assert 0.0 <= p.accuracy <= 1.0
             assert p.ms_per_example > 0 and p.peak_memory_bytes > 0

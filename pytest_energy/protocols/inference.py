@@ -1,10 +1,12 @@
 """Per-example inference cost: HULK averages time and cost over 1000 single examples.
 
-Energy: the whole loop is one metering window, split into a few consecutive chunks (default 5) that
-are metered too. A batch-1 forward pass of a small model takes a few milliseconds, far below the
-update period of the sensors (NVML ~100 ms, the CPU-time estimate one clock tick), so per-batch energy
-windows would read 0 J or quantisation noise; chunks of a fifth of the loop are long enough, and give
-the baseline gate several samples from one run instead of a single number it cannot judge.
+Energy: the whole loop is ONE metering window. A batch-1 forward pass of a small model takes a few
+milliseconds, far below the update period of the sensors (NVML power ~100 ms, RAPL ~1 ms but noisy,
+the CPU-time estimate one clock tick), so per-batch energy windows would read 0 J or quantisation noise.
+Why not several energy samples from one loop (e.g. five metered chunks)? They are pseudo-replicates:
+tried on a shared 2-core VM, chunks of one run agreed within ~2 % while identical runs minutes apart
+differed by 10-30 %, so the gate would have called drift a significant regression. Replicates must be
+whole runs: call the protocol several times (each call adds a sample to every metric).
 Latency: every batch is timed with perf_counter (after a GPU synchronisation) to get the distribution;
 that costs nanoseconds and needs no sensor.
 """
@@ -55,8 +57,6 @@ class InferenceResult:
     tokens: int | None = None  # when every batch reported tokens through PredictOutput
     j_per_token: float | None = None
     warnings: list[str] = field(default_factory=list)
-    # Per chunk of consecutive batches: (examples, duration_s, energy_j, correct or None, tokens or None).
-    chunks: list[tuple[int, float, float, int | None, int | None]] = field(default_factory=list)
 
     def summary(self) -> str:
         acc = "" if self.accuracy is None else f", accuracy {self.accuracy:.4g}"
@@ -70,31 +70,19 @@ class InferenceResult:
         d["summary"] = self.summary()
         return d
 
-    def _per_chunk(self, value: Callable[[int, float, float, int | None, int | None], float | None]) -> list[float]:
-        out = [value(*c) for c in self.chunks]
-        return [v for v in out if v is not None and math.isfinite(v)]
-
     def metrics(self) -> list[Metric]:
-        """Metrics named "inference.<name>"; accuracy is deterministic (fixed model and data), the rest measured.
-
-        Measured metrics carry one sample per chunk (see the module docstring). `duration_s` and `energy_j`
-        samples are each chunk's cost scaled to the whole loop (examples / chunk examples), so their mean
-        is the loop's total; the p50/p90/p99 latencies describe the whole loop and have one sample.
-        """
+        """Metrics named "inference.<name>"; accuracy is deterministic (fixed model and data), the rest measured."""
         m = self.method
-        n = self.examples
         out = [
-            Metric(PREFIX + "duration_s", "s", "lower", "measured", self._per_chunk(lambda k, t, e, c, x: t * n / k)),
-            Metric(PREFIX + "energy_j", "J", "lower", "measured", self._per_chunk(lambda k, t, e, c, x: e * n / k), m),
-            Metric(PREFIX + "j_per_example", "J/example", "lower", "measured",
-                   self._per_chunk(lambda k, t, e, c, x: e / k), m),
-            Metric(PREFIX + "ms_per_example", "ms", "lower", "measured",
-                   self._per_chunk(lambda k, t, e, c, x: t * 1e3 / k)),
+            # The whole metered loop, so reports list inference tests beside every other benchmark.
+            Metric(PREFIX + "duration_s", "s", "lower", "measured", [self.duration_s]),
+            Metric(PREFIX + "energy_j", "J", "lower", "measured", [self.energy_j], m),
+            Metric(PREFIX + "j_per_example", "J/example", "lower", "measured", [self.j_per_example], m),
+            Metric(PREFIX + "ms_per_example", "ms", "lower", "measured", [self.ms_per_example_mean]),
             Metric(PREFIX + "ms_per_example_p50", "ms", "lower", "measured", [self.ms_per_example_p50]),
             Metric(PREFIX + "ms_per_example_p90", "ms", "lower", "measured", [self.ms_per_example_p90]),
             Metric(PREFIX + "ms_per_example_p99", "ms", "lower", "measured", [self.ms_per_example_p99]),
-            Metric(PREFIX + "examples_per_s", "example/s", "higher", "measured",
-                   self._per_chunk(lambda k, t, e, c, x: k / t if t > 0 else None)),
+            Metric(PREFIX + "examples_per_s", "example/s", "higher", "measured", [self.examples_per_s]),
         ]
         if self.peak_memory_bytes is not None:
             out.append(Metric(PREFIX + "peak_memory_bytes", "B", "lower", "measured",
@@ -102,13 +90,11 @@ class InferenceResult:
         if self.accuracy is not None:
             out.append(Metric(PREFIX + "accuracy", "1", "higher", "deterministic", [self.accuracy]))
         if self.j_per_correct is not None:
-            out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured",
-                              self._per_chunk(lambda k, t, e, c, x: e / c if c else None), m))
+            out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured", [self.j_per_correct], m))
         if self.tokens is not None:
             out.append(Metric(PREFIX + "tokens", "tokens", "lower", "deterministic", [float(self.tokens)]))
         if self.j_per_token is not None:
-            out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured",
-                              self._per_chunk(lambda k, t, e, c, x: e / x if x else None), m))
+            out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured", [self.j_per_token], m))
         return out
 
 
@@ -132,7 +118,7 @@ def _as_list(predictions: Any) -> list:
 
 def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequence[Any], *,
               batch_size: int = 1, warmup: int = 10, labels: Sequence[Any] | None = None,
-              n: int = 1000, chunks: int = 5) -> InferenceResult:
+              n: int = 1000) -> InferenceResult:
     """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`.
 
     Examples are not cycled when there are fewer than `n`: repeating them would count the same predictions
@@ -140,8 +126,6 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
     come first (allocator, kernel selection, lazy init). `predict(batch)` returns one prediction per
     example, or a `PredictOutput(predictions, tokens)`. With `labels` (aligned with `examples`), accuracy
     and J per correct prediction are reported; a prediction is correct when it equals its label.
-    The loop is also metered in `chunks` consecutive parts (fewer when there are fewer batches), which
-    give the per-chunk samples of the measured metrics.
     """
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
@@ -149,8 +133,6 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
         raise UsageError(f"warmup must be an int >= 0, got {warmup!r}")
     if not isinstance(n, int) or n < 1:
         raise UsageError(f"n must be an int >= 1, got {n!r}")
-    if not isinstance(chunks, int) or chunks < 1:
-        raise UsageError(f"chunks must be an int >= 1, got {chunks!r}")
     count = min(n, len(examples))
     if count == 0:
         raise UsageError("inference() needs at least one example")
@@ -162,48 +144,28 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
     for _ in range(warmup):
         predict(batches[0])
 
-    k = min(chunks, len(batches))
-    bounds = [round(i * len(batches) / k) for i in range(k + 1)]  # consecutive, sizes differ by <= 1 batch
     latencies_ms_per_example: list[float] = []
     outputs: list[Any] = []
-    chunk_windows = []
     with measurer.measure("inference") as window:
-        for lo, hi in zip(bounds, bounds[1:]):
-            with measurer.measure("inference.chunk") as chunk:
-                for batch in batches[lo:hi]:
-                    t0 = time.perf_counter()
-                    out = predict(batch)
-                    sync_cuda()
-                    latencies_ms_per_example.append((time.perf_counter() - t0) * 1e3 / len(batch))
-                    outputs.append(out)  # converted after the window: list conversion is not the model's cost
-            chunk_windows.append((lo, hi, chunk))
+        for batch in batches:
+            t0 = time.perf_counter()
+            out = predict(batch)
+            sync_cuda()
+            latencies_ms_per_example.append((time.perf_counter() - t0) * 1e3 / len(batch))
+            outputs.append(out)  # converted after the window: list conversion is not the model's cost
 
     tokens: int | None = 0
     predictions: list[Any] = []
-    batch_tokens: list[int | None] = []
     for batch, out in zip(batches, outputs):
         if isinstance(out, PredictOutput):
-            batch_tokens.append(int(out.tokens))
             tokens = None if tokens is None else tokens + int(out.tokens)
             out = out.predictions
         else:
-            batch_tokens.append(None)
             tokens = None
         preds = _as_list(out)
         if len(preds) != len(batch):
             raise UsageError(f"predict() returned {len(preds)} predictions for a batch of {len(batch)}")
         predictions += preds
-    gold = list(labels[:count]) if labels is not None else None
-    starts = [0]
-    for batch in batches:
-        starts.append(starts[-1] + len(batch))
-    chunk_rows = []
-    for lo, hi, chunk in chunk_windows:
-        a, b = starts[lo], starts[hi]
-        correct_k = sum(1 for p, y in zip(predictions[a:b], gold[a:b]) if p == y) if gold is not None else None
-        toks = batch_tokens[lo:hi]
-        tokens_k = None if tokens is None else sum(t for t in toks if t is not None)
-        chunk_rows.append((b - a, chunk.duration_s, chunk.energy_j, correct_k, tokens_k))
 
     energy_j = window.energy_j
     result = InferenceResult(
@@ -225,8 +187,7 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
         peak_memory_source=window.peak_memory_source,
         tokens=tokens,
         j_per_token=energy_j / tokens if tokens else None,
-        warnings=sorted(set(window.warnings + [w for _, _, c in chunk_windows for w in c.warnings])),
-        chunks=chunk_rows,
+        warnings=list(window.warnings),
     )
     if labels is not None:
         correct = sum(1 for p, y in zip(predictions, labels[:count]) if p == y)
