@@ -39,8 +39,10 @@ INCONCLUSIVE_FACTOR = 2.0  # "cannot rule out a regression of this many toleranc
 
 VERDICTS = ("PASS", "IMPROVED", "REGRESSION", "INCONCLUSIVE", "NO_BASELINE")
 
-HINT_MORE_ROUNDS = "spread too large to decide: run with more --energy-rounds"
-HINT_ONE_ROUND = "a single round on one side gives no spread estimate: run with more --energy-rounds"
+HINT_MORE_ROUNDS = ("spread too large to decide: run more rounds (--energy-rounds, or call a protocol "
+                    "several times)")
+HINT_ONE_ROUND = ("a single sample on one side gives no spread estimate: run more rounds (--energy-rounds, "
+                  "or call a protocol several times)")
 
 _TOLERANCE_RE = re.compile(r"\A(?:\d+(?:\.\d*)?|\.\d+)%?\Z")
 _TOLERANCE_SYNTAX = "a percentage like '10%' or '7.5%', or a fraction like '0.1' (non-negative)"

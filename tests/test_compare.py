@@ -95,9 +95,9 @@ def test_tolerance_and_alpha_are_honoured():
 
 def test_single_round_gives_no_statistics():
     v = compare_metric(energy([100.0]), energy([130.0]))
-    assert v.verdict == "INCONCLUSIVE" and math.isnan(v.p_value) and "single round" in v.hint
+    assert v.verdict == "INCONCLUSIVE" and math.isnan(v.p_value) and "single sample" in v.hint
     v = compare_metric(energy([100.0]), energy([101.0]))
-    assert v.verdict == "PASS" and "single round" in v.hint
+    assert v.verdict == "PASS" and "single sample" in v.hint
 
 
 def test_constant_samples_are_exact():
