@@ -9,7 +9,7 @@ import math
 import os
 from typing import Any
 
-from .report.summary import energy_table, mean_sd, primary_series
+from .report.summary import energy_table, is_decisive, mean_sd, primary_series
 from .errors import UsageError
 from .session import EnergySession
 
@@ -84,13 +84,11 @@ def comparison_lines(session: EnergySession) -> list[str]:
         outcome = session.outcomes.get(record.nodeid)
         if outcome is None:
             continue
-        series = primary_series(record)
-        headline = {series.energy.name, series.duration.name} if series else set()
         for v in outcome.verdicts:
             counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
             # A dozen metrics per protocol move together; the terminal shows what decides (REGRESSION,
             # IMPROVED) and each test's time and energy. JSON, markdown and HTML list every verdict.
-            if v["verdict"] not in ("REGRESSION", "IMPROVED") and v["metric"] not in headline:
+            if not is_decisive(v):
                 continue
             p_value = v.get("p_value")
             verdict = v["verdict"]
@@ -214,7 +212,11 @@ def session_markdown(session: EnergySession) -> str:
     results = {nodeid: o.verdicts for nodeid, o in session.outcomes.items()}
     methods = {r.nodeid: (primary_series(r).energy.method if primary_series(r) else "unknown") or "unknown"
                for r in session.records}
-    lines.append(comparison_markdown(results, methods))
+    decisive = {nodeid: [v for v in vs if is_decisive(v)] for nodeid, vs in results.items()}
+    lines.append(comparison_markdown(decisive, methods))
+    if sum(map(len, results.values())) > sum(map(len, decisive.values())):
+        lines += ["<details><summary>every metric's verdict</summary>", "",
+                  comparison_markdown(results, methods), "</details>", ""]
     notes = [f"- `{nodeid}`: {note}" for nodeid, o in session.outcomes.items() for note in o.notes]
     if notes:
         lines += ["", *notes, ""]

@@ -15,6 +15,7 @@ from typing import Any
 
 from ..pareto import pareto_mask
 from ..sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
+from .summary import is_decisive
 from .plots import AXIS_TITLES, PlotsUnavailable, plot_finetune_curves, plot_frontier
 
 _CSS = """
@@ -151,17 +152,17 @@ def _metrics_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
             + _table(["test", "metric", "mean", "unit", "samples", "kind", "method"], rows) + "</details>")
 
 
-def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
-    """Baseline comparison verdicts; columns are whatever keys the verdict dicts carry."""
-    headers: list[str] = []
-    for v in verdicts:
-        headers += [k for k in v if k not in headers]
+_VERDICT_COLUMNS = ("test", "metric", "baseline_value", "current_value", "unit", "change_pct", "p_value",
+                    "tolerance", "verdict", "hint")
+
+
+def _verdict_rows(verdicts: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     rows = []
     for v in verdicts:
         row = []
-        for h in headers:
+        for h in _VERDICT_COLUMNS:
             value = v.get(h)
-            if h in ("verdict", "status", "outcome") and value is not None:
+            if h == "verdict" and value is not None:
                 slug = "".join(c for c in str(value).lower() if c.isalnum())
                 row.append(f'<td class="verdict verdict-{slug}">{_e(value)}</td>')
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -169,7 +170,21 @@ def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
             else:
                 row.append(_td(_MISSING if value is None else _e(value)))
         rows.append(row)
-    return "<h2>Baseline verdicts</h2>" + _table(headers, rows)
+    return rows
+
+
+def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
+    """The decisive verdicts first (summary.is_decisive), every verdict folded below."""
+    decisive = [v for v in verdicts if is_decisive(v)]
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
+    tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    return ("<h2>Baseline verdicts</h2>"
+            f'<p class="note">All metrics: {_e(tally)}. Shown: time, energy and every REGRESSION or IMPROVED.</p>'
+            + _table(_VERDICT_COLUMNS, _verdict_rows(decisive))
+            + f"<details><summary>all {len(verdicts)} verdicts</summary>"
+            + _table(_VERDICT_COLUMNS, _verdict_rows(verdicts)) + "</details>")
 
 
 def _is_measured(p: Mapping[str, Any]) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from ..results import Metric, TestRecord
 
@@ -77,3 +79,10 @@ def energy_table(records: list[TestRecord], tablefmt: str = "simple") -> str:
         return ""
     headers = ["test", "rounds", "time s (mean ± sd)", "energy J (mean ± sd)", "avg power W", "method"]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def is_decisive(verdict: Mapping[str, Any]) -> bool:
+    """Verdicts every report shows first: what fails or improves, and each test's time and energy.
+    A protocol test has a dozen metrics that move together; the rest is folded away."""
+    return verdict.get("verdict") in ("REGRESSION", "IMPROVED") or \
+        str(verdict.get("metric", "")).rsplit(".", 1)[-1] in ("energy_j", "duration_s")
