@@ -6,7 +6,6 @@ Written to $PYTEST_ENERGY_REPORT_DIR (default `energy-report/` in the rootdir), 
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from pytest_energy.report.html import write_html_report
 from pytest_energy.report.plots import PlotsUnavailable, plot_frontier, plot_frontiers_by_axis
+from pytest_energy.report.json_report import json_safe
 from pytest_energy.sweeps import SweepPoint, complete_axes
 
 REPORT_DIR_ENV = "PYTEST_ENERGY_REPORT_DIR"
@@ -24,17 +24,6 @@ def report_dir(rootdir: str | os.PathLike[str]) -> Path:
     return Path(rootdir) / os.environ.get(REPORT_DIR_ENV, DEFAULT_REPORT_DIR)
 
 
-def _json_safe(value: Any) -> Any:
-    # JSON has no NaN: unmeasured figures of skipped points become null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Mapping):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def write_sweep_report(points: Sequence[SweepPoint], directory: Path, *, base: Mapping[str, Any],
                        title: str, about: Mapping[str, Any]) -> list[Path]:
     """Write sweep-points.json, frontier-<axis>.png, frontier-all.png and sweeps.html; returns the paths."""
@@ -43,7 +32,7 @@ def write_sweep_report(points: Sequence[SweepPoint], directory: Path, *, base: M
     # The base configuration is measured once (max_length=128); every axis's frontier shows it.
     dicts = [p.to_dict() for p in complete_axes(points, base)]
     written = [directory / "sweep-points.json"]
-    written[0].write_text(json.dumps(_json_safe({"about": dict(about), "base": dict(base), "points": dicts}),
+    written[0].write_text(json.dumps(json_safe({"about": dict(about), "base": dict(base), "points": dicts}),
                                      indent=2, allow_nan=False) + "\n", encoding="utf-8")
     images: dict[str, bytes] = {}
     try:

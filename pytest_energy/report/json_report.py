@@ -18,14 +18,14 @@ from ..stats import describe
 from .summary import mean_sd, primary_series
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """JSON has no NaN: unknown values become null rather than an invalid file."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -101,7 +101,7 @@ def write_json_atomic(path: str, data: dict[str, Any]) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".energy-", suffix=".json", dir=directory)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(_finite(data), f, indent=2, sort_keys=True, allow_nan=False)
+            json.dump(json_safe(data), f, indent=2, sort_keys=True, allow_nan=False)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
