@@ -140,8 +140,14 @@ def _hulk_cost(record, metric: str) -> float | None:
 
 
 def hulk_tables(session: EnergySession, tablefmt: str = "simple") -> str:
-    """HULK Table 3/4: per task, reference cost / model cost, summed over tasks. "" when no test names a
-    reference. Models are `extra_info["model"]` (else the test name), tasks the marker's `group`."""
+    """HULK Table 3/4 as text: per task, reference cost / model cost, summed over tasks. "" when no test
+    names a reference."""
+    return "\n\n".join(f"{title}\n{table}" for title, table in hulk_blocks(session, tablefmt))
+
+
+def hulk_blocks(session: EnergySession, tablefmt: str = "simple") -> list[tuple[str, str]]:
+    """(title, table) per protocol and cost. Models are `extra_info["model"]` (else the test name), tasks
+    the marker's `group`."""
     from .hulk import format_hulk_table
 
     by_id = {r.nodeid: r for r in session.records}
@@ -156,7 +162,7 @@ def hulk_tables(session: EnergySession, tablefmt: str = "simple") -> str:
             continue
         missing = sorted({ref_id for _, ref, ref_id in pairs if ref is None})
         if missing:
-            blocks.append(f"HULK {protocol}: reference test(s) not run in this session: {', '.join(missing)}")
+            blocks.append((f"HULK {protocol}", f"reference test(s) not run in this session: {', '.join(missing)}"))
             continue
         for label, metric in (("Time", time_metric), ("Energy", energy_metric)):
             models: dict[str, dict[str, float | None]] = {}
@@ -171,9 +177,9 @@ def hulk_tables(session: EnergySession, tablefmt: str = "simple") -> str:
                 table = format_hulk_table(models, ref_name, cost_label=f"{label} ({unit})", tablefmt=tablefmt)
             except UsageError as exc:
                 table = f"cannot normalise: {exc}"
-            blocks.append(f"HULK {protocol} score = {ref_name} {label.lower()} / model {label.lower()} "
-                          f"(N/A: cut-off not reached)\n{table}")
-    return "\n\n".join(blocks)
+            blocks.append((f"HULK {protocol} score = {ref_name} {label.lower()} / model {label.lower()} "
+                           "(N/A: cut-off not reached)", table))
+    return blocks
 
 
 def terminal_lines(session: EnergySession) -> list[str]:
@@ -217,6 +223,8 @@ def session_markdown(session: EnergySession) -> str:
     if sum(map(len, results.values())) > sum(map(len, decisive.values())):
         lines += ["<details><summary>every metric's verdict</summary>", "",
                   comparison_markdown(results, methods), "</details>", ""]
+    for title, table in hulk_blocks(session, tablefmt="github"):
+        lines += [f"#### {title}", "", table, ""]
     notes = [f"- `{nodeid}`: {note}" for nodeid, o in session.outcomes.items() for note in o.notes]
     if notes:
         lines += ["", *notes, ""]
@@ -249,7 +257,8 @@ def finish_session(session: EnergySession, config: Any) -> None:
         if opts.html_path:
             from .report.html import write_html_report
 
-            write_html_report(opts.html_path, data, about={"meter": session.header().replace("\n", " ")})
+            write_html_report(opts.html_path, data, about={"meter": session.header().replace("\n", " ")},
+                              sections=hulk_blocks(session, tablefmt="html"))
             session.written.append(opts.html_path)
     # $GITHUB_STEP_SUMMARY is shared by every step of the job: append to it, never truncate it.
     markdown_targets = [(opts.markdown_path, "w"), (os.environ.get("GITHUB_STEP_SUMMARY"), "a")]

@@ -324,8 +324,12 @@ def test_small_sst2(energy):
 def test_small_mnli(energy):
     assert not _run(energy, 0.05, 99).reached
 """)
-    result = pytester.runpytest("--energy")
+    result = pytester.runpytest("--energy", "--energy-html", "r.html", "--energy-markdown", "r.md")
     result.assert_outcomes(passed=4)
+    html_text = (pytester.path / "r.html").read_text()
+    assert "<h2>HULK finetune score = model-0.1 time / model time (N/A: cut-off not reached)</h2>" in html_text
+    assert "<td>model-0.05</td>" in html_text.replace(' style="text-align: left;"', "")
+    assert "#### HULK finetune score = model-0.1 energy / model energy" in (pytester.path / "r.md").read_text()
     result.stdout.fnmatch_lines(["HULK finetune score = model-0.1 time / model time*",
                                  "*Model*sst2 Time (s)*sst2 Score*mnli Time (s)*mnli Score*Overall Score*"])
     large = next(x for x in result.outlines if x.startswith("model-0.1 "))

@@ -292,7 +292,8 @@ def render_html_report(report: Mapping[str, Any] | None = None, *,
                        sweep_points: Sequence[Mapping[str, Any]] | None = None,
                        verdicts: Sequence[Mapping[str, Any]] | None = None,
                        images: Mapping[str, bytes] | None = None, about: Mapping[str, Any] | None = None,
-                       title: str = "pytest-energy report", plots: bool = True) -> str:
+                       title: str = "pytest-energy report", plots: bool = True,
+                       sections: Sequence[tuple[str, str]] = ()) -> str:
     """The whole report as one HTML string.
 
     - `report`: the --energy-json dict (pytest-benchmark layout): `benchmarks[]` with `name`,
@@ -308,6 +309,8 @@ def render_html_report(report: Mapping[str, Any] | None = None, *,
     - `images`: extra PNGs, {caption: bytes}.
     - `about`: facts about the run shown first (model, task, examples per point, ...).
     - `plots=False` leaves figures out (they are also left out, with a note, without matplotlib).
+    - `sections`: (heading, HTML) pairs appended after the tables, e.g. HULK score tables; the HTML must
+      already be escaped (tabulate's "html" format escapes cell text).
     """
     report = report or {}
     benchmarks = list(report.get("benchmarks") or [])
@@ -332,6 +335,8 @@ def render_html_report(report: Mapping[str, Any] | None = None, *,
         body.append(_sweeps_section(sweep_points, plots))
     if benchmarks:
         body.append(_finetune_section(benchmarks, plots))
+    for heading, section_html in sections:
+        body.append(f"<h2>{_e(heading)}</h2>{section_html}")
     if images:
         body.append("<h2>Figures</h2>" + "".join(_img(png, cap) for cap, png in images.items()))
     for key, heading in (("energy", "Energy session"), ("machine_info", "Machine"), ("commit_info", "Commit")):
