@@ -348,3 +348,10 @@ def test_json_records_gpu_temperature_and_clocks(pytester, fake_nvml):
     assert session["device_state_start"] == {"gpu0": {"temperature_c": 45, "sm_clock_mhz": 1980}}
     assert session["device_state_end"] == session["device_state_start"]
     assert session["meter"] == "nvml"
+
+
+def test_zero_watts_per_core_is_rejected_not_replaced_by_the_default(pytester, no_nvml):
+    pytester.makepyfile(PLAIN_AND_ENERGY)
+    result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-cpu-watts-per-core", "0")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*watts per core must be > 0, got 0.0*"])

@@ -36,7 +36,8 @@ def open_meter(choice: str = "auto", *, cpu_watts_per_core: float | None = None,
             return meter
     from .estimate import DEFAULT_WATTS_PER_CORE, EstimateMeter
 
-    meter = EstimateMeter(cpu_watts_per_core or DEFAULT_WATTS_PER_CORE)
+    # `is None`, not `or`: an explicit 0 W must reach EstimateMeter's check, not become the default.
+    meter = EstimateMeter(DEFAULT_WATTS_PER_CORE if cpu_watts_per_core is None else cpu_watts_per_core)
     meter.fallback_reasons = tuple(reasons)
     return meter
 
@@ -44,7 +45,7 @@ def open_meter(choice: str = "auto", *, cpu_watts_per_core: float | None = None,
 def _nvml(poll_interval_s: float | None, **_: object) -> Meter:
     from .nvml import DEFAULT_POLL_INTERVAL_S, NvmlMeter
 
-    return NvmlMeter(poll_interval_s or DEFAULT_POLL_INTERVAL_S)
+    return NvmlMeter(DEFAULT_POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s)
 
 
 def _rapl(powercap_root: str | None, **_: object) -> Meter:
