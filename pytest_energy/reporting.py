@@ -11,6 +11,7 @@ from typing import Any
 
 from .report.summary import energy_table, is_decisive, mean_sd, primary_series
 from .errors import UsageError
+from .results import TestRecord
 from .session import EnergySession
 
 
@@ -22,10 +23,9 @@ def _fmt(value: Any, unit: str = "", digits: int = 4) -> str:
     return f"{value}{(' ' + unit) if unit else ''}"
 
 
-def footprint_of(session: EnergySession, nodeid: str) -> dict[str, Any] | None:
+def footprint_of(session: EnergySession, record: TestRecord) -> dict[str, Any] | None:
     """kWh, CO2e and cost of one benchmark's mean round (gross energy, as measured)."""
-    record = next((r for r in session.records if r.nodeid == nodeid), None)
-    series = primary_series(record) if record else None
+    series = primary_series(record)
     if series is None or session.options.carbon is None:
         return None
     from .carbon import footprint
@@ -117,12 +117,11 @@ def comparison_lines(session: EnergySession) -> list[str]:
         notes.append((f"{len(missing)} benchmarks",
                       f"no baseline in {session.display_path(session.baseline_dir)}/ "
                       "(create them with --energy-save-baseline)"))
-    counts: dict[str, int] = {}
+    per_note: dict[str, int] = {}
     for _, n in notes:
-        counts[n] = counts.get(n, 0) + 1
-    grouped = [(name, n) for name, n in notes if counts[n] <= 3]
-    grouped += [(f"{c} benchmarks", n) for n, c in counts.items() if c > 3]
-    notes = grouped
+        per_note[n] = per_note.get(n, 0) + 1
+    notes = [(name, n) for name, n in notes if per_note[n] <= 3]
+    notes += [(f"{c} benchmarks", n) for n, c in per_note.items() if c > 3]
     if notes:
         lines += [""] + [f"{name}: {n}" for name, n in notes]
     return lines
@@ -194,7 +193,7 @@ def terminal_lines(session: EnergySession) -> list[str]:
     hulk = hulk_tables(session)
     if hulk:
         lines += [""] + hulk.splitlines()
-    feet = [f for f in (footprint_of(session, r.nodeid) for r in session.records) if f]
+    feet = [f for f in (footprint_of(session, r) for r in session.records) if f]
     if feet:
         kwh = sum(f["energy_kwh"] for f in feet)
         co2 = sum(f["co2e_kg"] for f in feet)
@@ -244,7 +243,7 @@ def finish_session(session: EnergySession, config: Any) -> None:
         session.written += session.save_baselines(commit, when)
     entries = {r.nodeid: {"options": {**session.settings_by_test.get(r.nodeid, {}), "meter": session.meter.name},
                           "verdicts": session.outcomes[r.nodeid].verdicts if r.nodeid in session.outcomes else None,
-                          "footprint": footprint_of(session, r.nodeid)}
+                          "footprint": footprint_of(session, r)}
                for r in session.records}
     if opts.json_path or opts.html_path:
         from .report.json_report import build_report, write_json_atomic

@@ -53,6 +53,7 @@ class EnergySession:
         self._measurer: Measurer | None = None
         self._store = None
         self._baselines: dict[str, Any] | None = None
+        self._fingerprint: dict[str, Any] | None = None
         self.records: list[TestRecord] = []
         self.outcomes: dict[str, Outcome] = {}
         self.settings_by_test: dict[str, dict[str, Any]] = {}
@@ -139,9 +140,13 @@ class EnergySession:
             self._baselines = self.store.load_all()
 
     def fingerprint(self) -> dict[str, Any]:
-        from .machine import fingerprint
+        """Stable facts about this machine: computed once (it asks the driver and the platform), then
+        shared by every comparison and every saved baseline."""
+        if self._fingerprint is None:
+            from .machine import fingerprint
 
-        return fingerprint(self.meter)
+            self._fingerprint = fingerprint(self.meter)
+        return self._fingerprint
 
     def judge(self, record: TestRecord, settings: TestSettings) -> Outcome:
         """Compare a finished test with its baseline and decide whether it fails."""
@@ -158,7 +163,7 @@ class EnergySession:
                 return outcome
             note = f"no baseline for this test in {where}; create one with --energy-save-baseline"
             outcome.notes.append(note)
-            if self.options.require_baseline and not self.options.save_baseline:
+            if self.options.require_baseline:
                 outcome.failure = f"--energy-require-baseline: {note}"
             return outcome
         differences = machine_mismatch(entry.machine, self.fingerprint())
@@ -179,9 +184,10 @@ class EnergySession:
         """Write the baselines of every recorded test; returns the files written."""
         from .baseline import BaselineEntry
 
-        entries = [BaselineEntry(nodeid=r.nodeid, machine=self.fingerprint(), commit=commit,
-                                 datetime=datetime_iso, method=self.fingerprint()["method"],
-                                 metrics=r.metrics, extra_info=r.extra_info) for r in self.records]
+        machine = self.fingerprint()
+        entries = [BaselineEntry(nodeid=r.nodeid, machine=machine, commit=commit, datetime=datetime_iso,
+                                 method=machine["method"], metrics=r.metrics, extra_info=r.extra_info)
+                   for r in self.records]
         if not entries:
             return []
         return [str(p) for p in self.store.save(entries)]
