@@ -9,16 +9,11 @@ A run that does not reach the cut-off is reported as "N/A" (HULK) and only its s
 
 from __future__ import annotations
 
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(__file__))
-
-from _reference import describe, fresh_model, max_steps  # noqa: E402
+from pytest_energy.reference.plugin import about_run, fresh_model, max_steps
 
 
 def test_finetune_to_cutoff(energy, bench, task_data):
-    from pytest_energy.models import count_model_flops, make_evaluate, make_train_step
+    from pytest_energy.reference.models import count_model_flops, make_evaluate, make_train_step
 
     model, tokenizer = fresh_model(bench, task_data)
     # Padding to max_length makes every step the same computation, so FLOPs per step (counted once,
@@ -28,7 +23,7 @@ def test_finetune_to_cutoff(energy, bench, task_data):
     train_step = make_train_step(model, tokenizer, task_data.train, batch_size=bench.batch_size,
                                  max_length=bench.max_length, lr=bench.lr, seed=bench.seed, padding="max_length")
     evaluate = make_evaluate(model, tokenizer, task_data, max_length=bench.max_length)
-    energy.extra_info.update(describe(bench, task_data))
+    energy.extra_info.update(about_run(bench, task_data))
 
     result = energy.finetune_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,
                                        max_steps=max_steps(bench, task_data), flops_per_step=flops.flops)

@@ -8,24 +8,19 @@ The model is fine-tuned to the cut-off first, unmetered (HULK measures the fine-
 
 from __future__ import annotations
 
-import os
-import sys
-
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
-
-from _reference import describe  # noqa: E402
+from pytest_energy.reference.plugin import about_run
 
 
 @pytest.mark.parametrize("batch_size", [1, 32])
 def test_inference(energy, bench, full_task_data, finetuned, batch_size):
-    from pytest_energy.models import make_predict
+    from pytest_energy.reference.models import make_predict
 
     model, tokenizer, trained = finetuned
     split, examples = next(iter(full_task_data.dev.items()))
     labels = [e.tags if full_task_data.spec.kind == "token" else e.label for e in examples]
-    energy.extra_info.update(describe(bench, full_task_data))
+    energy.extra_info.update(about_run(bench, full_task_data))
     energy.extra_info.update(trained)
     energy.extra_info["inference_split"] = split
     if full_task_data.spec.kind == "token":

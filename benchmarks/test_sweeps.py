@@ -1,9 +1,10 @@
-"""Energy-accuracy sweeps as energy benchmarks (seed 004): max sequence length, precision, depth, batch size.
+"""Energy-accuracy sweeps as energy benchmarks: max sequence length, precision, depth, batch size (the axes of the
+energy-accuracy trade-off study of BERT-base on SST-2, see docs/protocols.md).
 
     pytest benchmarks/test_sweeps.py --energy                 # embedded default: ~1.5 min on 2 CPU cores
     pytest benchmarks/test_sweeps.py --energy --energy-task sst2 --energy-data-dir /data/glue
 
-The task and model are the reference suite's (benchmarks/conftest.py: --energy-task, --energy-model,
+The task and model are the reference suite's (pytest_energy.reference.plugin: --energy-task, --energy-model,
 --energy-data-dir), and so is the model: fine-tuned to the task's cut-off once per session, unmetered
 (the `finetuned` fixture, shared with test_inference.py). Each configuration is one benchmark: the
 inference protocol over the first $PYTEST_ENERGY_SWEEP_N (default 200) dev examples, recorded through
@@ -16,21 +17,16 @@ $PYTEST_ENERGY_REPORT_DIR (default energy-report/)/<task>/.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-# benchmarks/ is not a package; make the sibling modules importable under any --import-mode.
-sys.path.insert(0, os.path.dirname(__file__))
-
-from _reference import choose, describe  # noqa: E402
-from _sweep_report import report_dir, write_sweep_report  # noqa: E402
-
-from pytest_energy.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, Unsupported, point_from_result  # noqa: E402
+from pytest_energy.errors import Unsupported
+from pytest_energy.protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, point_from_result
+from pytest_energy.reference.plugin import about_run, choose
+from pytest_energy.reference.sweep_report import report_dir, write_sweep_report
 
 N_EXAMPLES = int(os.environ.get("PYTEST_ENERGY_SWEEP_N", "200"))
 WARMUP = 5
@@ -39,17 +35,15 @@ BASE_MAX_LENGTH = 128
 DEPTH_SIXTHS = (1, 2, 3, 4, 5)
 # fp32, full depth and batch 1 are the base configuration, measured on the max_length axis.
 OTHER_AXES: dict[str, tuple] = {"precision": ("bf16", "fp16"), "depth": DEPTH_SIXTHS, "batch_size": (8, 32)}
-# Seed 004's lengths; synthetic sentences are at most ~16 tokens, so 8 and 12 show where their flat region ends.
+# The trade-off study's lengths; generated sentences are at most ~16 tokens, so 8 and 12 show where
+# their flat region ends.
 MAX_LENGTHS = {"synthetic": (8, 12, 16, 32, 64, 128)}
 DEFAULT_MAX_LENGTHS = (16, 32, 48, 64, 96, 128)
-# CPUs without AVX512-FP16/AMX-FP16 run fp16 emulated (3.5x slower than fp32 on a Zen 4 core, where
-# bf16 is 2x faster): skip such a precision with that reason rather than let it dominate the run.
-# On a GPU every precision that runs is measured.
+# CPUs without native fp16 kernels run it emulated (measurements in docs/protocols.md): skip such a
+# precision with that reason rather than let it dominate the run. On a GPU every precision that runs is measured.
 CPU_MAX_SLOWDOWN = 2.0
-# Intra-op threads on a CPU. Batch-1 inference of a small encoder gains little from a second thread,
-# and on a shared machine a preempted OpenMP thread leaves the other spinning at the barrier: we saw
-# 7 ms/example with 1 thread become 490 ms/example with 2, process CPU time (hence the estimate
-# meter's energy) inflated alike. One thread gives stable, comparable points.
+# Intra-op threads on a CPU: one, because on a shared machine a preempted OpenMP thread leaves the other
+# spinning at the barrier, inflating time and CPU time alike (docs/protocols.md has the figures).
 CPU_THREADS = int(os.environ.get("PYTEST_ENERGY_SWEEP_THREADS", "1"))
 
 
@@ -83,7 +77,7 @@ def cpu_threads() -> Iterator[int]:
 @pytest.fixture(scope="session")
 def sweep_subject(request, cpu_threads, bench, full_task_data, finetuned) -> Iterator[Subject]:
     """The sweep's subject; when the session ends its points become the sweep report."""
-    from pytest_energy.sweeps import HFPredictBuilder, encoder_depth
+    from pytest_energy.reference.models import HFPredictBuilder, encoder_depth
 
     if full_task_data.spec.kind != "sequence":
         pytest.skip(f"sweeps need a sequence classification task; {full_task_data.spec.title} tags tokens")
@@ -92,9 +86,9 @@ def sweep_subject(request, cpu_threads, bench, full_task_data, finetuned) -> Ite
     builder = HFPredictBuilder(model, tokenizer, max_slowdown=None if on_gpu else CPU_MAX_SLOWDOWN)
     split, examples = next(iter(full_task_data.dev.items()))
     examples = examples[:N_EXAMPLES]
-    about = {**describe(bench, full_task_data), **trained, "sweep split": split,
+    about = {**about_run(bench, full_task_data), **trained, "sweep split": split,
              "dev examples per point": len(examples), "warmup calls per point": WARMUP,
-             "padding": "to max_length (cost follows the configured length, as in seed 004)",
+             "padding": "to max_length (cost follows the configured length, as in the trade-off study)",
              "torch threads": cpu_threads}
     subject = Subject(bench.task, builder, examples, [e.label for e in examples], encoder_depth(model), about)
     yield subject
@@ -146,10 +140,3 @@ def test_sweep(energy, sweep_subject, axis, value):
     energy.extra_info[SWEEP_BASE_KEY] = subject.base  # lets --energy-html put the base point on every axis
     energy.extra_info.update(subject.about)
     assert result.accuracy is not None and 0.0 <= result.accuracy <= 1.0
-
-
-def test_report_dir_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("PYTEST_ENERGY_REPORT_DIR", "out/sweeps")
-    assert report_dir(tmp_path) == Path(tmp_path) / "out" / "sweeps"
-    monkeypatch.delenv("PYTEST_ENERGY_REPORT_DIR")
-    assert report_dir(tmp_path) == Path(tmp_path) / "energy-report"

@@ -1,4 +1,4 @@
-"""One root exception so callers can catch everything pytest-energy raises on purpose."""
+"""Every error and warning pytest-energy raises on purpose, under one root so callers can catch them all."""
 
 
 class EnergyError(Exception):
@@ -24,5 +24,25 @@ class BaselineError(EnergyError):
     """A baseline file is damaged, truncated, of the wrong schema, or cannot be written."""
 
 
+class ReportError(EnergyError):
+    """A report file (JSON, markdown, HTML) cannot be written."""
+
+
 class DataError(EnergyError):
     """A task, data set or model cannot be loaded; the message names it and how to provide it."""
+
+
+class Unsupported(EnergyError):
+    """This machine cannot run a sweep configuration; the message says why. The sweep records and skips it."""
+
+
+class PlotsUnavailable(EnergyError, ImportError):
+    """matplotlib is not installed; the message says how to install it."""
+
+
+class EnergyWarning(UserWarning):
+    """Root of the warnings pytest-energy issues."""
+
+
+class ShortWindowWarning(EnergyWarning):
+    """A window was shorter than the sensor's update period; its energy is unreliable."""

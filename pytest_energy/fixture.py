@@ -1,15 +1,16 @@
-"""The object behind the `energy` fixture. It gets a Measurer and a TestRecord, never the session."""
+"""The object behind the `energy` fixture. It is handed a Measurer and a TestRecord, never the session."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .config import TestSettings
 from .errors import UsageError
 from .measure import Measurer
-from .results import TestRecord, Window
-from .settings import TestSettings
+from .records import Better, Kind, TestRecord, Window
 
 
 class EnergyFixture:
@@ -20,29 +21,42 @@ class EnergyFixture:
       (``train.energy_j``); repeating a label adds samples.
     - ``energy(fn, *args, **kwargs)`` runs ``fn`` ``warmup`` times unmetered, then ``rounds`` times
       metered, keeps every round, and returns fn's last result.
-    - ``energy.finetune_to_cutoff(...)`` and ``energy.inference(...)`` run the HULK protocols.
+    - ``energy.finetune_to_cutoff(...)``, ``energy.trainer_callback(...)`` and ``energy.inference(...)``
+      run the HULK protocols; ``energy.record_metric(...)`` records a figure of your own.
     """
 
     def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings) -> None:
-        self.measurer = measurer
-        self.record = record
-        self.settings = settings
-        self.extra_info: dict[str, Any] = record.extra_info
+        self._measurer = measurer
+        self._record = record
+        self._settings = settings
         self._called = False
+
+    @property
+    def extra_info(self) -> dict[str, Any]:
+        """Free-form facts about the benchmark, stored with its results (JSON-serialisable values)."""
+        return self._record.extra_info
+
+    @property
+    def meter_name(self) -> str:
+        """The meter this session uses: "nvml", "rapl" or "estimate"."""
+        return self._measurer.meter.name
 
     # -- windows -----------------------------------------------------------------------------
     def _keep(self, window: Window, prefix: str) -> None:
-        self.record.windows.append(window)
-        self.record.metric(f"{prefix}duration_s", "s").add(window.duration_s)
-        self.record.metric(f"{prefix}energy_j", "J", method=window.method).add(window.energy_j)
+        self._record.windows.append(window)
+        self._record.metric(f"{prefix}duration_s", "s").add(window.duration_s)
+        self._record.metric(f"{prefix}energy_j", "J", method=window.method).add(window.energy_j)
 
     @contextlib.contextmanager
-    def measure(self, label: str = "default") -> Iterator[Window]:
+    def measure(self, label: str = "default", *, record: bool = True) -> Iterator[Window]:
+        """Meter the block. With ``record=False`` the window is only returned, not kept as metrics
+        (e.g. a calibration loop whose length changes from run to run)."""
         if not label or not isinstance(label, str):
             raise UsageError(f"energy.measure() needs a non-empty string label, got {label!r}")
-        with self.measurer.measure(label) as window:
+        with self._measurer.measure(label) as window:
             yield window
-        self._keep(window, f"{label}.")
+        if record:
+            self._keep(window, f"{label}.")
 
     def __call__(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return self.pedantic(fn, args=args, kwargs=kwargs)
@@ -55,21 +69,48 @@ class EnergyFixture:
             raise UsageError("energy(fn) can be called once per test; use energy.measure(label) "
                              "for further windows")
         self._called = True
-        result, windows = self.measurer.run(
+        result, windows = self._measurer.run(
             fn, args, kwargs,
-            rounds=self.settings.rounds if rounds is None else rounds,
-            warmup=self.settings.warmup if warmup is None else warmup)
+            rounds=self._settings.rounds if rounds is None else rounds,
+            warmup=self._settings.warmup if warmup is None else warmup)
         for w in windows:
             self._keep(w, "")
         return result
 
+    # -- figures of your own -----------------------------------------------------------------
+    def record_metric(self, name: str, unit: str, samples: float | Sequence[float], *, better: str = "lower",
+                      kind: str = "measured", method: str | None = None) -> None:
+        """Record a figure of your own, compared with its baseline like the built-in ones.
+
+        `better` is "lower" or "higher"; `kind` is "measured" (noisy: compared with statistics) or
+        "deterministic" (compared with a plain tolerance). Samples must be finite numbers; calling again
+        with the same name adds samples.
+        """
+        if not name or not isinstance(name, str):
+            raise UsageError(f"record_metric() needs a non-empty string name, got {name!r}")
+        try:
+            better_, kind_ = Better(better), Kind(kind)
+        except ValueError:
+            raise UsageError(f"record_metric({name!r}): better must be 'lower' or 'higher' and kind 'measured' or "
+                             f"'deterministic', got better={better!r}, kind={kind!r}") from None
+        values = [samples] if isinstance(samples, (int, float)) else list(samples)
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)]
+        if not values or bad:
+            raise UsageError(f"record_metric({name!r}): samples must be finite numbers, got {samples!r}")
+        metric = self._record.metric(name, unit, better=better_, kind=kind_, method=method)
+        if (metric.unit, metric.better, metric.kind) != (unit, better_, kind_):
+            raise UsageError(f"record_metric({name!r}): already recorded with unit {metric.unit!r}, better "
+                             f"{metric.better!r}, kind {metric.kind!r}")
+        for v in values:
+            metric.add(v)
+
     # -- protocols ---------------------------------------------------------------------------
     def _keep_protocol(self, result: Any) -> Any:
         for metric in result.metrics():
-            kept = self.record.metric(metric.name, metric.unit, better=metric.better, kind=metric.kind,
-                                      method=metric.method)
+            kept = self._record.metric(metric.name, metric.unit, better=metric.better, kind=metric.kind,
+                                       method=metric.method)
             kept.samples.extend(metric.samples)
-        self.record.protocols.append(result.to_dict())
+        self._record.protocols.append(result.to_dict())
         return result
 
     def finetune_to_cutoff(self, train_step: Callable[[int], Any], evaluate: Callable[[], float], *,
@@ -79,11 +120,25 @@ class EnergyFixture:
         from .protocols.finetune import finetune_to_cutoff
 
         return self._keep_protocol(finetune_to_cutoff(
-            self.measurer, train_step, evaluate, cutoff=cutoff, eval_every=eval_every,
+            self._measurer, train_step, evaluate, cutoff=cutoff, eval_every=eval_every,
             max_steps=max_steps, higher_is_better=higher_is_better, **kwargs))
+
+    def trainer_callback(self, *, cutoff: float, metric_name: str = "eval_accuracy", higher_is_better: bool = True,
+                         flops_per_step: int | None = None) -> Any:
+        """A `transformers.TrainerCallback` for HULK's fine-tuning protocol on a Hugging Face `Trainer`.
+
+        Training stops at the first evaluation whose `metric_name` reaches `cutoff`; when `train()` returns,
+        the result is recorded exactly like `finetune_to_cutoff`'s (row, JSON, baseline, gate) and is also
+        the callback's `.result`. See pytest_energy.protocols.finetune.make_trainer_callback.
+        """
+        from .protocols.finetune import make_trainer_callback
+
+        return make_trainer_callback(self._measurer, cutoff, metric_name=metric_name,
+                                     higher_is_better=higher_is_better, flops_per_step=flops_per_step,
+                                     on_result=self._keep_protocol)
 
     def inference(self, predict: Callable[[list], Any], examples: Any, **kwargs: Any) -> Any:
         """HULK's inference protocol; see pytest_energy.protocols.inference.inference."""
         from .protocols.inference import inference
 
-        return self._keep_protocol(inference(self.measurer, predict, examples, **kwargs))
+        return self._keep_protocol(inference(self._measurer, predict, examples, **kwargs))

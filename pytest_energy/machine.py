@@ -1,7 +1,7 @@
 """Machine fingerprint and commit info recorded with every result.
 
 Stable facts only in the fingerprint proper (GPU names, CPU model, meter); library versions are
-recorded too but never decide whether two machines match (see baseline.MATCH_KEYS).
+recorded too but never decide whether two machines match (see gate.baselines.MATCH_KEYS).
 """
 
 from __future__ import annotations
@@ -11,10 +11,23 @@ import os
 import platform
 import subprocess
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .meters.base import Meter
-from .meters.estimate import cpu_model
+from .records import combine_methods
+
+if TYPE_CHECKING:
+    from .meters.base import Meter
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _version(dist: str) -> str | None:
@@ -25,10 +38,9 @@ def _version(dist: str) -> str | None:
 
 
 def fingerprint(meter: Meter) -> dict[str, Any]:
-    methods = sorted({d.method for d in meter.devices()})
     info: dict[str, Any] = {
         "meter": meter.name,
-        "method": "+".join(methods),
+        "method": combine_methods(d.method for d in meter.devices()),
         "gpus": [],
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),

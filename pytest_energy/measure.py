@@ -11,13 +11,9 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .errors import MeasurementError, UsageError
+from .errors import MeasurementError, ShortWindowWarning, UsageError
 from .meters.base import Meter, Reading
-from .results import DeviceEnergy, Window, combine_methods
-
-
-class ShortWindowWarning(UserWarning):
-    """A window was shorter than the sensor's update period; its energy is unreliable."""
+from .records import DeviceEnergy, Window, combine_methods
 
 
 def sync_cuda() -> None:
@@ -156,7 +152,7 @@ class Measurer:
                     f"meter {self.meter.name!r} returned an invalid energy for {dev} in window "
                     f"{window.label!r}: {joules!r} J (counter reset or driver restart?)")
             info = self._names[dev]
-            devices.append(DeviceEnergy(dev, joules, info.method, info.name))
+            devices.append(DeviceEnergy(dev, joules, str(info.method), info.name))
         window.duration_s = end.t_s - start.t_s
         window.devices = tuple(devices)
         window.energy_j = sum(d.energy_j for d in devices)

@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from fake_nvml import FakeDriver, FakeGpu  # noqa: E402
+from pytest_energy.meters.fake import FakeDriver, FakeGpu  # noqa: E402
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pytest_energy.measure import Measurer
 from pytest_energy.meters.base import DeviceInfo, Meter, Reading
-from pytest_energy.results import METHOD_RAPL
+from pytest_energy.records import Method
 
 
 class FakeClock:
@@ -28,7 +28,7 @@ class FakeMeter(Meter):
         self.clock = clock
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo("fake0", "fake package", METHOD_RAPL)]
+        return [DeviceInfo("fake0", "fake package", Method.RAPL)]
 
     def read(self) -> Reading:
         return Reading(self.clock.t_s, {"fake0": self.clock.energy_j})

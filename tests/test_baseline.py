@@ -8,11 +8,11 @@ import stat
 
 import pytest
 
-from pytest_energy.baseline import (
+from pytest_energy.gate.baselines import (
     SCHEMA_VERSION, BaselineEntry, BaselineStore, baseline_filename, machine_mismatch,
 )
 from pytest_energy.errors import BaselineError
-from pytest_energy.results import Metric
+from pytest_energy.records import Metric
 
 NODE = "benchmarks/test_inference.py::test_x[a]"
 MACHINE = {"meter": "estimate", "method": "estimate", "gpus": [], "cpu_model": "Xeon", "cpu_count": 2,

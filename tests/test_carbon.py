@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from pytest_energy.carbon import STRUBELL_PUE, CarbonConfig, footprint
+from pytest_energy.analysis.carbon import STRUBELL_PUE, CarbonConfig, footprint
 from pytest_energy.errors import UsageError
 
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import math
 import random
 
@@ -8,12 +7,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_energy.compare import (
-    DEFAULT_ALPHA, DEFAULT_TOLERANCE, Verdict, compare_metric, compare_record, parse_tolerance,
-)
+from pytest_energy.config import DEFAULT_TOLERANCE, TestSettings, parse_tolerance
+from pytest_energy.gate.compare import DEFAULT_ALPHA, Verdict, compare_metric, compare_record
 from pytest_energy.errors import UsageError
-from pytest_energy.report_markdown import comparison_markdown
-from pytest_energy.results import Metric
+from pytest_energy.report.format import verdict_line
+from pytest_energy.report.markdown import comparison_markdown
+from pytest_energy.records import Metric
 
 
 def energy(samples, better="lower", kind="measured", name="energy_j", unit="J"):
@@ -175,6 +174,9 @@ def test_error_rates_on_simulated_noise():
 
 # --- compare_record -------------------------------------------------------------------------------------
 
+TOL_10 = TestSettings(tolerance=0.1).tolerance_for
+
+
 def test_compare_record():
     baseline = {"energy_j": energy(BASE), "duration_s": energy(BASE, name="duration_s", unit="s"),
                 "gone": energy(BASE, name="gone"),
@@ -183,8 +185,8 @@ def test_compare_record():
                "duration_s": energy([x * 1.12 for x in BASE], name="duration_s", unit="s"),
                "steps": energy([11], kind="deterministic", name="steps", unit="steps"),
                "new": energy(BASE, name="new")}
-    verdicts = compare_record(baseline, current, {"duration_s": 0.2}, default_tolerance=0.1,
-                              deterministic_tolerance=0.2)
+    settings = TestSettings(tolerance=0.1, metric_tolerances={"duration_s": 0.2}, deterministic_tolerance=0.2)
+    verdicts = compare_record(baseline, current, settings.tolerance_for)
     by_name = {v.metric: v for v in verdicts}
     assert [v.metric for v in verdicts] == sorted(current)  # "gone" (baseline only) is ignored
     assert by_name["energy_j"].verdict == "REGRESSION" and by_name["energy_j"].tolerance == 0.1
@@ -195,10 +197,10 @@ def test_compare_record():
 
 def test_message_names_everything():
     v = compare_metric(energy(BASE), energy([x * 1.2 for x in BASE]))
-    msg = v.message()
-    for part in ("energy_j", "100 J", "120 J", "+20.0 %", "p=", "REGRESSION", "tolerance 8 %"):
+    msg = verdict_line(v)
+    for part in ("energy_j", "100 J", "120 J", "+20.0 %", "p=", "REGRESSION", "tolerance 8 %", "within-run Welch"):
         assert part in msg, part
-    assert "no baseline" in compare_record({}, {"energy_j": energy(BASE)}, {}, 0.1)[0].message()
+    assert "no baseline" in verdict_line(compare_record({}, {"energy_j": energy(BASE)}, TOL_10)[0])
 
 
 # --- markdown summary ------------------------------------------------------------------------------------
@@ -206,9 +208,9 @@ def test_message_names_everything():
 def test_comparison_markdown():
     reg = compare_metric(energy(BASE), energy([x * 1.2 for x in BASE]))
     ok = compare_metric(energy(BASE, name="duration_s", unit="s"), energy(BASE, name="duration_s", unit="s"))
-    new = compare_record({}, {"energy_j": energy(BASE)}, {}, 0.1)[0]
+    new = compare_record({}, {"energy_j": energy(BASE)}, TOL_10)[0]
     md = comparison_markdown(
-        {"b.py::test_b[x|y]": [dataclasses.asdict(new)], "a.py::test_a": [reg, ok]},
+        {"b.py::test_b[x|y]": [new], "a.py::test_a": [reg, ok]},
         {"a.py::test_a": "estimate", "b.py::test_b[x|y]": "nvml-counter"})
     lines = md.splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("| Test"))
@@ -217,7 +219,7 @@ def test_comparison_markdown():
     assert "**REGRESSION**" in rows[0] and "100 J" in rows[0] and "120 J" in rows[0] and "+20.0 %" in rows[0]
     assert rows[1].startswith("| `a.py::test_a` | duration_s | estimate | 100 s | 100 s | +0.0 %")
     assert "`b.py::test_b[x\\|y]`" in rows[2] and "nvml-counter" in rows[2] and "NO_BASELINE" in rows[2]
-    assert all(row.count(" | ") == 8 for row in rows)  # the escaped pipe did not split a cell
+    assert all(row.count(" | ") == 9 for row in rows)  # the escaped pipe did not split a cell
     assert "3 metric(s) in 2 test(s): 1 REGRESSION, 1 NO_BASELINE, 1 PASS" in md
     assert "not measured" in md  # the estimate method is called out
 
@@ -226,6 +228,7 @@ def test_comparison_markdown_empty():
     assert "No energy benchmark" in comparison_markdown({}, {})
 
 
-def test_verdict_is_plain_data():
+def test_verdict_round_trips_through_plain_data():
     v = compare_metric(energy(BASE), energy(BASE))
-    assert Verdict(**dataclasses.asdict(v)) == v
+    assert Verdict.from_dict(v.to_dict()) == v
+    assert all(type(x) in (str, int, float, type(None)) for x in v.to_dict().values())  # execnet-safe

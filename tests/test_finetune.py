@@ -87,7 +87,7 @@ def test_not_reached_is_a_result_without_time_to_cutoff_metrics():
     assert r.duration_s == pytest.approx(10.0)  # what ran is still reported in the result itself
     assert {m.name for m in r.metrics()} == {"finetune.reached", "finetune.score"}
     assert next(m for m in r.metrics() if m.name == "finetune.reached").samples == [0.0]
-    assert r.summary().startswith("N/A")
+    assert r.summary().startswith("n/a")
     assert r.to_dict()["reached"] is False
 
 
@@ -134,8 +134,8 @@ def test_non_numeric_score_and_train_errors_propagate():
 
 
 def test_importing_protocols_does_not_import_heavy_libraries():
-    code = ("import sys, pytest_energy.protocols, pytest_energy.protocols.finetune, pytest_energy.tasks, "
-            "pytest_energy.models, pytest_energy.carbon, pytest_energy.flops; "
+    code = ("import sys, pytest_energy.protocols, pytest_energy.protocols.finetune, pytest_energy.reference.tasks, "
+            "pytest_energy.reference.models, pytest_energy.analysis.carbon, pytest_energy.reference.flops; "
             "print([m for m in ('torch', 'transformers', 'datasets', 'pytest') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -164,8 +164,8 @@ def tiny_trainer_parts():
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from pytest_energy.models import embedded_model_path
-    from pytest_energy.tasks import synthetic_task
+    from pytest_energy.reference.models import embedded_model_path
+    from pytest_energy.reference.tasks import synthetic_task
 
     tok = AutoTokenizer.from_pretrained(embedded_model_path())
     data = synthetic_task(seed=1, n_train=64, n_dev=32)
@@ -253,8 +253,8 @@ def test_real_data_sst2_minilm_short():
             pytest.fail(f"real SST-2 not found at {SST2_DIR} (PYTEST_ENERGY_REQUIRE_REAL_DATA is set)")
         pytest.skip(f"real SST-2 not found at {SST2_DIR}")
     from pytest_energy.meters.estimate import EstimateMeter
-    from pytest_energy.models import load_model, make_evaluate, make_train_step
-    from pytest_energy.tasks import load_task
+    from pytest_energy.reference.models import load_model, make_evaluate, make_train_step
+    from pytest_energy.reference.tasks import load_task
 
     data = load_task("sst2", SST2_DIR, max_dev=256)
     assert len(data.train) == 67349 and len(data.dev["dev"]) == 256

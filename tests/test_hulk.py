@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from pytest_energy.errors import UsageError
-from pytest_energy.hulk import format_hulk_table, normalise
+from pytest_energy.analysis.hulk import normalise
+from pytest_energy.report.tables import format_hulk_table
 
 # HULK (Zhou et al.) Table 3: fine-tuning time (s) to cut-off on an RTX 2080 Ti; reference BERT-large.
 TABLE3_TIME_S = {
@@ -71,7 +72,7 @@ def test_format_hulk_table_markdown():
         "Model", "CoNLL 2003 Time (s)", "CoNLL 2003 Score", "SST-2 Time (s)", "SST-2 Score", "MNLI Time (s)",
         "MNLI Score", "Overall Score"]
     bert_base = [c.strip() for c in lines[2].strip("|").split("|")]
-    assert bert_base == ["BERT-base", "43.43", "2.08", "207.15", "0.45", "N/A", "0.00", "2.52"]
+    assert bert_base == ["BERT-base", "43.43", "2.08", "207.15", "0.45", "n/a", "0.00", "2.52"]
     assert "9,106.72" in lines[3]
 
 

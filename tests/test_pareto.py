@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.errors import UsageError
-from pytest_energy.pareto import fronts_by, pareto_front, pareto_mask
+from pytest_energy.analysis.pareto import fronts_by, pareto_front, pareto_mask
 
 
 def brute_force_mask(points, minimize, maximize):

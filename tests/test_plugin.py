@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
-from fake_nvml import FakeGpu
+from pytest_energy.meters.fake import FakeGpu
 
 PLAIN_AND_ENERGY = """
 import time
@@ -108,7 +108,7 @@ def test_it(energy):
 
 @pytest.mark.parametrize("args, message", [
     (["--energy-meter", "nvml"], "*pytest-energy: NVML: no NVIDIA driver answered*"),
-    (["--energy-meter", "gpu"], "*unknown meter 'gpu'; choose one of auto, nvml, rapl, estimate*"),
+    (["--energy-meter", "gpu"], "*--energy-meter: unknown value 'gpu'; choose one of auto, nvml, rapl, estimate*"),
     (["--energy-tolerance", "ten"], "*bad tolerance 'ten'*"),
     (["--energy-rounds", "0"], "*--energy-rounds: must be >= 1, got 0*"),
 ])
@@ -327,7 +327,7 @@ def test_small_mnli(energy):
     result = pytester.runpytest("--energy", "--energy-html", "r.html", "--energy-markdown", "r.md")
     result.assert_outcomes(passed=4)
     html_text = (pytester.path / "r.html").read_text()
-    assert "<h2>HULK finetune score = model-0.1 time / model time (N/A: cut-off not reached)</h2>" in html_text
+    assert "<h2>HULK finetune score = model-0.1 time / model time (n/a: cut-off not reached)</h2>" in html_text
     assert "<td>model-0.05</td>" in html_text.replace(' style="text-align: left;"', "")
     assert "#### HULK finetune score = model-0.1 energy / model energy" in (pytester.path / "r.md").read_text()
     result.stdout.fnmatch_lines(["HULK finetune score = model-0.1 time / model time*",
@@ -336,7 +336,7 @@ def test_small_mnli(energy):
     small = next(x for x in result.outlines if x.startswith("model-0.05 "))
     assert large.split()[2] == "1.00" and large.split()[4] == "1.00" and large.split()[-1] == "2.00"
     # Half the reference's training time on SST-2 scores 2; never reaching MNLI scores N/A, 0.
-    assert float(small.split()[2]) == pytest.approx(2.0, abs=0.1) and small.split()[3:5] == ["N/A", "0.00"]
+    assert float(small.split()[2]) == pytest.approx(2.0, abs=0.1) and small.split()[3:5] == ["n/a", "0.00"]
     assert small.split()[-1] == small.split()[2]
 
 
@@ -354,4 +354,4 @@ def test_zero_watts_per_core_is_rejected_not_replaced_by_the_default(pytester, n
     pytester.makepyfile(PLAIN_AND_ENERGY)
     result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-cpu-watts-per-core", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*watts per core must be > 0, got 0.0*"])
+    result.stderr.fnmatch_lines(["*--energy-cpu-watts-per-core: must be a finite number > 0*got '0'*"])

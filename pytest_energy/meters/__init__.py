@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from ..config import DEFAULT_WATTS_PER_CORE, METER_CHOICES
 from ..errors import MeterUnavailable, UsageError
 from .base import DeviceInfo, Meter, Reading
-
-METER_CHOICES = ("auto", "nvml", "rapl", "estimate")
 
 __all__ = ["METER_CHOICES", "DeviceInfo", "Meter", "Reading", "open_meter"]
 
 
-def open_meter(choice: str = "auto", *, cpu_watts_per_core: float | None = None,
+def open_meter(choice: str = "auto", *, cpu_watts_per_core: float = DEFAULT_WATTS_PER_CORE,
                powercap_root: str | None = None, poll_interval_s: float | None = None) -> Meter:
     """Open the meter `choice`.
 
@@ -34,10 +33,9 @@ def open_meter(choice: str = "auto", *, cpu_watts_per_core: float | None = None,
         else:
             meter.fallback_reasons = tuple(reasons)
             return meter
-    from .estimate import DEFAULT_WATTS_PER_CORE, EstimateMeter
+    from .estimate import EstimateMeter
 
-    # `is None`, not `or`: an explicit 0 W must reach EstimateMeter's check, not become the default.
-    meter = EstimateMeter(DEFAULT_WATTS_PER_CORE if cpu_watts_per_core is None else cpu_watts_per_core)
+    meter = EstimateMeter(cpu_watts_per_core)
     meter.fallback_reasons = tuple(reasons)
     return meter
 

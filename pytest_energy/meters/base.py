@@ -11,12 +11,14 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
+from ..records import Method
+
 
 @dataclass(frozen=True)
 class DeviceInfo:
     device: str  # stable id used in results, e.g. "gpu0", "cpu-package-0"
     name: str  # human name
-    method: str  # one of pytest_energy.results.METHODS
+    method: Method
 
 
 @dataclass(frozen=True)

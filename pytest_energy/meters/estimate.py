@@ -9,14 +9,13 @@ The default of 10 W per busy core is a round figure for a server core's share of
 from __future__ import annotations
 
 import os
-import platform
 import time
 
+from ..config import DEFAULT_WATTS_PER_CORE
 from ..errors import UsageError
-from ..results import METHOD_ESTIMATE
+from ..machine import cpu_model
+from ..records import Method
 from .base import DeviceInfo, Meter, Reading
-
-DEFAULT_WATTS_PER_CORE = 10.0
 
 
 def _process_cpu_s() -> float:
@@ -35,21 +34,10 @@ class EstimateMeter(Meter):
         self._cpu_time = cpu_time
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo("cpu-estimate", cpu_model(), METHOD_ESTIMATE)]
+        return [DeviceInfo("cpu-estimate", cpu_model(), Method.ESTIMATE)]
 
     def read(self) -> Reading:
         return Reading(time.perf_counter(), {"cpu-estimate": self._cpu_time() * self.watts_per_core})
 
     def fingerprint(self) -> dict[str, object]:
         return {"estimate_watts_per_core": self.watts_per_core}
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()

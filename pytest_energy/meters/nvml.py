@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import MeasurementError, MeterUnavailable
-from ..results import METHOD_NVML_COUNTER, METHOD_NVML_POLLING
+from ..records import Method
 from .base import DeviceInfo, Meter, Reading
 
 # The counter updates about every 100 ms (20-100 ms seen); shorter windows can read 0 J.
@@ -187,7 +187,7 @@ class NvmlMeter(Meter):
         return Reading(now, energy)
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo(g.device, g.name, METHOD_NVML_COUNTER if g.counter else METHOD_NVML_POLLING)
+        return [DeviceInfo(g.device, g.name, Method.NVML_COUNTER if g.counter else Method.NVML_POLLING)
                 for g in self.gpus]
 
     def fingerprint(self) -> dict[str, object]:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import MeasurementError, MeterUnavailable
-from ..results import METHOD_RAPL
+from ..records import Method
 from .base import DeviceInfo, Meter, Reading
 
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
@@ -84,7 +84,7 @@ class RaplMeter(Meter):
             return Reading(time.perf_counter(), {d.device: d.total_uj / 1e6 for d in self._domains})
 
     def devices(self) -> list[DeviceInfo]:
-        return [DeviceInfo(d.device, d.name, METHOD_RAPL) for d in self._domains]
+        return [DeviceInfo(d.device, d.name, Method.RAPL) for d in self._domains]
 
     def fingerprint(self) -> dict[str, object]:
         return {"rapl_domains": [d.device for d in self._domains]}

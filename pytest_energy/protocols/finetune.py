@@ -1,6 +1,6 @@
 """Fine-tune until the dev score reaches a cut-off, metering training and evaluation apart.
 
-HULK (Zhou et al.) fine-tunes, evaluates on the dev set every few steps and stops at the first
+HULK (Zhou et al. 2021) fine-tunes, evaluates on the dev set every few steps and stops at the first
 evaluation at or above the cut-off; a model that never gets there is "N/A". DAWNBench counts only
 training time to the target, MLPerf counts wall-clock time including evaluation; we report both:
 
@@ -14,6 +14,7 @@ cost two meter reads (and GPU synchronisations) per step and be shorter than man
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from typing import Any
 from ..errors import UsageError
 from ..measure import Measurer
 from ..meters.base import Reading
-from ..results import Metric, Window
+from ..records import Metric, Window
 
 PREFIX = "finetune."
 
@@ -71,7 +72,7 @@ class FinetuneResult:
         op = ">=" if self.higher_is_better else "<="
         if not self.reached:
             best = "none" if self.best_score is None else f"{self.best_score:.4g}"
-            return (f"N/A: dev score never {op} {self.cutoff:g} within {self.steps} steps "
+            return (f"n/a: dev score never {op} {self.cutoff:g} within {self.steps} steps "
                     f"(best {best}, {self.evaluations} evaluations)")
         return (f"score {self.score:.4g} {op} {self.cutoff:g} after {self.steps} steps: "
                 f"training {self.duration_s:.3g} s / {self.energy_j:.4g} J, wall {self.wall_duration_s:.3g} s / "
@@ -225,47 +226,79 @@ def _score(value: Any) -> float:
         raise UsageError(f"evaluate() must return the dev score as a number, got {value!r}") from None
 
 
+def _check_schedule(eval_every: int, max_steps: int) -> None:
+    for name, value in (("eval_every", eval_every), ("max_steps", max_steps)):
+        if not isinstance(value, int) or value < 1:
+            raise UsageError(f"{name} must be an int >= 1, got {value!r}")
+
+
+def _run(train_step: Callable[[int], int | None], evaluate: Callable[[], float], *, eval_every: int,
+         max_steps: int, window: Callable[[str], Any], on_train: Callable[[Any, int | None], None],
+         on_eval: Callable[[Any, int, float], bool]) -> int:
+    """The protocol's loop, metered or not: segments of `eval_every` steps, each followed by an evaluation,
+    until `on_eval` says the cut-off is reached or `max_steps` ran. Returns the steps run."""
+    step = 0
+    while step < max_steps:
+        segment_end = min(step + eval_every, max_steps)
+        tokens: int | None = 0
+        with window("finetune.train") as train_window:
+            for s in range(step, segment_end):
+                n = train_step(s)
+                tokens = None if n is None or tokens is None else tokens + int(n)
+        on_train(train_window, tokens)
+        step = segment_end
+        with window("finetune.eval") as eval_window:
+            score = _score(evaluate())
+        if on_eval(eval_window, step, score):
+            break
+    return step
+
+
 def finetune_to_cutoff(measurer: Measurer, train_step: Callable[[int], int | None],
                        evaluate: Callable[[], float], *, cutoff: float, eval_every: int, max_steps: int,
                        higher_is_better: bool = True, flops_per_step: int | None = None) -> FinetuneResult:
     """Train until an evaluation reaches `cutoff`, or `max_steps` steps.
 
     `train_step(step)` runs optimisation step `step` (0-based) and may return the tokens it processed,
-    padding included (seed 001: fine-tuning energy is linear in them), or None. `evaluate()` returns the
-    dev score. Evaluations happen after every `eval_every` steps and after the last step, so the figures
+    padding included (Wang et al. 2023: fine-tuning energy is linear in them), or None. `evaluate()` returns
+    the dev score. Evaluations happen after every `eval_every` steps and after the last step, so the figures
     always end on a score. The run stops at the first evaluation with score >= cutoff (<= when
     `higher_is_better` is False). Not reaching it is a result (`reached=False`), not an error.
     """
-    for name, value in (("eval_every", eval_every), ("max_steps", max_steps)):
-        if not isinstance(value, int) or value < 1:
-            raise UsageError(f"{name} must be an int >= 1, got {value!r}")
+    _check_schedule(eval_every, max_steps)
     tracker = _Tracker(measurer, cutoff, higher_is_better, flops_per_step)
-    step = 0
     with measurer.measure("finetune.wall") as wall:
         tracker.begin()
-        while step < max_steps:
-            segment_end = min(step + eval_every, max_steps)
-            tokens: int | None = 0
-            with measurer.measure("finetune.train") as train_window:
-                for s in range(step, segment_end):
-                    n = train_step(s)
-                    tokens = None if n is None or tokens is None else tokens + int(n)
-            tracker.add_train(train_window, tokens)
-            step = segment_end
-            with measurer.measure("finetune.eval") as eval_window:
-                score = _score(evaluate())
-            if tracker.add_eval(eval_window, step, score):
-                break
+        step = _run(train_step, evaluate, eval_every=eval_every, max_steps=max_steps, window=measurer.measure,
+                    on_train=tracker.add_train, on_eval=tracker.add_eval)
     return tracker.finish(wall, step)
+
+
+def train_to_cutoff(train_step: Callable[[int], int | None], evaluate: Callable[[], float], *, cutoff: float,
+                    eval_every: int, max_steps: int, higher_is_better: bool = True) -> tuple[float | None, int]:
+    """The same loop unmetered (e.g. preparing a fine-tuned model for inference benchmarks):
+    returns (last dev score, steps run)."""
+    _check_schedule(eval_every, max_steps)
+    cutoff = _check_cutoff(cutoff)
+    scores: list[float] = []
+
+    def on_eval(_window: Any, _step: int, score: float) -> bool:
+        scores.append(score)
+        return score >= cutoff if higher_is_better else score <= cutoff
+
+    steps = _run(train_step, evaluate, eval_every=eval_every, max_steps=max_steps,
+                 window=lambda _label: contextlib.nullcontext(), on_train=lambda _w, _t: None, on_eval=on_eval)
+    return (scores[-1] if scores else None), steps
 
 
 class _CallbackState:
     """The Trainer callback's bookkeeping; the transformers subclass only forwards hooks to it."""
 
     def __init__(self, measurer: Measurer, cutoff: float, metric_name: str, higher_is_better: bool,
-                 flops_per_step: int | None) -> None:
+                 flops_per_step: int | None, on_result: Callable[[FinetuneResult], Any] | None = None) -> None:
         self.tracker = _Tracker(measurer, cutoff, higher_is_better, flops_per_step)
         self.metric_name = metric_name
+        self.on_result = on_result
         self.result: FinetuneResult | None = None
         self._wall: Any = None  # open context managers (measure() generators), entered by hand
         self._train: Any = None
@@ -330,10 +363,13 @@ class _CallbackState:
         self._wall = None
         steps = self.tracker.curve[-1].step if self.tracker.reached else step
         self.result = self.tracker.finish(self._wall_window, steps)
+        if self.on_result is not None:
+            self.on_result(self.result)
 
 
 def make_trainer_callback(measurer: Measurer, cutoff: float, metric_name: str = "eval_accuracy",
-                          higher_is_better: bool = True, flops_per_step: int | None = None) -> Any:
+                          higher_is_better: bool = True, flops_per_step: int | None = None,
+                          on_result: Callable[[FinetuneResult], Any] | None = None) -> Any:
     """A `transformers.TrainerCallback` that meters a `Trainer` run like `finetune_to_cutoff`.
 
     Configure evaluation on the Trainer (e.g. `eval_strategy="steps", eval_steps=N`) and a `compute_metrics`
@@ -342,9 +378,10 @@ def make_trainer_callback(measurer: Measurer, cutoff: float, metric_name: str = 
     the first `on_prediction_step` for evaluations started otherwise), closes it in `on_evaluate` and sets
     `control.should_training_stop` at the cut-off. Checkpoint saving after an evaluation counts in the wall
     figures only, as in DAWNBench. Tokens are reported when `include_num_input_tokens_seen` is enabled
-    ("all" counts padding, as seed 001 recommends). After `train()` returns, `.result` is the FinetuneResult.
+    ("all" counts padding, as Wang et al. 2023 recommend). After `train()` returns, `.result` is the
+    FinetuneResult, also handed to `on_result` (the `energy` fixture records it there).
     """
-    return _callback_class()(measurer, cutoff, metric_name, higher_is_better, flops_per_step)
+    return _callback_class()(measurer, cutoff, metric_name, higher_is_better, flops_per_step, on_result)
 
 
 _CALLBACK_CLASS: type | None = None
@@ -364,8 +401,10 @@ def _callback_class() -> type:
         """Meters training and evaluation apart and stops the Trainer at the cut-off. See make_trainer_callback."""
 
         def __init__(self, measurer: Measurer, cutoff: float, metric_name: str = "eval_accuracy",
-                     higher_is_better: bool = True, flops_per_step: int | None = None) -> None:
-            self._state = _CallbackState(measurer, cutoff, metric_name, higher_is_better, flops_per_step)
+                     higher_is_better: bool = True, flops_per_step: int | None = None,
+                     on_result: Callable[[FinetuneResult], Any] | None = None) -> None:
+            self._state = _CallbackState(measurer, cutoff, metric_name, higher_is_better, flops_per_step,
+                                         on_result)
 
         @property
         def result(self) -> FinetuneResult:

@@ -1,12 +1,9 @@
-"""Per-example inference cost: HULK averages time and cost over 1000 single examples.
+"""Per-example inference cost: HULK (Zhou et al. 2021) averages time and cost over 1000 single examples.
 
 Energy: the whole loop is ONE metering window. A batch-1 forward pass of a small model takes a few
 milliseconds, far below the update period of the sensors (NVML power ~100 ms, RAPL ~1 ms but noisy,
 the CPU-time estimate one clock tick), so per-batch energy windows would read 0 J or quantisation noise.
-Why not several energy samples from one loop (e.g. five metered chunks)? They are pseudo-replicates:
-tried on a shared 2-core VM, chunks of one run agreed within ~2 % while identical runs minutes apart
-differed by 10-30 %, so the gate would have called drift a significant regression. Replicates must be
-whole runs: call the protocol several times (each call adds a sample to every metric).
+Replicates must be whole runs of the loop (docs/statistics.md explains why chunks of one loop are not).
 Latency: every batch is timed with perf_counter (after a GPU synchronisation) to get the distribution;
 that costs nanoseconds and needs no sensor.
 """
@@ -21,7 +18,7 @@ from typing import Any, NamedTuple
 
 from ..errors import UsageError
 from ..measure import Measurer, sync_cuda
-from ..results import Metric
+from ..records import Metric, Window
 
 PREFIX = "inference."
 
@@ -116,17 +113,9 @@ def _as_list(predictions: Any) -> list:
     return list(predictions)
 
 
-def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequence[Any], *,
-              batch_size: int = 1, warmup: int = 10, labels: Sequence[Any] | None = None,
-              n: int = 1000) -> InferenceResult:
-    """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`.
-
-    Examples are not cycled when there are fewer than `n`: repeating them would count the same predictions
-    twice in the accuracy and let caches flatter the latency. `warmup` unmetered calls on the first batch
-    come first (allocator, kernel selection, lazy init). `predict(batch)` returns one prediction per
-    example, or a `PredictOutput(predictions, tokens)`. With `labels` (aligned with `examples`), accuracy
-    and J per correct prediction are reported; a prediction is correct when it equals its label.
-    """
+def _check_arguments(examples: Sequence[Any], labels: Sequence[Any] | None, batch_size: int, warmup: int,
+                     n: int) -> int:
+    """Validate the arguments; returns how many examples are used."""
     if not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if not isinstance(warmup, int) or warmup < 0:
@@ -138,12 +127,12 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
         raise UsageError("inference() needs at least one example")
     if labels is not None and len(labels) < count:
         raise UsageError(f"labels has {len(labels)} entries for {count} examples")
-    chosen = list(examples[:count])
-    batches = [chosen[i:i + batch_size] for i in range(0, count, batch_size)]
+    return count
 
-    for _ in range(warmup):
-        predict(batches[0])
 
+def _metered_pass(measurer: Measurer, predict: Callable[[list], Any],
+                  batches: list[list]) -> tuple[Window, list[float], list[Any]]:
+    """One metered pass over the batches: the window, ms per example of each batch, raw outputs."""
     latencies_ms_per_example: list[float] = []
     outputs: list[Any] = []
     with measurer.measure("inference") as window:
@@ -153,7 +142,11 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
             sync_cuda()
             latencies_ms_per_example.append((time.perf_counter() - t0) * 1e3 / len(batch))
             outputs.append(out)  # converted after the window: list conversion is not the model's cost
+    return window, latencies_ms_per_example, outputs
 
+
+def _predictions_and_tokens(batches: list[list], outputs: list[Any]) -> tuple[list[Any], int | None]:
+    """Flatten the outputs into one prediction per example; tokens when every batch reported them."""
     tokens: int | None = 0
     predictions: list[Any] = []
     for batch, out in zip(batches, outputs):
@@ -166,7 +159,27 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
         if len(preds) != len(batch):
             raise UsageError(f"predict() returned {len(preds)} predictions for a batch of {len(batch)}")
         predictions += preds
+    return predictions, tokens
 
+
+def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequence[Any], *,
+              batch_size: int = 1, warmup: int = 10, labels: Sequence[Any] | None = None,
+              n: int = 1000) -> InferenceResult:
+    """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`.
+
+    Examples are not cycled when there are fewer than `n`: repeating them would count the same predictions
+    twice in the accuracy and let caches flatter the latency. `warmup` unmetered calls on the first batch
+    come first (allocator, kernel selection, lazy init). `predict(batch)` returns one prediction per
+    example, or a `PredictOutput(predictions, tokens)`. With `labels` (aligned with `examples`), accuracy
+    and J per correct prediction are reported; a prediction is correct when it equals its label.
+    """
+    count = _check_arguments(examples, labels, batch_size, warmup, n)
+    chosen = list(examples[:count])
+    batches = [chosen[i:i + batch_size] for i in range(0, count, batch_size)]
+    for _ in range(warmup):
+        predict(batches[0])
+    window, latencies, outputs = _metered_pass(measurer, predict, batches)
+    predictions, tokens = _predictions_and_tokens(batches, outputs)
     energy_j = window.energy_j
     result = InferenceResult(
         examples=count,
@@ -178,10 +191,10 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
         net_energy_j=window.net_energy_j,
         method=window.method,
         j_per_example=energy_j / count,
-        ms_per_example_mean=sum(latencies_ms_per_example) / len(latencies_ms_per_example),
-        ms_per_example_p50=percentile(latencies_ms_per_example, 50),
-        ms_per_example_p90=percentile(latencies_ms_per_example, 90),
-        ms_per_example_p99=percentile(latencies_ms_per_example, 99),
+        ms_per_example_mean=sum(latencies) / len(latencies),
+        ms_per_example_p50=percentile(latencies, 50),
+        ms_per_example_p90=percentile(latencies, 90),
+        ms_per_example_p99=percentile(latencies, 99),
         examples_per_s=count / window.duration_s if window.duration_s > 0 else math.nan,
         peak_memory_bytes=window.peak_memory_bytes,
         peak_memory_source=window.peak_memory_source,

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import base64
 import html
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..pareto import pareto_mask
-from ..sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
-from .summary import is_decisive
-from .plots import AXIS_TITLES, PlotsUnavailable, plot_finetune_curves, plot_frontier
+from ..analysis.pareto import pareto_mask
+from ..errors import PlotsUnavailable
+from ..files import write_atomic
+from ..gate.compare import is_decisive
+from ..protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
+from . import format as fmt
+from .plots import AXIS_TITLES, plot_finetune_curves, plot_frontier
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -42,31 +44,22 @@ figcaption { font-size: 0.85em; color: #555; }
 summary { cursor: pointer; color: #0969da; margin: 0.4em 0; }
 """
 
-_MISSING = "\u2014"  # em dash for values that do not exist
-
-
 def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
 def _num(x: Any, digits: int = 4) -> str:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-        return _MISSING
-    if x == 0:
-        return "0"
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.{digits}g}"
+    return fmt.number(x, digits)
 
 
 def _mean_sd(stats: Any) -> str:
     """"mean ± sd" from a pytest-benchmark stats dict."""
     if not isinstance(stats, Mapping):
-        return _MISSING
+        return fmt.MISSING
     mean, sd = stats.get("mean"), stats.get("stddev")
-    if _num(mean) == _MISSING:
-        return _MISSING
-    return f"{_num(mean)} \u00b1 {_num(sd)}" if _num(sd) != _MISSING else _num(mean)
+    if _num(mean) == fmt.MISSING:
+        return fmt.MISSING
+    return f"{_num(mean)} \u00b1 {_num(sd)}" if _num(sd) != fmt.MISSING else _num(mean)
 
 
 def _method(method: Any) -> str:
@@ -168,14 +161,14 @@ def _verdict_rows(verdicts: Sequence[Mapping[str, Any]]) -> list[list[str]]:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 row.append(_td(_num(value), True))
             else:
-                row.append(_td(_MISSING if value is None else _e(value)))
+                row.append(_td(fmt.MISSING if value is None else _e(value)))
         rows.append(row)
     return rows
 
 
 def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
-    """The decisive verdicts first (summary.is_decisive), every verdict folded below."""
-    decisive = [v for v in verdicts if is_decisive(v)]
+    """The decisive verdicts first (Verdict.decisive), every verdict folded below."""
+    decisive = [v for v in verdicts if is_decisive(str(v.get("verdict")), str(v.get("metric", "")))]
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
@@ -188,8 +181,8 @@ def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _is_measured(p: Mapping[str, Any]) -> bool:
-    return (not p.get("skipped_reason") and _num(p.get("j_per_example")) != _MISSING
-            and _num(p.get("accuracy")) != _MISSING)
+    return (not p.get("skipped_reason") and _num(p.get("j_per_example")) != fmt.MISSING
+            and _num(p.get("accuracy")) != fmt.MISSING)
 
 
 def _sweeps_section(points: Sequence[Mapping[str, Any]], plots: bool) -> str:
@@ -264,7 +257,7 @@ def _kv_section(title: str, info: Mapping[str, Any]) -> str:
 
 
 def sweep_points_from_report(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Sweep points that benchmarks stored in `extra_info["sweep_point"]` (see pytest_energy.sweeps)."""
+    """Sweep points that benchmarks stored in `extra_info["sweep_point"]` (see pytest_energy.protocols.sweeps)."""
     out, base = [], None
     for b in report.get("benchmarks") or []:
         extra = b.get("extra_info") or {}
@@ -351,5 +344,4 @@ def write_html_report(path: str | Path, report: Mapping[str, Any] | None = None,
     """Render with `render_html_report(report, **kwargs)` and write UTF-8 to `path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html_report(report, **kwargs), encoding="utf-8")
-    return path
+    return write_atomic(path, render_html_report(report, **kwargs), what="HTML report")

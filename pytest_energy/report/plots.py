@@ -8,16 +8,16 @@ user's global backend, opens windows, or leaks figures between tests.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import EnergyError, UsageError
-from ..pareto import pareto_mask
-from ..results import METHOD_ESTIMATE
+from ..analysis.pareto import pareto_mask
+from ..errors import PlotsUnavailable, UsageError
+from ..records import combine_methods, is_estimate
+from .format import is_number
 
-# Human axis titles for the sweep axes pytest_energy.sweeps produces.
+# Human axis titles for the sweep axes pytest_energy.protocols.sweeps produces.
 AXIS_TITLES = {
     "max_length": "max sequence length (tokens)",
     "precision": "inference precision",
@@ -36,10 +36,6 @@ FIELD_TITLES = {
 }
 DEFAULT_SIZE_IN = (7.0, 5.0)
 DEFAULT_DPI = 100
-
-
-class PlotsUnavailable(EnergyError, ImportError):
-    """matplotlib is not installed; the message says how to install it."""
 
 
 def _figure(size_in: tuple[float, float], dpi: int):
@@ -69,15 +65,11 @@ def _field(point: Any, key: str) -> Any:
     return point.get(key) if isinstance(point, Mapping) else getattr(point, key, None)
 
 
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _method_label(points: Sequence[Any], method: str | None) -> str:
     if method:
         return method
-    methods = sorted({str(m) for m in (_field(p, "method") for p in points) if m})
-    return "+".join(methods) if methods else "unknown method"
+    label = combine_methods(_field(p, "method") for p in points)
+    return "unknown method" if label == "none" else label
 
 
 def _log_scale_wanted(values: Sequence[float]) -> bool:
@@ -124,7 +116,7 @@ def plot_frontier(points: Sequence[Any], path: str | Path | None = None, *, axis
     Points whose x or y is missing or not finite (skipped configurations, runs without labels) are
     left out. Returns the PNG bytes; also writes them to `path` when given.
     """
-    usable = [p for p in points if _finite(_field(p, x_key)) and _finite(_field(p, y_key))]
+    usable = [p for p in points if is_number(_field(p, x_key)) and is_number(_field(p, y_key))]
     if not usable:
         raise UsageError(f"no point has finite {x_key!r} and {y_key!r} to plot"
                          f"{f' for axis {axis!r}' if axis else ''}")
@@ -155,7 +147,7 @@ def plot_frontier(points: Sequence[Any], path: str | Path | None = None, *, axis
     axis_title = AXIS_TITLES.get(axis or "", axis or "")
     heading = title or f"Energy-accuracy frontier{f': {axis_title}' if axis_title else ''}"
     sub = f"energy method: {method_label}"
-    if METHOD_ESTIMATE in method_label.split("+"):
+    if is_estimate(method_label):
         sub += " (CPU time x W/core model, not a measurement)"
     ax.set_title(f"{heading}\n{sub}", fontsize=10)
     return _png(fig, path)
@@ -170,7 +162,7 @@ def plot_frontiers_by_axis(points: Sequence[Any], directory: str | Path, *, axis
         groups.setdefault(str(_field(p, axis_key)), []).append(p)
     out: dict[str, Path] = {}
     for axis, members in groups.items():
-        if not any(_finite(_field(p, x_key)) and _finite(_field(p, y_key)) for p in members):
+        if not any(is_number(_field(p, x_key)) and is_number(_field(p, y_key)) for p in members):
             continue  # every point of this axis was skipped: nothing to draw
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in axis)
         path = Path(directory) / f"{prefix}-{safe}.png"
@@ -203,7 +195,7 @@ def plot_finetune_curves(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequ
 
         def series(x_key: str, curve=curve) -> tuple[list[float], list[float]]:
             pairs = [(float(r[x_key]), float(r["score"])) for r in curve
-                     if _finite(r.get(x_key)) and r[x_key] > 0 and _finite(r.get("score"))]
+                     if is_number(r.get(x_key)) and r[x_key] > 0 and is_number(r.get("score"))]
             return [x for x, _ in pairs], [y for _, y in pairs]
 
         ax_t.plot(*series("train_duration_s"), "o-", color=colour, markersize=3, label=f"{tag}training time")
@@ -212,11 +204,11 @@ def plot_finetune_curves(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequ
         ax_e.plot(*series("train_energy_j"), "o-", color=colour, markersize=3, label=f"{tag}training energy")
         if cutoff is not None:
             # Mark the first evaluation at or above the cut-off: the point the protocol scores.
-            hit = next((r for r in curve if _finite(r.get("score"))
+            hit = next((r for r in curve if is_number(r.get("score"))
                         and (r["score"] >= cutoff if higher_is_better else r["score"] <= cutoff)), None)
             if hit is not None:
                 for ax, key in ((ax_t, "train_duration_s"), (ax_e, "train_energy_j")):
-                    if _finite(hit.get(key)) and hit[key] > 0:
+                    if is_number(hit.get(key)) and hit[key] > 0:
                         ax.plot([hit[key]], [hit["score"]], "*", color=colour, markersize=13,
                                 markeredgecolor="black", zorder=5)
     for ax in (ax_t, ax_e):
@@ -230,7 +222,7 @@ def plot_finetune_curves(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequ
     ax_e.set_xlabel(f"training energy (J, {method_label}, log scale)")
     ax_t.set_ylabel(f"dev {score_name}")
     sub = f"energy method: {method_label}"
-    if method_label == METHOD_ESTIMATE:
+    if is_estimate(method_label):
         sub += " (CPU time x W/core model, not a measurement)"
     fig.suptitle(f"{title or 'Fine-tuning curve'}\n{sub}", fontsize=10)
     return _png(fig, path)

@@ -5,20 +5,24 @@
 `from_pretrained`, from the local cache when offline. torch/transformers are imported inside functions.
 
 Token counts include padding: fine-tuning energy is linear in the tokens the model actually processed
-(seed 001), and padding tokens cost as much as real ones.
+(Wang et al. 2023), and padding tokens cost as much as real ones.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DataError, UsageError
+from ..errors import DataError, Unsupported, UsageError
+from ..protocols.inference import PredictOutput
+from ..protocols.sweeps import PRECISION_DTYPES
 from .flops import FlopCount, count_flops
-from .protocols.inference import PredictOutput
-from .tasks import CONLL_TAGS, TaggedExample, TaskData, TaskSpec, score_split, task_spec
+from .tasks import CONLL_TAGS, TaggedExample, TaskData, TaskSpec, TextExample, score_split, task_spec
 
 _CONLL_IDS = {tag: i for i, tag in enumerate(CONLL_TAGS)}
 
@@ -88,9 +92,11 @@ def _device(model: Any) -> Any:
 
 
 def _encode(tokenizer: Any, batch: list, max_length: int, padding: str | bool, with_labels: bool) -> Any:
-    """Tokenise TextExample or TaggedExample batches; tags go on the first sub-word of each word."""
+    """Tokenise TextExample (or plain string) or TaggedExample batches; tags go on the first sub-word of each
+    word."""
     import torch
 
+    batch = [TextExample(e, -1) if isinstance(e, str) else e for e in batch]
     if isinstance(batch[0], TaggedExample):
         enc = tokenizer([list(e.words) for e in batch], is_split_into_words=True, truncation=True,
                         max_length=max_length, padding=padding, return_tensors="pt")
@@ -243,3 +249,184 @@ def count_model_flops(model: Any, tokenizer: Any, batch: list, *, max_length: in
         return count_flops(step)
     finally:
         model.zero_grad(set_to_none=True)
+
+
+# --- model surgery for sweeps -------------------------------------------------------------------------------
+
+# (path from the base model to the layer list, config attribute holding the layer count)
+_LAYER_LAYOUTS = (
+    (("encoder", "layer"), "num_hidden_layers"),  # BERT, RoBERTa, XLM-R, ELECTRA, MiniLM, CamemBERT
+    (("transformer", "layer"), "n_layers"),  # DistilBERT
+)
+
+
+def _layer_list(model: Any) -> tuple[Any, str, str]:
+    """(module owning the layer list, its attribute name, config attribute) for a BERT-family model."""
+    import torch
+
+    base = getattr(model, "base_model", model)
+    config = getattr(model, "config", None)
+    for path, config_attr in _LAYER_LAYOUTS:
+        owner = base
+        for part in path[:-1]:
+            owner = getattr(owner, part, None)
+        layers = getattr(owner, path[-1], None) if owner is not None else None
+        if isinstance(layers, torch.nn.ModuleList) and hasattr(config, config_attr):
+            return owner, path[-1], config_attr
+    kind = getattr(config, "model_type", "unknown")
+    raise UsageError(
+        f"encoder depth truncation does not know {type(model).__name__} (model_type {kind!r}): it needs a "
+        f"BERT-family encoder with base_model.encoder.layer (BERT, RoBERTa, ELECTRA, MiniLM) or "
+        f"base_model.transformer.layer (DistilBERT)")
+
+
+def encoder_depth(model: Any) -> int:
+    """Number of encoder layers of a BERT-family model."""
+    owner, attr, _ = _layer_list(model)
+    return len(getattr(owner, attr))
+
+
+def truncate_encoder(model: Any, layers: int) -> Any:
+    """A copy of `model` keeping its first `layers` encoder layers (the trade-off study's depth axis).
+
+    The original is untouched. The config's layer count is updated so saving and reloading the copy
+    gives the same architecture.
+    """
+    full = encoder_depth(model)
+    if isinstance(layers, bool) or not isinstance(layers, int) or not 1 <= layers <= full:
+        raise UsageError(f"encoder depth must be an int in 1..{full}, got {layers!r}")
+    import torch
+
+    clone = copy.deepcopy(model)
+    owner, attr, config_attr = _layer_list(clone)
+    setattr(owner, attr, torch.nn.ModuleList(list(getattr(owner, attr))[:layers]))
+    setattr(clone.config, config_attr, layers)
+    return clone
+
+
+def to_precision(model: Any, precision: str) -> Any:
+    """A copy of `model` in `precision` ("fp32", "fp16", "bf16"); the model itself when already there."""
+    import torch
+
+    if precision not in PRECISION_DTYPES:
+        raise UsageError(f"unknown precision {precision!r}; known: {', '.join(PRECISION_DTYPES)}")
+    dtype = getattr(torch, PRECISION_DTYPES[precision])
+    if next(model.parameters()).dtype == dtype:
+        return model
+    return copy.deepcopy(model).to(dtype)
+
+
+def precision_problem(model: Any, inputs: Mapping[str, Any]) -> str | None:
+    """Why `model` (already cast) cannot run a forward pass on `inputs` here, or None when it can.
+
+    Some CPUs or builds lack fp16/bf16 kernels (an error), or produce non-finite outputs; we try a
+    real forward pass rather than trusting a capability flag.
+    """
+    import torch
+
+    dtype = next(model.parameters()).dtype
+    device = next(model.parameters()).device
+    try:
+        with torch.inference_mode():
+            out = model(**{k: v.to(device) for k, v in inputs.items()})
+    except (RuntimeError, TypeError, NotImplementedError) as exc:
+        return f"{dtype} forward pass fails on {device}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    logits = out.logits if hasattr(out, "logits") else out[0]
+    if not torch.isfinite(logits.float()).all():
+        return f"{dtype} forward pass on {device} gives non-finite outputs"
+    return None
+
+
+# --- the Hugging Face predict builder ------------------------------------------------------------
+
+@dataclass
+class HFPredictBuilder:
+    """Builds predict functions for a Hugging Face sequence classifier, one per sweep configuration.
+
+    `predict(batch)` tokenizes the batch's texts (truncated to `max_length`; padded to `max_length`
+    by default, so cost follows the configured length as in the trade-off study; `padding="longest"` pads to
+    the longest text of the batch instead), runs the model and returns the predicted class ids with
+    the number of tokens fed to the model, padding included (a `PredictOutput`; Wang et al. 2023 find
+    energy linear in tokens processed).
+    Tokenization is inside predict, hence metered: it is part of serving a request. The model runs
+    on the device it is on; variants (truncated, cast) are copies, and the given model is only put
+    in eval mode.
+    Examples are strings or objects with `text` (and optionally `text_pair`), like
+    pytest_energy.reference.tasks.TextExample.
+    """
+
+    model: Any
+    tokenizer: Any
+    padding: str = "max_length"
+    # Skip a reduced precision whose probe forward pass is this many times slower than fp32: on CPUs
+    # without fp16 kernels torch emulates it (10x and more), which would dominate a sweep's run time.
+    # None measures every precision that runs at all.
+    max_slowdown: float | None = None
+    _cache: dict[tuple[Any, str], Any] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.padding not in ("max_length", "longest"):
+            raise UsageError(f"padding must be 'max_length' or 'longest', got {self.padding!r}")
+        self.model.eval()
+
+    def variant(self, depth: int | None, precision: str) -> Any:
+        """The model at `depth` layers and `precision`, cached: seq-length and batch sweeps reuse it."""
+        key = (depth, precision)
+        if key not in self._cache:
+            # Keep one variant alive at a time: a BERT-base copy per configuration adds up.
+            self._cache.clear()
+            model = self.model
+            if depth is not None and depth != encoder_depth(model):
+                model = truncate_encoder(model, depth)
+            reference = model
+            model = to_precision(model, precision)
+            model.eval()
+            probe = self._encode(["a short probe sentence"], 16)
+            problem = precision_problem(model, probe)
+            if problem is None and self.max_slowdown is not None and model is not reference:
+                problem = self._slowdown_problem(reference, model, precision)
+            if problem is not None:
+                raise Unsupported(problem)
+            self._cache[key] = model
+        return self._cache[key]
+
+    def _slowdown_problem(self, reference: Any, model: Any, precision: str) -> str | None:
+        import torch
+
+        enc = self.tokenizer(["probe " * 64], max_length=64, truncation=True, padding="max_length",
+                             return_tensors="pt")
+        device = next(model.parameters()).device
+        inputs = {k: v.to(device) for k, v in enc.items()}
+
+        def best_s(m: Any) -> float:
+            times = []
+            with torch.inference_mode():
+                for _ in range(4):  # the first call warms up; the best of the rest is the probe time
+                    t0 = time.perf_counter()
+                    m(**inputs)
+                    times.append(time.perf_counter() - t0)
+            return min(times[1:])
+
+        ratio = best_s(model) / best_s(reference)
+        if ratio > self.max_slowdown:
+            return (f"{precision} forward pass is {ratio:.1f}x slower than fp32 on {device} (no native kernels: "
+                    f"emulated); skipped because max_slowdown={self.max_slowdown:g}")
+        return None
+
+    def _encode(self, batch: list, max_length: int) -> Any:
+        return _encode(self.tokenizer, batch, max_length, self.padding, with_labels=False)
+
+    def __call__(self, settings: Mapping[str, Any]) -> Callable[[list], Any]:
+        max_length = int(settings.get("max_length", 128))
+        if max_length < 2:
+            raise UsageError(f"max_length must be >= 2 (room for [CLS] and [SEP]), got {max_length}")
+        positions = getattr(self.model.config, "max_position_embeddings", None)
+        if positions is not None and max_length > positions:
+            raise UsageError(f"max_length {max_length} exceeds the model's {positions} position embeddings")
+        model = self.variant(settings.get("depth"), settings.get("precision", "fp32"))
+
+        def predict(batch: list) -> PredictOutput:
+            enc = self._encode(batch, max_length)
+            return PredictOutput(_decode(model, enc, batch), int(enc["input_ids"].numel()))
+
+        return predict

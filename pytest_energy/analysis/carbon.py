@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UsageError
+from ..errors import UsageError
 
 J_PER_KWH = 3.6e6
 G_PER_LB = 453.59237
@@ -24,7 +24,7 @@ STRUBELL_USD_PER_KWH = 0.12
 STRUBELL_PUE = 1.58
 
 
-def _finite(name: str, value: Any, *, minimum: float) -> float:
+def _check_finite(name: str, value: Any, *, minimum: float) -> float:
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -45,18 +45,18 @@ class CarbonConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "grid_gco2e_per_kwh",
-                           _finite("grid intensity (gCO2e/kWh)", self.grid_gco2e_per_kwh, minimum=0.0))
+                           _check_finite("grid intensity (gCO2e/kWh)", self.grid_gco2e_per_kwh, minimum=0.0))
         # A PUE below 1 would mean the facility gives energy back: always a typo.
-        object.__setattr__(self, "pue", _finite("PUE", self.pue, minimum=1.0))
+        object.__setattr__(self, "pue", _check_finite("PUE", self.pue, minimum=1.0))
         object.__setattr__(self, "electricity_usd_per_kwh",
-                           _finite("electricity price (USD/kWh)", self.electricity_usd_per_kwh, minimum=0.0))
+                           _check_finite("electricity price (USD/kWh)", self.electricity_usd_per_kwh, minimum=0.0))
         object.__setattr__(self, "hardware_usd_per_hour",
-                           _finite("hardware price (USD/hour)", self.hardware_usd_per_hour, minimum=0.0))
+                           _check_finite("hardware price (USD/hour)", self.hardware_usd_per_hour, minimum=0.0))
 
     @classmethod
     def from_lb_per_kwh(cls, lb_per_kwh: float, **kwargs: float) -> CarbonConfig:
         """Grid intensity in pounds CO2e per kWh, the unit Strubell et al. and the US EPA use."""
-        return cls(grid_gco2e_per_kwh=_finite("grid intensity (lb/kWh)", lb_per_kwh, minimum=0.0) * G_PER_LB,
+        return cls(grid_gco2e_per_kwh=_check_finite("grid intensity (lb/kWh)", lb_per_kwh, minimum=0.0) * G_PER_LB,
                    **kwargs)
 
     def to_dict(self) -> dict[str, float]:
@@ -74,8 +74,8 @@ def footprint(energy_j: float, duration_s: float, config: CarbonConfig | None = 
     Pass gross energy to match the papers; net-of-idle energy understates what the grid supplied.
     """
     config = config if config is not None else CarbonConfig()
-    energy_j = _finite("energy_j", energy_j, minimum=0.0)
-    duration_s = _finite("duration_s", duration_s, minimum=0.0)
+    energy_j = _check_finite("energy_j", energy_j, minimum=0.0)
+    duration_s = _check_finite("duration_s", duration_s, minimum=0.0)
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0):
         raise UsageError(f"tokens must be a non-negative int or None, got {tokens!r}")
     energy_kwh = energy_j / J_PER_KWH

@@ -9,7 +9,7 @@ and runs the real `compare_metric` with its defaults on them:
 with the INCONCLUSIVE rates, and the same two rates for the naive rule "mean grew by more than 5 %" on the
 very same samples, for contrast. Exits 1 if a target is missed.
 
-    python benchmarks/gate_statistics.py [--trials N] [--seed S] [--rounds R] [--cv C]
+    python tools/gate_statistics.py [--trials N] [--seed S] [--rounds R] [--cv C]
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ import random
 import sys
 import time
 
-from pytest_energy.compare import DEFAULT_ALPHA, DEFAULT_TOLERANCE, compare_metric
-from pytest_energy.results import Metric
+from pytest_energy.config import DEFAULT_TOLERANCE
+from pytest_energy.gate.compare import DEFAULT_ALPHA, compare_metric
+from pytest_energy.records import Metric
 
 TARGET_FALSE_ALARM = 0.01
 TARGET_DETECTION = 0.95

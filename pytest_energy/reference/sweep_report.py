@@ -11,10 +11,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pytest_energy.report.html import write_html_report
-from pytest_energy.report.plots import PlotsUnavailable, plot_frontier, plot_frontiers_by_axis
-from pytest_energy.report.json_report import json_safe
-from pytest_energy.sweeps import SweepPoint, complete_axes
+from ..errors import PlotsUnavailable
+from ..files import write_atomic
+from ..protocols.sweeps import SweepPoint, complete_axes
+from ..report.html import write_html_report
+from ..report.json import json_safe
+from ..report.plots import plot_frontier, plot_frontiers_by_axis
 
 REPORT_DIR_ENV = "PYTEST_ENERGY_REPORT_DIR"
 DEFAULT_REPORT_DIR = "energy-report"
@@ -32,8 +34,8 @@ def write_sweep_report(points: Sequence[SweepPoint], directory: Path, *, base: M
     # The base configuration is measured once (max_length=128); every axis's frontier shows it.
     dicts = [p.to_dict() for p in complete_axes(points, base)]
     written = [directory / "sweep-points.json"]
-    written[0].write_text(json.dumps(json_safe({"about": dict(about), "base": dict(base), "points": dicts}),
-                                     indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    write_atomic(written[0], json.dumps(json_safe({"about": dict(about), "base": dict(base), "points": dicts}),
+                                        indent=2, allow_nan=False) + "\n", what="sweep points")
     images: dict[str, bytes] = {}
     try:
         written += plot_frontiers_by_axis(dicts, directory).values()

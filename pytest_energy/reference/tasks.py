@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
 
-from .errors import DataError, UsageError
+from ..errors import DataError, UsageError
 
 DATA_DIR_ENV = "PYTEST_ENERGY_DATA_DIR"
 

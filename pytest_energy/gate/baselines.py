@@ -21,15 +21,15 @@ import json
 import math
 import os
 import re
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from collections.abc import Iterator
+from typing import Any
 
-from .errors import BaselineError
-from .results import Metric
+from ..errors import BaselineError
+from ..files import write_atomic
+from ..records import Metric
 
 try:
     import fcntl
@@ -223,7 +223,7 @@ class BaselineStore:
                 texts[path] = json.dumps({"schema_version": SCHEMA_VERSION, "entries": merged},
                                          sort_keys=True, indent=2, allow_nan=False) + "\n"
             for path, text in texts.items():
-                _write_atomic(path, text)
+                write_atomic(path, text, error=BaselineError, what="baseline file")
         return sorted(texts)
 
     @contextmanager
@@ -261,41 +261,6 @@ def _check_savable(entry: BaselineEntry) -> None:
             json.dumps(getattr(entry, key), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise BaselineError(f"{where}: '{key}' is not JSON-serialisable: {exc}") from None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write via a temporary file in the same directory, fsync it, then os.replace: readers see the old
-    file or the new one, never a mix, even if the process dies half-way."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        # os.open with 0o666 lets the umask decide the mode, as for any file the user creates
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise BaselineError(f"cannot write baseline file {path}: {exc}") from exc
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename itself durable; not possible on every platform, so best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- machine matching ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""HULK-style reference normalisation (Zhou et al., "HULK: An Energy Efficiency Benchmark Platform for
+"""HULK-style reference normalisation (Zhou et al. 2021, "HULK: An Energy Efficiency Benchmark Platform for
 Responsible NLP", Table 3).
 
 Per task, score = reference cost / model cost (time or energy), so the reference model scores 1.00 on every
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import math
 
-from .errors import UsageError
+from ..errors import UsageError
 
-__all__ = ["normalise", "format_hulk_table"]
+__all__ = ["normalise"]
 
 
 def _check_cost(what: str, value: float) -> float:
@@ -45,34 +45,3 @@ def normalise(model: dict[str, float | None],
         scores[task] = None if cost is None else ref / _check_cost(f"model cost for task {task!r}", cost)
     overall = math.fsum(s for s in scores.values() if s is not None)
     return scores, overall
-
-
-def format_hulk_table(models: dict[str, dict[str, float | None]], reference: str, *,
-                      cost_label: str = "Time", tablefmt: str = "github") -> str:
-    """HULK Table 3 layout: Model | <task> <cost_label> | <task> Score | ... | Overall Score.
-
-    `models` maps a model name to its per-task costs (None = N/A); `reference` names the row every other
-    row is normalised by. `tablefmt` is any tabulate format ("github" for markdown, "plain" for text).
-    N/A costs print as "N/A" with a 0.00 score, as in the paper.
-    """
-    from tabulate import tabulate
-
-    if reference not in models:
-        raise UsageError(f"reference model {reference!r} is not among the models: {', '.join(models)}")
-    ref_costs = models[reference]
-    tasks = list(ref_costs)
-    headers = ["Model"]
-    for task in tasks:
-        headers += [f"{task} {cost_label}", f"{task} Score"]
-    headers.append("Overall Score")
-    rows = []
-    for name, costs in models.items():
-        scores, overall = normalise(costs, ref_costs)
-        row: list[str] = [name]
-        for task in tasks:
-            cost, score = costs.get(task), scores[task]
-            row += ["N/A" if cost is None else f"{cost:,.2f}", "0.00" if score is None else f"{score:.2f}"]
-        row.append(f"{overall:.2f}")
-        rows.append(row)
-    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True,
-                    colalign=("left",) + ("right",) * (len(headers) - 1))

@@ -18,7 +18,7 @@ import statistics
 from typing import Any
 from collections.abc import Sequence
 
-from .errors import UsageError
+from ..errors import UsageError
 
 __all__ = ["describe", "trimmed", "t_sf", "t_isf", "welch_one_sided", "welch"]
 

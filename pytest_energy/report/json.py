@@ -6,16 +6,15 @@ unchanged; everything about energy lives under keys they ignore.
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 from typing import Any
 
 from .. import __version__
-from ..results import TestRecord
-from ..stats import describe
-from .summary import mean_sd, primary_series
+from ..gate.stats import describe
+from ..records import TestRecord
+from .format import mean_sd
+from .series import primary_series
+from .tables import footprint_of
 
 
 def json_safe(value: Any) -> Any:
@@ -78,33 +77,19 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
     }
 
 
-def build_report(records: list[TestRecord], *, machine_info: dict[str, Any], commit_info: dict[str, Any],
-                 datetime_iso: str, session: dict[str, Any],
-                 entries: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    """`entries` maps node id to keyword arguments for benchmark_entry (options, verdicts, footprint)."""
-    entries = entries or {}
+def build_report(run: Any) -> dict[str, Any]:
+    """The report of a RunResult (pytest_energy.session)."""
+    benchmarks = []
+    for b in run.benchmarks:
+        options = {"rounds": b.settings.rounds, "warmup": b.settings.warmup, "reference": b.settings.reference,
+                   "meter": run.meter.name}
+        verdicts = [v.to_dict() for v in b.outcome.verdicts] if b.outcome is not None else None
+        benchmarks.append(benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon)))
     return {
-        "machine_info": machine_info,
-        "commit_info": commit_info,
-        "benchmarks": [benchmark_entry(r, **entries.get(r.nodeid, {"options": {}})) for r in records],
-        "datetime": datetime_iso,
+        "machine_info": run.machine_info,
+        "commit_info": run.commit_info,
+        "benchmarks": benchmarks,
+        "datetime": run.datetime,
         "version": __version__,
-        "energy": session,
+        "energy": run.session_info,
     }
-
-
-def write_json_atomic(path: str, data: dict[str, Any]) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".energy-", suffix=".json", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(json_safe(data), f, indent=2, sort_keys=True, allow_nan=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from .errors import UsageError
+from ..errors import UsageError
 
 P = TypeVar("P")
 

@@ -1,27 +1,76 @@
-"""Plain data records shared by the core, the protocols, the baselines and the reports.
+"""The data model every layer shares: how a figure was obtained, windows, metrics, a test's record.
 
 Nothing here imports pytest or any heavy library. Every numeric field carries its unit in its name.
+Enums are `str` subclasses so they compare equal to, and serialise as, their values; `to_dict()` turns
+them into plain `str` because pytest-xdist's channel (execnet) sends builtin types only.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-# How a figure was obtained. Every energy number in a report carries one of these.
-METHOD_NVML_COUNTER = "nvml-counter"  # nvmlDeviceGetTotalEnergyConsumption (mJ), Volta and newer
-METHOD_NVML_POLLING = "nvml-polling"  # nvmlDeviceGetPowerUsage (mW) polled, trapezoid-integrated
-METHOD_RAPL = "rapl"  # /sys/class/powercap energy_uj counters
-METHOD_ESTIMATE = "estimate"  # process CPU time x configured watts per core: NOT a measurement
-METHODS = (METHOD_NVML_COUNTER, METHOD_NVML_POLLING, METHOD_RAPL, METHOD_ESTIMATE)
+from typing import Any
 
 
-def combine_methods(methods: list[str] | tuple[str, ...]) -> str:
+class _StrEnum(str, enum.Enum):
+    def __str__(self) -> str:  # "rapl", not "Method.RAPL", in messages and tables
+        return self.value
+
+
+class Method(_StrEnum):
+    """How an energy figure was obtained. Every energy number in a report carries one of these."""
+
+    NVML_COUNTER = "nvml-counter"  # nvmlDeviceGetTotalEnergyConsumption (mJ), Volta and newer
+    NVML_POLLING = "nvml-polling"  # nvmlDeviceGetPowerUsage (mW) polled, trapezoid-integrated
+    RAPL = "rapl"  # /sys/class/powercap energy_uj counters
+    ESTIMATE = "estimate"  # process CPU time x configured watts per core: NOT a measurement
+
+
+class VerdictKind(_StrEnum):
+    """What the gate says of one metric against its baseline."""
+
+    PASS = "PASS"
+    IMPROVED = "IMPROVED"
+    REGRESSION = "REGRESSION"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    NO_BASELINE = "NO_BASELINE"
+
+
+class Better(_StrEnum):
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+class Kind(_StrEnum):
+    """`measured` figures are noisy and compared with statistics; `deterministic` ones with a tolerance."""
+
+    MEASURED = "measured"
+    DETERMINISTIC = "deterministic"
+
+
+def combine_methods(methods: Iterable[str]) -> str:
     """One label for a set of per-device methods: 'rapl', or 'nvml-counter+rapl' when mixed."""
-    uniq = sorted(set(methods))
+    uniq = sorted({str(m) for m in methods if m})
     return "+".join(uniq) if uniq else "none"
+
+
+def is_estimate(method: str | None) -> bool:
+    """True when any part of a (possibly combined) method label is the estimate."""
+    return Method.ESTIMATE.value in str(method or "").split("+")
+
+
+def plain(value: Any) -> Any:
+    """`value` with enums as their str values and tuples as lists: what JSON and execnet both carry."""
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -30,7 +79,7 @@ class DeviceEnergy:
 
     device: str  # e.g. "gpu0", "cpu-package-0", "cpu-dram-0", "cpu-estimate"
     energy_j: float
-    method: str  # one of METHODS
+    method: str  # a Method value
     name: str = ""  # human name, e.g. "NVIDIA H100 80GB HBM3"
 
 
@@ -46,7 +95,7 @@ class Window:
     duration_s: float = math.nan
     energy_j: float = math.nan
     devices: tuple[DeviceEnergy, ...] = ()
-    method: str = "none"
+    method: str = "none"  # combine_methods() of the devices' methods
     idle_power_w: float | None = None
     net_energy_j: float | None = None
     peak_memory_bytes: int | None = None
@@ -62,13 +111,14 @@ class Window:
         return self.energy_j / self.duration_s
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["power_w"] = self.power_w
-        return d
+        return plain(dataclasses.asdict(self))
 
-
-Better = Literal["lower", "higher"]
-Kind = Literal["measured", "deterministic"]
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Window:
+        d = dict(d)
+        d.pop("power_w", None)
+        d["devices"] = tuple(DeviceEnergy(**dev) for dev in d.get("devices", ()))
+        return cls(**d)
 
 
 @dataclass
@@ -79,26 +129,30 @@ class Metric:
     metrics (steps to cut-off with fixed seeds, tokens, FLOPs) are compared with a plain tolerance.
     """
 
-    name: str  # e.g. "energy_j", "finetune.energy_to_cutoff_j", "inference.j_per_example"
-    unit: str  # "J", "s", "steps", "tokens", "FLOP", "J/example", "1" (dimensionless) ...
-    better: Better = "lower"
-    kind: Kind = "measured"
+    name: str  # e.g. "energy_j", "finetune.energy_j", "inference.j_per_example"
+    unit: str  # "J", "s", "steps", "tokens", "FLOP", "J/example", "" (dimensionless) ...
+    better: str = Better.LOWER
+    kind: str = Kind.MEASURED
     samples: list[float] = field(default_factory=list)
     method: str | None = None  # for energy metrics: how the energy was obtained
 
     def add(self, value: float) -> None:
         self.samples.append(float(value))
 
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.samples) / len(self.samples) if self.samples else math.nan
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return plain(dataclasses.asdict(self))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Metric:
         return cls(
             name=d["name"],
             unit=d["unit"],
-            better=d.get("better", "lower"),
-            kind=d.get("kind", "measured"),
+            better=Better(d.get("better", "lower")),
+            kind=Kind(d.get("kind", "measured")),
             samples=[float(x) for x in d.get("samples", [])],
             method=d.get("method"),
         )
@@ -120,31 +174,27 @@ class TestRecord:
     # Protocol results (finetune/inference) as plain dicts, for the JSON and HTML reports.
     protocols: list[dict[str, Any]] = field(default_factory=list)
 
-    def metric(self, name: str, unit: str, *, better: Better = "lower", kind: Kind = "measured",
+    def metric(self, name: str, unit: str, *, better: str = Better.LOWER, kind: str = Kind.MEASURED,
                method: str | None = None) -> Metric:
         """Get or create the metric `name`; samples from repeated calls accumulate."""
         m = self.metrics.get(name)
         if m is None:
-            m = self.metrics[name] = Metric(name, unit, better, kind, [], method)
+            m = self.metrics[name] = Metric(name, unit, Better(better), Kind(kind), [], method)
         return m
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "nodeid": self.nodeid, "name": self.name, "group": self.group, "params": self.params,
+            "nodeid": self.nodeid, "name": self.name, "group": self.group, "params": plain(self.params),
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
-            "windows": [dataclasses.asdict(w) for w in self.windows],
-            "extra_info": self.extra_info, "protocols": self.protocols,
+            "windows": [w.to_dict() for w in self.windows],
+            "extra_info": plain(self.extra_info), "protocols": plain(self.protocols),
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TestRecord:
-        windows = []
-        for w in d.get("windows", []):
-            w = dict(w)
-            w["devices"] = tuple(DeviceEnergy(**dev) for dev in w.get("devices", ()))
-            windows.append(Window(**w))
         return cls(
             nodeid=d["nodeid"], name=d["name"], group=d.get("group"), params=d.get("params"),
             metrics={k: Metric.from_dict(m) for k, m in d.get("metrics", {}).items()},
-            windows=windows, extra_info=d.get("extra_info", {}), protocols=d.get("protocols", []),
+            windows=[Window.from_dict(w) for w in d.get("windows", [])],
+            extra_info=d.get("extra_info", {}), protocols=d.get("protocols", []),
         )

@@ -1,0 +1,322 @@
+"""Every option, ini key, marker argument and default, parsed and validated once.
+
+One table (`OPTIONS`) declares each `--energy-X` option with its ini key `energy_X`, default, metavar,
+help and parser, so the command line, the ini file and the docs never drift apart. Precedence is decided
+here and nowhere else: marker > command line > ini > default. The results are frozen objects:
+`SessionConfig` for the run, `TestSettings` for one benchmark.
+
+No pytest import: the plugin hands over anything with pytest's `getoption`/`getini`/`addoption`/`addini`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .analysis.carbon import STRUBELL_US_G_PER_KWH, STRUBELL_USD_PER_KWH, CarbonConfig
+from .errors import UsageError
+
+METER_CHOICES = ("auto", "nvml", "rapl", "estimate")
+DEFAULT_ROUNDS = 5
+DEFAULT_WARMUP = 1
+# 8 %: with 5 rounds and 5 % noise it keeps A/A false alarms < 1 % and still catches a 15 % regression
+# >= 95 % of the time (tools/gate_statistics.py measures both; docs/statistics.md).
+DEFAULT_TOLERANCE = 0.08
+DEFAULT_WATTS_PER_CORE = 10.0
+DEFAULT_BASELINE_DIR = "baselines"
+
+# --- parsers: raw text -> validated value, UsageError naming the problem --------------------------------
+
+_TOLERANCE_RE = re.compile(r"\A(?:\d+(?:\.\d*)?|\.\d+)%?\Z")
+_TOLERANCE_SYNTAX = "a percentage like '10%' or '7.5%', or a fraction like '0.1' (non-negative)"
+
+
+def parse_tolerance(text: Any) -> float:
+    """'10%' -> 0.10, '7.5%' -> 0.075, '0.1' -> 0.1 (a bare number is a fraction). Returns a fraction.
+
+    Anything else (negative, NaN, 'abc', '10 %', '10%%') raises UsageError naming the value and the syntax.
+    """
+    s = str(text).strip()
+    if not _TOLERANCE_RE.match(s):
+        raise UsageError(f"bad tolerance {text!r}: expected {_TOLERANCE_SYNTAX}")
+    value = float(s[:-1]) / 100.0 if s.endswith("%") else float(s)
+    if not math.isfinite(value):
+        raise UsageError(f"bad tolerance {text!r}: expected {_TOLERANCE_SYNTAX}")
+    return value
+
+
+def format_tolerance(fraction: float) -> str:
+    return f"{fraction * 100:g}%"
+
+
+def _integer(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except (TypeError, ValueError):
+            raise UsageError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise UsageError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _number(minimum: float, maximum: float, *, above_minimum: bool = False) -> Callable[[str], float]:
+    """A finite number in [minimum, maximum] ((minimum, maximum] with above_minimum)."""
+    low = f"> {minimum:g}" if above_minimum else f">= {minimum:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise UsageError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and (value > minimum if above_minimum else value >= minimum)
+                and value <= maximum):
+            raise UsageError(f"must be a finite number {low} and <= {maximum:g}, got {text!r}")
+        return value
+    return parse
+
+
+def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise UsageError(f"unknown value {text!r}; choose one of {', '.join(choices)}")
+        return text
+    return parse
+
+
+def _path(text: str) -> str:
+    return str(text)
+
+
+# --- the option table ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Option:
+    """One `--energy-<name>` option and its ini key `energy_<name>` (dashes become underscores)."""
+
+    name: str  # "idle-s"
+    metavar: str
+    help: str  # without the default; '%' is escaped for argparse when registered
+    default: str | None  # as the user would type it; None: no default (e.g. a report path)
+    parse: Callable[[str], Any] = _path
+
+    @property
+    def flag(self) -> str:
+        return f"--energy-{self.name}"
+
+    @property
+    def dest(self) -> str:
+        return "energy_" + self.name.replace("-", "_")
+
+    ini = dest  # the ini key is the option's dest: --energy-idle-s <-> energy_idle_s
+
+    @property
+    def key(self) -> str:
+        return self.name.replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("meter", "NAME", "energy meter: auto (NVML, else RAPL, else estimate), nvml, rapl or estimate",
+           "auto", _choice(METER_CHOICES)),
+    Option("rounds", "N", "metered rounds per benchmark", str(DEFAULT_ROUNDS), _integer(1)),
+    Option("warmup", "N", "unmetered warmup rounds per benchmark", str(DEFAULT_WARMUP), _integer(0)),
+    Option("tolerance", "PCT", "regression tolerance for measured metrics, e.g. 10% or 0.1 (a change must also "
+           "be significant)", format_tolerance(DEFAULT_TOLERANCE), parse_tolerance),
+    Option("idle-s", "SECONDS", "measure idle power for this long before the first benchmark and report "
+           "net-of-idle energy beside gross (0: off)", "0", _number(0.0, 3600.0)),
+    Option("cpu-watts-per-core", "WATTS", "power per busy core used by the 'estimate' meter",
+           f"{DEFAULT_WATTS_PER_CORE:g}", _number(0.0, 1000.0, above_minimum=True)),
+    Option("baseline-dir", "PATH", "baseline folder, relative to the rootdir", DEFAULT_BASELINE_DIR),
+    Option("grid-intensity", "GCO2E_PER_KWH", "grid carbon intensity in gCO2e/kWh (default: 0.954 lb/kWh, "
+           "the US average of Strubell et al. 2019)", f"{STRUBELL_US_G_PER_KWH:.4g}", _number(0.0, 5000.0)),
+    Option("pue", "FACTOR", "data-centre PUE multiplier (Strubell et al. 2019 use 1.58)", "1",
+           _number(1.0, 10.0)),
+    Option("price-kwh", "USD", "electricity price in USD/kWh", f"{STRUBELL_USD_PER_KWH:g}", _number(0.0, 100.0)),
+    Option("hardware-price-hour", "USD", "hardware rental price in USD/hour, for HULK-style cost", "0",
+           _number(0.0, 1e6)),
+    Option("json", "PATH", "write a JSON report (pytest-benchmark's layout plus an 'energy' block) to PATH", None),
+    Option("markdown", "PATH", "write a markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY "
+           "when that is set)", None),
+    Option("html", "PATH", "write a self-contained HTML report (tables and pictures) to PATH", None),
+)
+FLAGS: tuple[tuple[str, str], ...] = (
+    ("--energy", "run energy benchmarks (tests using the `energy` fixture or marker); without it they are skipped"),
+    ("--energy-save-baseline", "write this run's results to the baseline folder (other tests' entries are kept)"),
+    ("--energy-require-baseline", "fail an energy benchmark that has no baseline (strict CI)"),
+)
+
+
+class _Unset(str):
+    """The ini default: tells an unset key from one set to an empty string (which is an error)."""
+
+
+UNSET = _Unset("")
+
+
+def _help(option: Option) -> str:
+    default = "none" if option.default is None else option.default
+    # argparse %-formats help strings: a bare '%' (as in '10%') would crash `pytest --help`.
+    return f"{option.help} [default: {default}; ini: {option.ini}]".replace("%", "%%")
+
+
+def add_options(parser: Any, group_name: str = "energy", description: str = "energy benchmarks (pytest-energy)",
+                options: tuple[Option, ...] = OPTIONS, flags: tuple[tuple[str, str], ...] = FLAGS) -> None:
+    """Register `options` and `flags` on a pytest parser (command line and ini)."""
+    group = parser.getgroup(group_name, description)
+    for flag, help_text in flags:
+        group.addoption(flag, action="store_true", default=False, help=help_text.replace("%", "%%"))
+    for option in options:
+        group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=_help(option))
+        parser.addini(option.ini, option.help, default=UNSET)
+
+
+def raw_value(config: Any, option: Option) -> str | None:
+    """Command line > ini > default, as text; None when the option has no default and is not set."""
+    cli = config.getoption(option.dest)
+    if cli is not None:
+        text, where = cli, option.flag
+    else:
+        ini = config.getini(option.ini)
+        if ini is UNSET or ini is None:
+            return option.default
+        text, where = ini, f"ini key {option.ini}"
+    if not str(text).strip():
+        raise UsageError(f"{where}: empty value; give a value or leave it out "
+                         f"(default: {'none' if option.default is None else option.default})")
+    return str(text).strip()
+
+
+def parse_option(config: Any, option: Option) -> Any:
+    text = raw_value(config, option)
+    if text is None:
+        return None
+    try:
+        return option.parse(text)
+    except UsageError as exc:
+        raise UsageError(f"{option.flag}: {exc}") from None
+
+
+# --- the session's configuration -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """Everything a run is configured with, validated. Paths are absolute."""
+
+    meter: str = "auto"
+    rounds: int = DEFAULT_ROUNDS
+    warmup: int = DEFAULT_WARMUP
+    tolerance: float = DEFAULT_TOLERANCE
+    idle_s: float = 0.0
+    cpu_watts_per_core: float = DEFAULT_WATTS_PER_CORE
+    rootdir: str = "."
+    baseline_dir: str = DEFAULT_BASELINE_DIR  # absolute after from_pytest; relative to rootdir otherwise
+    save_baseline: bool = False
+    require_baseline: bool = False
+    json_path: str | None = None
+    markdown_path: str | None = None
+    html_path: str | None = None
+    carbon: CarbonConfig = field(default_factory=CarbonConfig)
+
+    @property
+    def baseline_path(self) -> Path:
+        return Path(self.rootdir, self.baseline_dir)
+
+    @classmethod
+    def from_pytest(cls, config: Any) -> SessionConfig:
+        """Parse every option of `config` (pytest's Config, or anything with getoption/getini)."""
+        values = {option.key: parse_option(config, option) for option in OPTIONS}
+        rootdir = str(getattr(config, "rootpath", None) or os.getcwd())
+        carbon = CarbonConfig(grid_gco2e_per_kwh=values["grid_intensity"], pue=values["pue"],
+                              electricity_usd_per_kwh=values["price_kwh"],
+                              hardware_usd_per_hour=values["hardware_price_hour"])
+        return cls(
+            meter=values["meter"], rounds=values["rounds"], warmup=values["warmup"],
+            tolerance=values["tolerance"], idle_s=values["idle_s"],
+            cpu_watts_per_core=values["cpu_watts_per_core"], rootdir=rootdir,
+            baseline_dir=str(Path(rootdir, values["baseline_dir"])),
+            save_baseline=bool(config.getoption("energy_save_baseline")),
+            require_baseline=bool(config.getoption("energy_require_baseline")),
+            json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
+            carbon=carbon)
+
+    def display_path(self, path: Any) -> str:
+        """Relative to rootdir when inside it (as users type it), else absolute."""
+        path = os.path.abspath(path)
+        root = os.path.abspath(self.rootdir)
+        return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
+
+
+# --- one benchmark's settings --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TestSettings:
+    """What one energy benchmark runs with. Frozen: built once per test, then only read."""
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    rounds: int = DEFAULT_ROUNDS
+    warmup: int = DEFAULT_WARMUP
+    tolerance: float = DEFAULT_TOLERANCE  # relative tolerance for every measured metric
+    metric_tolerances: dict[str, float] = field(default_factory=dict)  # per metric overrides
+    deterministic_tolerance: float = 0.0  # steps to cut-off, tokens, FLOPs: exact by default
+    group: str | None = None
+    reference: str | None = None  # node id of the HULK reference benchmark (e.g. BERT-large)
+
+    def __post_init__(self) -> None:
+        for name, minimum in (("rounds", 1), ("warmup", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise UsageError(f"energy {name} must be an integer >= {minimum}, got {value!r}")
+
+    def tolerance_for(self, metric: str, deterministic: bool = False) -> float:
+        if metric in self.metric_tolerances:
+            return self.metric_tolerances[metric]
+        return self.deterministic_tolerance if deterministic else self.tolerance
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TestSettings:
+        return cls(**d)
+
+
+MARKER_ARGS = ("rounds", "warmup", "tolerance", "deterministic_tolerance", "group", "reference")
+MARKER_HELP = ("energy(rounds=N, warmup=N, tolerance='10%'|{metric: '5%'}, deterministic_tolerance='0%', "
+               "group=str, reference=nodeid): an energy benchmark (skipped unless --energy)")
+
+
+def settings_for(session: SessionConfig, marker_kwargs: dict[str, Any] | None = None,
+                  where: str = "") -> TestSettings:
+    """The session's defaults overlaid with `@pytest.mark.energy(...)` keyword arguments.
+
+    `tolerance` is either one value ("5%") for every measured metric or a dict per metric
+    ({"energy_j": "5%", "duration_s": "15%"}). Unknown arguments are an error, never ignored.
+    """
+    base = TestSettings(rounds=session.rounds, warmup=session.warmup, tolerance=session.tolerance)
+    kwargs = dict(marker_kwargs or {})
+    unknown = sorted(set(kwargs) - set(MARKER_ARGS))
+    if unknown:
+        raise UsageError(f"{where}energy marker: unknown argument(s) {', '.join(unknown)}; "
+                         f"accepted: {', '.join(MARKER_ARGS)}")
+    changes: dict[str, Any] = {key: kwargs[key] for key in ("rounds", "warmup", "group", "reference")
+                               if key in kwargs}
+    try:
+        if "tolerance" in kwargs:
+            tol = kwargs["tolerance"]
+            if isinstance(tol, dict):
+                changes["metric_tolerances"] = {str(k): parse_tolerance(v) for k, v in tol.items()}
+            else:
+                changes["tolerance"] = parse_tolerance(tol)
+        if "deterministic_tolerance" in kwargs:
+            changes["deterministic_tolerance"] = parse_tolerance(kwargs["deterministic_tolerance"])
+        return dataclasses.replace(base, **changes)
+    except UsageError as exc:
+        raise UsageError(f"{where}{exc}") from None

@@ -1,0 +1,228 @@
+"""Compare a test's metrics with its stored baseline: PASS / IMPROVED / REGRESSION / INCONCLUSIVE.
+
+The rule for `kind="measured"` metrics (see docs/statistics.md for the derivation and the measured rates):
+
+    change = (mean(current) - mean(baseline)) / |mean(baseline)|, made "bad-positive" by the metric's direction
+    REGRESSION    bad change  >  tolerance  AND one-sided Welch p (worse) < alpha
+    IMPROVED      good change >  tolerance  AND one-sided Welch p (better) < alpha
+    INCONCLUSIVE  |change| > tolerance but not significant (or no variance estimate: a single round),
+                  or the (1 - alpha) bound of the bad change exceeds 2 x tolerance (the runs are too noisy
+                  to rule out a large regression)
+    PASS          otherwise
+
+Requiring significance as well as the tolerance is asv's rule; the significance leg is what keeps a single
+stray round from failing CI (it inflates the variance). Deterministic metrics (steps, tokens, FLOPs) are
+compared on their value with their own tolerance, no test.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import DEFAULT_TOLERANCE
+from ..errors import UsageError
+from ..records import Better, Kind, Metric, VerdictKind
+from .stats import t_isf, t_sf, welch
+
+__all__ = ["DEFAULT_ALPHA", "INCONCLUSIVE_FACTOR", "Rule", "Verdict", "compare_metric", "compare_record",
+           "is_decisive"]
+
+DEFAULT_ALPHA = 0.05  # one-sided significance level of the Welch test
+INCONCLUSIVE_FACTOR = 2.0  # "cannot rule out a regression of this many tolerances" => INCONCLUSIVE
+
+
+class Rule:
+    """Which rule decided a verdict; every report says it."""
+
+    WITHIN_RUN = "within-run Welch"
+    DETERMINISTIC = "exact value"
+    NONE = "not compared"
+
+
+HINT_MORE_ROUNDS = ("spread too large to decide: run more rounds (--energy-rounds, or call a protocol "
+                    "several times)")
+HINT_ONE_ROUND = ("a single sample on one side gives no spread estimate: run more rounds (--energy-rounds, "
+                  "or call a protocol several times)")
+HINT_NO_BASELINE = "no baseline stored: run with --energy-save-baseline"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of comparing one metric with its baseline."""
+
+    metric: str
+    unit: str
+    kind: Kind
+    better: Better
+    verdict: VerdictKind
+    baseline_value: float | None  # the statistic compared: mean of the samples; None when not compared
+    current_value: float
+    change_pct: float | None  # signed, (current - baseline) / |baseline| * 100; None when not compared
+    p_value: float | None  # one-sided p for the direction of the change; None for deterministic metrics
+    tolerance: float  # fraction
+    n_baseline: int
+    n_current: int
+    hint: str = ""
+    rule: str = Rule.WITHIN_RUN
+
+    @property
+    def decisive(self) -> bool:
+        return is_decisive(self.verdict, self.metric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "unit": self.unit, "kind": self.kind.value, "better": self.better.value,
+                "verdict": self.verdict.value, "baseline_value": self.baseline_value,
+                "current_value": self.current_value, "change_pct": self.change_pct, "p_value": self.p_value,
+                "tolerance": self.tolerance, "n_baseline": self.n_baseline, "n_current": self.n_current,
+                "hint": self.hint, "rule": self.rule}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Verdict:
+        return cls(**{**d, "kind": Kind(d["kind"]), "better": Better(d["better"]),
+                      "verdict": VerdictKind(d["verdict"])})
+
+
+def is_decisive(verdict: str, metric: str) -> bool:
+    """What every report shows first: what fails or improves, and each test's time and energy.
+    A protocol test has a dozen metrics that move together; the rest is folded away."""
+    return verdict in (VerdictKind.REGRESSION, VerdictKind.IMPROVED) or \
+        str(metric).rsplit(".", 1)[-1] in ("energy_j", "duration_s")
+
+
+def _relative(diff: float, base: float) -> float:
+    """diff / |base|, with the sign of diff kept; 0/0 -> 0, x/0 -> +-inf."""
+    if base == 0.0:
+        return 0.0 if diff == 0.0 else math.copysign(math.inf, diff)
+    return diff / abs(base)
+
+
+class _Comparison:
+    """One metric against its baseline; `verdict()` builds the Verdict with the shared fields."""
+
+    def __init__(self, baseline: Metric, current: Metric, tolerance: float, alpha: float) -> None:
+        if not (tolerance >= 0.0 and math.isfinite(tolerance)):
+            raise UsageError(f"tolerance must be a finite fraction >= 0, got {tolerance!r}")
+        # A one-sided level above 0.5 would call a change in the wrong direction significant.
+        if not 0.0 < alpha <= 0.5:
+            raise UsageError(f"alpha must be in (0, 0.5], got {alpha!r}")
+        if current.better not in (Better.LOWER, Better.HIGHER):
+            raise UsageError(f"metric {current.name!r}: better must be 'lower' or 'higher', got {current.better!r}")
+        self.baseline, self.current, self.tolerance, self.alpha = baseline, current, tolerance, alpha
+        self.current_value = current.mean
+        self.base_value = baseline.mean if baseline.samples else None
+        # +1 when an increase is worse; "bad" quantities are positive when things got worse.
+        self.sign = 1.0 if current.better == Better.LOWER else -1.0
+
+    @property
+    def bad_change(self) -> float:
+        return self.sign * _relative(self.current_value - self.base_value, self.base_value)
+
+    def verdict(self, kind: VerdictKind, p_value: float | None = None, hint: str = "",
+                rule: str = Rule.WITHIN_RUN, compared: bool = True) -> Verdict:
+        base = self.base_value if compared else None
+        change_pct = None if base is None else _relative(self.current_value - base, base) * 100.0
+        return Verdict(
+            metric=self.current.name, unit=self.current.unit, kind=Kind(self.current.kind),
+            better=Better(self.current.better), verdict=kind, baseline_value=base,
+            current_value=self.current_value, change_pct=change_pct, p_value=p_value, tolerance=self.tolerance,
+            n_baseline=len(self.baseline.samples), n_current=len(self.current.samples), hint=hint, rule=rule)
+
+    def incomparable(self) -> Verdict | None:
+        """INCONCLUSIVE when the numbers cannot be compared at all (other unit, direction, kind; no samples)."""
+        for field_name in ("unit", "better", "kind"):
+            old, new = str(getattr(self.baseline, field_name)), str(getattr(self.current, field_name))
+            if old != new:
+                return self.verdict(VerdictKind.INCONCLUSIVE, None, f"{field_name} changed: {old!r} (baseline) "
+                                    f"!= {new!r} (now): re-record the baseline", Rule.NONE, compared=False)
+        if not self.baseline.samples or not self.current.samples:
+            side = "baseline" if not self.baseline.samples else "current run"
+            return self.verdict(VerdictKind.INCONCLUSIVE, None, f"the {side} has no samples", Rule.NONE,
+                                compared=False)
+        return None
+
+    def deterministic(self) -> Verdict:
+        bad = self.bad_change
+        kind = (VerdictKind.REGRESSION if bad > self.tolerance else
+                VerdictKind.IMPROVED if -bad > self.tolerance else VerdictKind.PASS)
+        return self.verdict(kind, None, rule=Rule.DETERMINISTIC)
+
+    def measured(self) -> Verdict:
+        """The within-run rule: tolerance and one-sided Welch on the round samples."""
+        bad_change = self.bad_change
+        diff, se, df = welch(self.baseline.samples, self.current.samples)
+        bad_diff = self.sign * diff
+        if math.isnan(se):  # a single round on a side: no spread, no test
+            kind = VerdictKind.INCONCLUSIVE if abs(bad_change) > self.tolerance else VerdictKind.PASS
+            return self.verdict(kind, math.nan, HINT_ONE_ROUND)
+        if se == 0.0:  # both sides constant: the difference is exact
+            p_worse = math.nan if bad_diff == 0 else (0.0 if bad_diff > 0 else 1.0)
+        else:
+            p_worse = t_sf(bad_diff / se, df)
+        p_better = math.nan if math.isnan(p_worse) else 1.0 - p_worse
+        if bad_change > self.tolerance:
+            if p_worse < self.alpha:
+                return self.verdict(VerdictKind.REGRESSION, p_worse)
+            return self.verdict(VerdictKind.INCONCLUSIVE, p_worse, HINT_MORE_ROUNDS)
+        if -bad_change > self.tolerance:
+            if p_better < self.alpha:
+                return self.verdict(VerdictKind.IMPROVED, p_better)
+            return self.verdict(VerdictKind.INCONCLUSIVE, p_better, HINT_MORE_ROUNDS)
+        # Within tolerance; report the p-value for the direction the estimate moved.
+        p_reported = p_worse if bad_change >= 0 else p_better
+        if se > 0.0:
+            hint = self._cannot_rule_out(bad_diff, se, df)
+            if hint:
+                return self.verdict(VerdictKind.INCONCLUSIVE, p_reported, hint)
+        return self.verdict(VerdictKind.PASS, p_reported)
+
+    def _cannot_rule_out(self, bad_diff: float, se: float, df: float) -> str:
+        """A hint when the (1 - alpha) upper bound of the bad change exceeds INCONCLUSIVE_FACTOR x tolerance.
+
+        Asked as "is t_sf at that bound's t above alpha" to need one t_sf, not a quantile. The baseline mean
+        in the denominator is treated as exact: a first-order approximation, fine at the coefficients of
+        variation where any decision is possible.
+        """
+        limit = INCONCLUSIVE_FACTOR * self.tolerance * abs(self.base_value)
+        if t_sf((limit - bad_diff) / se, df) <= self.alpha:
+            return ""
+        bad_upper = _relative(bad_diff + t_isf(self.alpha, df) * se, self.base_value)
+        return f"{HINT_MORE_ROUNDS} (a regression of up to {bad_upper * 100:.0f} % cannot be ruled out)"
+
+
+def compare_metric(baseline: Metric, current: Metric, tolerance: float = DEFAULT_TOLERANCE,
+                   alpha: float = DEFAULT_ALPHA) -> Verdict:
+    """Compare one metric with its baseline (see the module docstring for the rule). Direction-aware."""
+    comparison = _Comparison(baseline, current, tolerance, alpha)
+    incomparable = comparison.incomparable()
+    if incomparable is not None:
+        return incomparable
+    if current.kind == Kind.DETERMINISTIC:
+        return comparison.deterministic()
+    return comparison.measured()
+
+
+def no_baseline(current: Metric, tolerance: float) -> Verdict:
+    return Verdict(metric=current.name, unit=current.unit, kind=Kind(current.kind), better=Better(current.better),
+                   verdict=VerdictKind.NO_BASELINE, baseline_value=None, current_value=current.mean,
+                   change_pct=None, p_value=None, tolerance=tolerance, n_baseline=0,
+                   n_current=len(current.samples), hint=HINT_NO_BASELINE, rule=Rule.NONE)
+
+
+def compare_record(baseline_metrics: dict[str, Metric], current_metrics: dict[str, Metric],
+                   tolerance_for: Any, alpha: float = DEFAULT_ALPHA) -> list[Verdict]:
+    """Verdicts for every metric of the current run, sorted by metric name.
+
+    `tolerance_for(name, deterministic)` gives each metric's tolerance (TestSettings.tolerance_for). A metric
+    missing from the baseline gets NO_BASELINE; a metric only in the baseline is ignored (a test may
+    legitimately stop reporting it).
+    """
+    verdicts = []
+    for name in sorted(current_metrics):
+        current = current_metrics[name]
+        tolerance = tolerance_for(name, current.kind == Kind.DETERMINISTIC)
+        baseline = baseline_metrics.get(name)
+        verdicts.append(no_baseline(current, tolerance) if baseline is None
+                        else compare_metric(baseline, current, tolerance, alpha))
+    return verdicts

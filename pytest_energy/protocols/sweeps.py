@@ -1,0 +1,161 @@
+"""Inference sweeps over the axes of the energy-accuracy trade-off study of BERT-base on SST-2 (the project's
+background reading): max sequence length, precision, encoder depth, batch size.
+
+A sweep runs the per-example inference protocol once per configuration and keeps, per point, the
+accuracy and the costs (J/example, J/correct prediction, ms/example, peak memory) so that the
+energy-accuracy Pareto frontier of each axis can be drawn. It is generic: the caller passes a
+Measurer and a *predict builder*, a function from a configuration dict
+({"max_length", "precision", "depth", "batch_size"}) to a predict function. `HFPredictBuilder`
+is the builder for Hugging Face sequence classifiers. A configuration the machine cannot run
+(e.g. bf16 on a CPU without support) raises `Unsupported` from the builder and is recorded as a
+skipped point with its reason, never silently dropped.
+
+Nothing here imports torch or transformers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ..errors import Unsupported, UsageError
+from ..measure import Measurer
+
+AXES = ("max_length", "precision", "depth", "batch_size")
+# Benchmarks store their SweepPoint dict under this extra_info key; the HTML report collects them.
+SWEEP_POINT_KEY = "sweep_point"
+SWEEP_BASE_KEY = "sweep_base"  # extra_info key of the base configuration every axis passes through
+PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
+
+PredictBuilder = Callable[[Mapping[str, Any]], Callable[[list], Any]]
+
+
+@dataclass
+class SweepPoint:
+    """One configuration's outcome. `value` is the swept value ("fp16", 48, or "fp16/48" for a grid)."""
+
+    axis: str  # "max_length", "precision", "depth", "batch_size", or "precision+max_length" for a grid
+    value: Any
+    settings: dict[str, Any]  # the full configuration, swept axis and fixed ones
+    accuracy: float | None = None  # None when no labels were given
+    j_per_example: float = math.nan
+    j_per_correct: float | None = None  # None when nothing was predicted correctly or no labels
+    ms_per_example: float = math.nan
+    peak_memory_bytes: int | None = None
+    method: str = "none"
+    n_examples: int = 0
+    tokens: int | None = None  # tokens fed to the model, padding included, when predict reported them
+    skipped_reason: str | None = None
+
+    @property
+    def measured(self) -> bool:
+        return self.skipped_reason is None and math.isfinite(self.j_per_example)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SweepPoint:
+        """The inverse of to_dict; unknown keys (from a newer version) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def sweep_configs(axes: Mapping[str, Sequence[Any]], base: Mapping[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(axis name, value label, settings) for every configuration.
+
+    One axis sweeps that axis with the others held at `base`; several axes sweep their product
+    (a combined frontier, e.g. precision x max_length as in the trade-off study's combined frontier).
+    """
+    if not axes:
+        raise UsageError("a sweep needs at least one axis, e.g. {'max_length': [16, 32, 64, 128]}")
+    unknown = sorted(set(axes) - set(AXES))
+    if unknown:
+        raise UsageError(f"unknown sweep axis {', '.join(unknown)}; known: {', '.join(AXES)}")
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not values:
+            raise UsageError(f"sweep axis {name!r} needs a non-empty list of values, got {values!r}")
+    names = list(axes)
+    axis = "+".join(names)
+    out = []
+    for combo in itertools.product(*(axes[n] for n in names)):
+        settings = {**base, **dict(zip(names, combo))}
+        value = combo[0] if len(combo) == 1 else "/".join(str(v) for v in combo)
+        out.append((axis, value, settings))
+    return out
+
+
+def point_from_result(axis: str, value: Any, settings: Mapping[str, Any], result: Any) -> SweepPoint:
+    """A SweepPoint from an InferenceResult (pytest_energy.protocols.inference)."""
+    return SweepPoint(
+        axis=axis, value=value, settings=dict(settings),
+        accuracy=result.accuracy,
+        j_per_example=result.j_per_example,
+        j_per_correct=result.j_per_correct,
+        ms_per_example=result.ms_per_example_mean,
+        peak_memory_bytes=result.peak_memory_bytes,
+        method=result.method,
+        n_examples=result.examples,
+        tokens=result.tokens,
+    )
+
+
+def _value_order(axis: str, value: Any) -> tuple:
+    if axis == "precision" and value in PRECISION_DTYPES:
+        return (0, list(PRECISION_DTYPES).index(value))
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, value)
+    return (1, str(value))
+
+
+def complete_axes(points: Sequence[SweepPoint], base: Mapping[str, Any]) -> list[SweepPoint]:
+    """Add the base configuration to every single-axis sweep that lacks it, copied from where it was measured.
+
+    Every axis passes through the base configuration (fp32 at full depth, batch 1, 128 tokens), so a
+    benchmark suite measures it once (e.g. on the max_length axis) and each axis's frontier still
+    shows the reference point. Points come back grouped by axis (in order of first appearance) and,
+    within a single axis, in value order (precisions as fp32, fp16, bf16).
+    """
+    reference = next((p for p in points if p.measured and p.settings == dict(base)), None)
+    groups: dict[str, list[SweepPoint]] = {}
+    for p in points:
+        groups.setdefault(p.axis, []).append(p)
+    out = []
+    for axis, members in groups.items():
+        if axis not in AXES:  # a grid: keep the order it was swept in
+            out += members
+            continue
+        if reference is not None and not any(p.settings == reference.settings for p in members):
+            members = [*members, dataclasses.replace(reference, axis=axis, value=base[axis], settings=dict(base))]
+        out += sorted(members, key=lambda p: _value_order(axis, p.value))
+    return out
+
+
+def run_sweep(measurer: Measurer, build_predict: PredictBuilder, examples: Sequence[Any],
+              axes: Mapping[str, Sequence[Any]], *, base: Mapping[str, Any] | None = None,
+              labels: Sequence[Any] | None = None, n: int = 200, warmup: int = 10,
+              run_inference: Callable[..., Any] | None = None) -> list[SweepPoint]:
+    """Run the inference protocol on every configuration of `axes`; returns one point per configuration.
+
+    `base` holds the fixed settings (default: max_length 128, fp32, full depth, batch size 1).
+    `run_inference` defaults to pytest_energy.protocols.inference.inference; the `energy` fixture's
+    `energy.inference` has the same shape minus the measurer, so benchmarks can record each point.
+    """
+    if run_inference is None:
+        from .inference import inference as run_inference
+    base = {"max_length": 128, "precision": "fp32", "depth": None, "batch_size": 1, **(base or {})}
+    points = []
+    for axis, value, settings in sweep_configs(axes, base):
+        try:
+            predict = build_predict(settings)
+        except Unsupported as exc:
+            points.append(SweepPoint(axis, value, settings, skipped_reason=str(exc)))
+            continue
+        result = run_inference(measurer, predict, examples, batch_size=int(settings["batch_size"]),
+                               warmup=warmup, labels=labels, n=n)
+        points.append(point_from_result(axis, value, settings, result))
+    return points

@@ -1,0 +1,189 @@
+"""The reference suite's fixtures as a pytest plugin: `pytest_plugins = ["pytest_energy.reference.plugin"]`.
+
+    pytest benchmarks/ --energy                                   # embedded default: MiniLM + generated task, offline
+    pytest benchmarks/ --energy --energy-task sst2 --energy-data-dir /data/glue
+    pytest benchmarks/ --energy --energy-task conll2003 --energy-model bert-base-cased
+
+Options (command line > ini key > environment variable > default):
+  --energy-task       energy_task      PYTEST_ENERGY_TASK      synthetic (default) | sst2 | mnli | conll2003
+  --energy-model      energy_model     PYTEST_ENERGY_MODEL     embedded (default, packaged all-MiniLM-L6-v2) | a HF
+                                                               name | a folder
+  --energy-data-dir   energy_data_dir  PYTEST_ENERGY_DATA_DIR  folder holding SST-2/, MNLI/, CoNLL-2003/ (else the
+                                                               datasets cache)
+Protocol overrides (environment only): PYTEST_ENERGY_CUTOFF, PYTEST_ENERGY_EVAL_EVERY, PYTEST_ENERGY_MAX_STEPS,
+PYTEST_ENERGY_MAX_DEV, PYTEST_ENERGY_LR, PYTEST_ENERGY_INFERENCE_N.
+
+Cut-offs are HULK's (SST-2 0.90, MNLI 0.85, CoNLL-2003 F1 0.91, generated task 0.90); a real task gets HULK's
+limit of five epochs before it is "n/a". Real tasks on a CPU take hours: run them on a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pytest
+
+from ..config import Option, add_options, raw_value
+from ..errors import DataError, UsageError
+
+# Per task: how to fine-tune and how often to evaluate. max_steps None = five epochs (HULK's n/a limit).
+PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
+    "synthetic": dict(eval_every=10, max_steps=200, batch_size=32, max_length=32, lr=1e-4, max_dev=200),
+    "sst2": dict(eval_every=50, max_steps=None, batch_size=32, max_length=64, lr=5e-5, max_dev=None),
+    "mnli": dict(eval_every=500, max_steps=None, batch_size=32, max_length=128, lr=5e-5, max_dev=None),
+    "conll2003": dict(eval_every=100, max_steps=None, batch_size=32, max_length=128, lr=5e-5, max_dev=None),
+}
+
+REFERENCE_OPTIONS = (
+    Option("task", "NAME", "reference task: synthetic, sst2, mnli or conll2003 [env PYTEST_ENERGY_TASK]", None),
+    Option("model", "NAME", "reference model: embedded (the packaged all-MiniLM-L6-v2), a Hugging Face name or a "
+           "local folder [env PYTEST_ENERGY_MODEL]", None),
+    Option("data-dir", "PATH", "folder holding SST-2/, MNLI/, CoNLL-2003/ (else the datasets cache) "
+           "[env PYTEST_ENERGY_DATA_DIR]", None),
+)
+_ENV = {"task": "PYTEST_ENERGY_TASK", "model": "PYTEST_ENERGY_MODEL", "data-dir": "PYTEST_ENERGY_DATA_DIR"}
+_DEFAULTS = {"task": "synthetic", "model": "embedded", "data-dir": None}
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What the reference benchmarks run: one task, one model, one protocol configuration."""
+
+    task: str
+    model: str
+    data_dir: str | None
+    cutoff: float
+    eval_every: int
+    max_steps: int | None
+    batch_size: int
+    max_length: int
+    lr: float
+    max_dev: int | None
+    inference_n: int
+    seed: int = 0
+
+    def about(self) -> dict[str, Any]:
+        return {f"bench.{k}": v for k, v in asdict(self).items()}
+
+
+def _env_number(name: str, cast: type, default: Any) -> Any:
+    raw = os.environ.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return cast(raw)
+    except ValueError:
+        raise pytest.UsageError(f"${name}: expected a {cast.__name__}, got {raw!r}") from None
+
+
+def _choice(config: pytest.Config, option: Option) -> str | None:
+    try:
+        value = raw_value(config, option)
+    except UsageError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return value or os.environ.get(_ENV[option.name]) or _DEFAULTS[option.name]
+
+
+def choose(config: pytest.Config) -> Bench:
+    """The reference suite's configuration, from options, ini keys and the environment."""
+    from .tasks import task_spec
+
+    task, model, data_dir = (_choice(config, option) for option in REFERENCE_OPTIONS)
+    try:
+        spec = task_spec(task)
+    except UsageError as exc:
+        raise pytest.UsageError(f"--energy-task: {exc}") from None
+    d = PROTOCOL_DEFAULTS[spec.name]
+    return Bench(
+        task=spec.name,
+        model=model,
+        data_dir=data_dir,
+        cutoff=_env_number("PYTEST_ENERGY_CUTOFF", float, spec.cutoff),
+        eval_every=_env_number("PYTEST_ENERGY_EVAL_EVERY", int, d["eval_every"]),
+        max_steps=_env_number("PYTEST_ENERGY_MAX_STEPS", int, d["max_steps"]),
+        batch_size=d["batch_size"],
+        max_length=d["max_length"],
+        lr=_env_number("PYTEST_ENERGY_LR", float, d["lr"]),
+        max_dev=_env_number("PYTEST_ENERGY_MAX_DEV", int, d["max_dev"]),
+        inference_n=_env_number("PYTEST_ENERGY_INFERENCE_N", int, 1000),  # HULK: 1000 single examples
+    )
+
+
+def load_or_fail(fn, *args, **kwargs):
+    """Run a task/model loader; a DataError fails the test with its own message (what to download, where)."""
+    try:
+        return fn(*args, **kwargs)
+    except DataError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def fresh_model(bench: Bench, data) -> tuple[Any, Any]:
+    from .models import load_model
+
+    return load_or_fail(load_model, bench.model, data, seed=bench.seed)
+
+
+def max_steps(bench: Bench, data) -> int:
+    """The configured step limit, else HULK's: five epochs."""
+    return bench.max_steps or 5 * max(1, len(data.train) // bench.batch_size)
+
+
+def about_run(bench: Bench, data) -> dict[str, Any]:
+    """What a reference benchmark ran on, for its extra_info."""
+    from .models import EMBEDDED, EMBEDDED_NAME
+
+    return {"task": f"{data.spec.title} ({data.spec.metric}, cut-off {bench.cutoff:g})",
+            "task_source": data.source, "train_examples": len(data.train),
+            "dev_examples": {k: len(v) for k, v in data.dev.items()},
+            "model": EMBEDDED_NAME if bench.model == EMBEDDED else bench.model, **bench.about()}
+
+
+# --- hooks and fixtures ----------------------------------------------------------------------------------
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser, "energy-reference", "pytest-energy reference benchmarks", REFERENCE_OPTIONS, ())
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    b = choose(config)
+    return f"pytest-energy reference benchmarks: task={b.task} model={b.model} data_dir={b.data_dir or '-'}"
+
+
+@pytest.fixture(scope="session")
+def bench(pytestconfig: pytest.Config) -> Bench:
+    return choose(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def full_task_data(bench: Bench):
+    """The task with its whole dev set (inference draws up to 1000 examples from it)."""
+    from .tasks import load_task
+
+    return load_or_fail(load_task, bench.task, bench.data_dir, seed=bench.seed)
+
+
+@pytest.fixture(scope="session")
+def task_data(bench: Bench, full_task_data):
+    """The task with the dev sample evaluated during fine-tuning."""
+    from .tasks import subsample
+
+    return subsample(full_task_data, max_dev=bench.max_dev, seed=bench.seed)
+
+
+@pytest.fixture(scope="session")
+def finetuned(bench: Bench, task_data):
+    """A model fine-tuned to the cut-off as unmetered setup, for the inference benchmarks (HULK measures
+    inference on the models fine-tuned in the fine-tuning phase)."""
+    from ..protocols.finetune import train_to_cutoff
+    from .models import make_evaluate, make_train_step
+
+    model, tokenizer = fresh_model(bench, task_data)
+    train_step = make_train_step(model, tokenizer, task_data.train, batch_size=bench.batch_size,
+                                 max_length=bench.max_length, lr=bench.lr, seed=bench.seed)
+    evaluate = make_evaluate(model, tokenizer, task_data, max_length=bench.max_length)
+    score, steps = train_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,
+                                   max_steps=max_steps(bench, task_data))
+    model.eval()
+    return model, tokenizer, {"finetuned_steps": steps, "finetuned_dev_score": score}
