@@ -1,13 +1,21 @@
+"""Fixtures shared by the tests: the fake NVIDIA driver, a fake powercap tree, offline Hugging Face."""
+
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+from pytest_energy.meters.fake import FakeDriver, FakeGpu
 
-from pytest_energy.meters.fake import FakeDriver, FakeGpu  # noqa: E402
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_hub():
+    """No test may reach a model or data hub: these machines have no internet, and CI must not depend on it."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+            mp.setenv(name, "1")
+        yield
 
 
 @pytest.fixture
@@ -40,6 +48,12 @@ def write_rapl_zone(root, name: str, zone: str, energy_uj: int, max_uj: int = 26
     if not readable:
         energy.chmod(0)
     return energy
+
+
+@pytest.fixture
+def rapl_zone():
+    """write_rapl_zone(root, name, zone, energy_uj, max_uj=..., readable=True): one powercap zone's files."""
+    return write_rapl_zone
 
 
 @pytest.fixture

@@ -93,6 +93,7 @@ def test_typo(energy):
     result.stdout.fnmatch_lines(["*energy marker: unknown argument(s) roundz; accepted: rounds, warmup,*"])
 
 
+@pytest.mark.filterwarnings("default::pytest_energy.errors.ShortWindowWarning")  # windows of a list.append
 def test_marker_overrides_command_line(pytester, no_nvml):
     pytester.makepyfile("""
 import pytest
@@ -292,6 +293,7 @@ def test_b{i}(energy):
     result.stdout.fnmatch_lines(["*test_a0*estimate*"])
 
 
+@pytest.mark.filterwarnings("default::pytest_energy.errors.ShortWindowWarning")  # instant evaluate()
 def test_hulk_reference_normalisation_table(pytester, fake_nvml):
     fake_nvml(FakeGpu(power_w=100.0))
     pytester.makepyfile(test_hulk_tables="""

@@ -1,16 +1,30 @@
-"""A fake `pynvml` that behaves like NVIDIA's driver bindings, for tests on machines without a GPU.
+"""Fakes to test energy code without a GPU: a fake NVIDIA driver, and a meter driven by a hand-moved clock.
 
-Like the real thing: integer millijoules and milliwatts, NVMLError subclasses carrying a return
-code, NotSupported for the energy counter before Volta, an energy counter that advances in steps
-(the real one updates every 20-100 ms), GpuIsLost once a GPU falls off the bus, and every call
-failing with Uninitialized before nvmlInit.
+**The fake driver** behaves like NVIDIA's `pynvml` bindings: integer millijoules and milliwatts, NVMLError
+subclasses carrying a return code, NotSupported for the energy counter before Volta, an energy counter
+that advances in steps (the real one updates every 20-100 ms), GpuIsLost once a GPU falls off the bus,
+and every call failing with Uninitialized before nvmlInit. Install it, then use pytest-energy (or your own
+NVML code) as on a GPU machine::
+
+    from pytest_energy.meters.fake import FakeGpu, installed
+
+    with installed(FakeGpu(power_w=250.0), FakeGpu(power_w=100.0)) as driver:
+        ...  # `import pynvml` now gives the fake; driver.gpus[0].power_w = 400.0 changes the load
+
+In a pytest test, `monkeypatch.setitem(sys.modules, "pynvml", FakeDriver([...]).module())` does the same.
+
+**ManualMeter** is a Meter whose time and energy move only when the test says so (`clock.advance(s, j)`),
+so protocol code can be checked to the joule.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
 import types
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 NVML_SUCCESS = 0
@@ -201,3 +215,67 @@ class FakeDriver:
                 setattr(mod, name, getattr(self, name))
         mod.__fake_driver__ = self
         return mod
+
+
+@contextlib.contextmanager
+def installed(*gpus: FakeGpu, loaded: bool = True) -> Iterator[FakeDriver]:
+    """Install a fake driver as `pynvml` for the duration of the block (every GPU a FakeGpu; none: one H100).
+
+    `loaded=False` is a machine without the NVIDIA library, as on CI runners without a GPU.
+    """
+    driver = FakeDriver(list(gpus) or [FakeGpu()], loaded=loaded)
+    saved = sys.modules.get("pynvml")
+    sys.modules["pynvml"] = driver.module()
+    try:
+        yield driver
+    finally:
+        if saved is None:
+            sys.modules.pop("pynvml", None)
+        else:
+            sys.modules["pynvml"] = saved
+
+
+# --- a meter moved by hand ------------------------------------------------------------------------------
+
+class ManualClock:
+    """Time and cumulative energy that only move when `advance` is called."""
+
+    def __init__(self, t_s: float = 100.0, energy_j: float = 5000.0) -> None:
+        self.t_s = t_s
+        self.energy_j = energy_j
+
+    def advance(self, seconds: float, joules: float) -> None:
+        self.t_s += seconds
+        self.energy_j += joules
+
+    def perf_counter(self) -> float:
+        """Stands in for time.perf_counter where code times itself (e.g. per-batch latency)."""
+        return self.t_s
+
+
+def manual_meter(clock: ManualClock | None = None, method: str = "rapl"):
+    """A Meter (one device, "fake0") reading `clock`; returns (meter, clock)."""
+    from ..records import Method
+    from .base import DeviceInfo, Meter, Reading
+
+    clock = clock or ManualClock()
+
+    class ManualMeter(Meter):
+        name = "manual"
+        min_window_s = 0.0
+
+        def devices(self) -> list[DeviceInfo]:
+            return [DeviceInfo("fake0", "fake package", Method(method))]
+
+        def read(self) -> Reading:
+            return Reading(clock.t_s, {"fake0": clock.energy_j})
+
+    return ManualMeter(), clock
+
+
+def manual_measurer(idle_power_w: dict[str, float] | None = None):
+    """A Measurer over a manual meter, with no CUDA synchronisation; returns (measurer, clock)."""
+    from ..measure import Measurer
+
+    meter, clock = manual_meter()
+    return Measurer(meter, idle_power_w, sync=lambda: None), clock

@@ -19,8 +19,6 @@ from pytest_energy.reference.tasks import (
     task_spec,
 )
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 
 # ---- entity F1 ----------------------------------------------------------------------------------------

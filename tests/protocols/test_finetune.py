@@ -8,15 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from energy_fakes import fake_measurer
+from pytest_energy.meters.fake import manual_measurer as fake_measurer
 
 from pytest_energy.errors import UsageError
 from pytest_energy.measure import Measurer
 from pytest_energy.meters.base import DeviceInfo, Meter, Reading
 from pytest_energy.protocols import FinetuneResult, finetune_to_cutoff, make_trainer_callback
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 TRAIN_S, TRAIN_J = 1.0, 10.0  # per training step
 EVAL_S, EVAL_J = 0.5, 3.0  # per evaluation

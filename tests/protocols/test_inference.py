@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import os
 import types
 
 import numpy as np
 import pytest
-from energy_fakes import fake_measurer
+from pytest_energy.meters.fake import manual_measurer as fake_measurer
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,8 +12,6 @@ from pytest_energy.errors import UsageError
 from pytest_energy.protocols import inference as inference_module
 from pytest_energy.protocols.inference import PredictOutput, inference, percentile
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 J_PER_EXAMPLE = 0.25
 

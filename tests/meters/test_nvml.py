@@ -1,21 +1,18 @@
-"""The meters against fake drivers that behave like real ones."""
+"""The NVML meter against a fake driver that behaves like the real one."""
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 import pytest
 from pytest_energy.meters.fake import NVML_DEVICE_ARCH_PASCAL, FakeGpu
 
-from pytest_energy.errors import MeasurementError, MeterUnavailable, UsageError
+from pytest_energy.errors import MeasurementError, MeterUnavailable
 from pytest_energy.errors import ShortWindowWarning
 from pytest_energy.measure import Measurer
 from pytest_energy.meters import open_meter
-from pytest_energy.meters.estimate import EstimateMeter
 from pytest_energy.meters.nvml import NvmlMeter, visible_gpu_selectors
-from pytest_energy.meters.rapl import RaplMeter
 
 SLEEP_S = 1.5
 
@@ -156,107 +153,3 @@ def test_nvml_is_chosen_without_torch_seeing_cuda(fake_nvml, monkeypatch):
 
 
 # -- RAPL -------------------------------------------------------------------------------------
-def test_rapl_reads_package_and_dram_only(fake_rapl):
-    root, package, dram = fake_rapl
-    with RaplMeter(str(root)) as meter:
-        assert [d.device for d in meter.devices()] == ["cpu-package-0", "cpu-dram-0"]
-        start = meter.read()
-        package.write_text("4000000\n")  # +3 J
-        dram.write_text("2500000\n")  # +0.5 J
-        end = meter.read()
-    assert meter.delta_j(start, end) == {"cpu-package-0": 3.0, "cpu-dram-0": 0.5}
-
-
-def test_rapl_counter_wrap_around(tmp_path):
-    from conftest import write_rapl_zone
-
-    root = tmp_path / "powercap"
-    energy = write_rapl_zone(root, "package-0", "intel-rapl:0", 9_000_000, max_uj=10_000_000)
-    with RaplMeter(str(root)) as meter:
-        start = meter.read()
-        energy.write_text("500000\n")  # wrapped: 1 J to the top, then 0.5 J
-        middle = meter.read()
-        energy.write_text("9500000\n")  # no wrap: +9 J
-        end = meter.read()
-    assert meter.delta_j(start, middle)["cpu-package-0"] == pytest.approx(1.5)
-    assert meter.delta_j(start, end)["cpu-package-0"] == pytest.approx(10.5)
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_rapl_without_permission_says_why(tmp_path):
-    from conftest import write_rapl_zone
-
-    write_rapl_zone(tmp_path / "pc", "package-0", "intel-rapl:0", 1, readable=False)
-    with pytest.raises(MeterUnavailable, match="readable only by root"):
-        RaplMeter(str(tmp_path / "pc"))
-
-
-def test_rapl_permission_error_message(tmp_path, monkeypatch):
-    # Runs as root too: simulate the kernel refusing the read.
-    from conftest import write_rapl_zone
-
-    write_rapl_zone(tmp_path / "pc", "package-0", "intel-rapl:0", 1)
-    import builtins
-
-    real_open = builtins.open
-
-    def deny(path, *a, **k):
-        if str(path).endswith("energy_uj"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return real_open(path, *a, **k)
-
-    monkeypatch.setattr(builtins, "open", deny)
-    with pytest.raises(MeterUnavailable, match=r"readable only by root.*--energy-meter estimate"):
-        RaplMeter(str(tmp_path / "pc"))
-
-
-def test_rapl_missing_tree_says_why(tmp_path):
-    with pytest.raises(MeterUnavailable, match="does not exist"):
-        RaplMeter(str(tmp_path / "nothing"))
-
-
-def test_rapl_file_vanishing_mid_window_is_an_error(fake_rapl):
-    root, package, _ = fake_rapl
-    with RaplMeter(str(root)) as meter:
-        package.unlink()
-        with pytest.raises(MeasurementError, match="cannot read"):
-            meter.read()
-
-
-# -- estimate and selection -------------------------------------------------------------------
-def test_estimate_is_cpu_time_times_watts_and_labelled():
-    cpu_s = iter([1.0, 3.5])
-    meter = EstimateMeter(watts_per_core=12.0, cpu_time=lambda: next(cpu_s))
-    start, end = meter.read(), meter.read()
-    assert meter.delta_j(start, end) == {"cpu-estimate": pytest.approx(30.0)}
-    assert meter.devices()[0].method == "estimate"
-
-
-def test_estimate_rejects_nonsense_power():
-    with pytest.raises(UsageError):
-        EstimateMeter(watts_per_core=0)
-
-
-def test_auto_falls_back_with_reasons(no_nvml, tmp_path):
-    meter = open_meter("auto", powercap_root=str(tmp_path / "none"))
-    assert meter.name == "estimate"
-    assert any("NVML" in r for r in meter.fallback_reasons)
-    assert any("RAPL" in r for r in meter.fallback_reasons)
-
-
-def test_auto_prefers_rapl_over_estimate(no_nvml, fake_rapl):
-    root, _, _ = fake_rapl
-    with open_meter("auto", powercap_root=str(root)) as meter:
-        assert meter.name == "rapl"
-
-
-def test_explicit_unusable_meter_raises(no_nvml, tmp_path):
-    with pytest.raises(MeterUnavailable, match="NVML"):
-        open_meter("nvml")
-    with pytest.raises(MeterUnavailable, match="RAPL"):
-        open_meter("rapl", powercap_root=str(tmp_path / "none"))
-
-
-def test_unknown_meter_is_a_usage_error():
-    with pytest.raises(UsageError, match="unknown energy meter 'gpu'.*auto, nvml, rapl, estimate"):
-        open_meter("gpu")

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import os
 
 import pytest
 
 from pytest_energy.reference.flops import count_flops
 
 torch = pytest.importorskip("torch")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def test_linear_forward_and_backward_exact():
