@@ -6,6 +6,7 @@ unchanged; everything about energy lives under keys they ignore.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -26,6 +27,11 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def json_text(data: Any) -> str:
+    """The report as written: sorted keys, 2-space indent, unknown values as null."""
+    return json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[dict] | None = None,

@@ -3,7 +3,6 @@ run's errors and the others are still written."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,6 @@ from ..files import write_atomic
 
 # $GITHUB_STEP_SUMMARY is shared by every step of the job: appended to, never replaced.
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
-
-
-def _json_text(data: Any) -> str:
-    from .json import json_safe
-
-    return json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def _write(path: str, text: str, what: str) -> str:
@@ -39,11 +32,11 @@ def write_reports(run: Any) -> None:
     jobs = []
     data: dict[str, Any] | None = None
     if config.json_path or config.html_path:
-        from .json import build_report
+        from .json import build_report, json_text
 
         data = build_report(run)
     if config.json_path:
-        jobs.append(("JSON report", config.json_path, lambda: _write(config.json_path, _json_text(data),
+        jobs.append(("JSON report", config.json_path, lambda: _write(config.json_path, json_text(data),
                                                                         "JSON report")))
     if config.html_path:
         jobs.append(("HTML report", config.html_path, lambda: _write(config.html_path, _html(run, data),
