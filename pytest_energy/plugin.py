@@ -19,6 +19,7 @@ from .session import BenchmarkResult, EnergySession
 SESSION = pytest.StashKey[EnergySession]()
 RECORD = pytest.StashKey[TestRecord]()
 SETTINGS = pytest.StashKey[TestSettings]()
+FIXTURE = pytest.StashKey[Any]()  # the test's EnergyFixture: closed (its last probe) before the gate judges
 
 SKIP_REASON = "energy benchmark: run `pytest --energy` to measure it"
 
@@ -102,7 +103,9 @@ def _fixture_for(item: pytest.Item):
         measurer = session.measurer
     except EnergyError as exc:
         pytest.fail(f"pytest-energy: {exc}", pytrace=False)
-    return EnergyFixture(measurer, _new_record(item, settings), settings)
+    fixture = EnergyFixture(measurer, _new_record(item, settings), settings)
+    item.stash[FIXTURE] = fixture
+    return fixture
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -140,6 +143,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     record = item.stash.get(RECORD, None)
     if call.when != "call" or record is None or not record.metrics:
         return report
+    if report.passed:
+        item.stash[FIXTURE].close()
     from .gate.judge import Outcome
     from .report.format import failure_message
 

@@ -8,6 +8,7 @@ saves baselines and writes reports. Reports receive a `RunResult`: data, never t
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,7 @@ class RunResult:
     session_info: dict[str, Any] = field(default_factory=dict)  # the JSON report's `energy` block
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
+    baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
 
     @property
     def records(self) -> list[TestRecord]:
@@ -80,8 +82,12 @@ class EnergySession:
         self._store = None
         self._baselines: dict[str, Any] | None = None
         self._fingerprint: dict[str, Any] | None = None
+        self._history_context = None
         self.results: list[BenchmarkResult] = []
         self.device_state_start: dict[str, Any] | None = None
+        # One id per pytest session, shared by every test it saves: the history rule estimates the drift
+        # common to a run from it (gate/history.py).
+        self.run_id = uuid.uuid4().hex[:12]
 
     # -- metering ----------------------------------------------------------------------------
     @property
@@ -91,11 +97,19 @@ class EnergySession:
         return self._meter
 
     @property
+    def probing(self) -> bool:
+        """Whether rounds are bracketed by the calibration probe (pytest_energy.probe): `--energy-probe`,
+        where auto means on unless the meter is NVML (GPU-bound time does not follow a CPU probe)."""
+        return self.config.probe == "on" or (self.config.probe == "auto" and self.meter.name != "nvml")
+
+    @property
     def measurer(self) -> Measurer:
         """Opened at the first energy benchmark, after measuring idle power if asked to."""
         if self._measurer is None:
+            from .probe import probe
+
             idle = measure_idle_power(self.meter, self.config.idle_s) if self.config.idle_s > 0 else None
-            self._measurer = Measurer(self.meter, idle)
+            self._measurer = Measurer(self.meter, idle, probe=probe if self.probing else None)
             self.device_state_start = self._device_state()
         return self._measurer
 
@@ -138,6 +152,17 @@ class EnergySession:
             self._fingerprint = fingerprint(self.meter)
         return self._fingerprint
 
+    def history_context(self):
+        """The pooled run histories of this machine class (gate.judge.pool_histories), computed once from
+        the baselines loaded at the start: never from this run."""
+        if self._history_context is None:
+            from .gate.judge import pool_histories
+
+            self.load_baselines()
+            self._history_context = pool_histories((self._baselines or {}).values(), self.fingerprint(),
+                                                   self.probing)
+        return self._history_context
+
     def judge(self, record: TestRecord, settings: TestSettings) -> Outcome:
         """Compare a finished test with its baseline and decide whether it fails."""
         from .gate.judge import judge
@@ -146,19 +171,62 @@ class EnergySession:
         entry = self._baselines.get(record.nodeid) if self._baselines else None
         return judge(record, entry, settings, machine=self.fingerprint(),
                      baseline_file=self.config.display_path(self.store.path_for(record.nodeid)),
-                     save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline)
+                     save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline,
+                     fail_on_inconclusive=self.config.fail_on_inconclusive,
+                     context=self.history_context() if entry is not None else None)
 
-    def save_baselines(self, commit: dict[str, Any], datetime_iso: str) -> list[str]:
-        """Write the baselines of every recorded test; returns the files written."""
+    def _run_entry(self, b: BenchmarkResult, machine: dict[str, Any], commit: dict[str, Any], datetime_iso: str):
+        """This run of one test as a baseline entry whose history is this run alone."""
         from .gate.baselines import BaselineEntry
+        from .gate.history import RunSummary
+        from .probe import PROBE_ID, probe_value
+
+        record = b.record
+        probe_s = probe_value(record.probe_s) if self.probing else None
+        history = {name: [RunSummary.of(m.samples, run_id=self.run_id)]
+                   for name, m in record.metrics.items() if m.kind == "measured" and m.samples}
+        run = {"datetime": datetime_iso, "commit": commit.get("id"), "probe_s": probe_s,
+               "probe_id": PROBE_ID if probe_s is not None else None}
+        return BaselineEntry(nodeid=record.nodeid, machine=machine, commit=commit, datetime=datetime_iso,
+                             method=machine["method"], metrics=record.metrics, extra_info=record.extra_info,
+                             history=history, runs={self.run_id: run})
+
+    def save_baselines(self, commit: dict[str, Any], datetime_iso: str, notes: list[str] | None = None) -> list[str]:
+        """Add this run to the baseline history of every recorded test; returns the files written.
+
+        A metric whose verdict in this run was REGRESSION or IMPROVED starts a new history (the change was
+        accepted by saving: it must not be averaged with the old code), as does everything with
+        --energy-reset-baseline. Each history keeps the last --energy-history runs. `notes` collects what
+        changed, for the terminal.
+        """
+        from .gate.baselines import append_run
 
         machine = self.fingerprint()
-        entries = [BaselineEntry(nodeid=b.record.nodeid, machine=machine, commit=commit, datetime=datetime_iso,
-                                 method=machine["method"], metrics=b.record.metrics, extra_info=b.record.extra_info)
-                   for b in self.results]
+        entries = [self._run_entry(b, machine, commit, datetime_iso) for b in self.results]
         if not entries:
             return []
-        return [str(p) for p in self.store.save(entries)]
+        restart = {b.record.nodeid: frozenset(v.metric for v in b.outcome.verdicts
+                                              if v.verdict in ("REGRESSION", "IMPROVED"))
+                   for b in self.results if b.outcome is not None}
+        notes = notes if notes is not None else []
+        keep, reset = self.config.history, self.config.reset_baseline
+        lengths: list[int] = []
+
+        def combine(old, new):
+            stored = append_run(old, new, keep=keep, restart=restart.get(new.nodeid, frozenset()), reset=reset)
+            lengths.extend(len(runs) for runs in stored.history.values())
+            if old is not None and restart.get(new.nodeid) and not reset:
+                notes.append(f"{new.nodeid}: new history for {', '.join(sorted(restart[new.nodeid]))} "
+                             "(its REGRESSION or IMPROVED is accepted by this save)")
+            return stored
+
+        written = [str(p) for p in self.store.save(entries, combine=combine)]
+        if lengths:
+            span = str(min(lengths)) if min(lengths) == max(lengths) else f"{min(lengths)} to {max(lengths)}"
+            how = "started afresh (--energy-reset-baseline)" if reset else f"appended (keeping the last {keep})"
+            notes.insert(0, f"baseline history: run {self.run_id} {how} for {len(entries)} test(s); the "
+                            f"histories now hold {span} run(s) (the gate judges by history from 3)")
+        return written
 
     # -- the end -------------------------------------------------------------------------------
     def session_info(self) -> dict[str, Any]:
@@ -189,7 +257,7 @@ class EnergySession:
         run.datetime = now_iso()
         if self.config.save_baseline:
             try:
-                run.written += self.save_baselines(run.commit_info, run.datetime)
+                run.written += self.save_baselines(run.commit_info, run.datetime, run.baseline_notes)
             except EnergyError as exc:
                 run.errors.append(str(exc))
         run.machine_info = machine_info(self.meter)

@@ -100,7 +100,7 @@ import pytest
 @pytest.mark.energy(rounds=2, warmup=3)
 def test_it(energy):
     calls = []
-    energy(calls.append, 1)
+    energy.pedantic(calls.append, args=(1,))  # one call per round: exactly warmup + rounds calls
     assert len(calls) == 5
 """)
     result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-rounds", "7")
