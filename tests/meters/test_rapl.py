@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from pytest_energy.errors import MeasurementError, MeterUnavailable
-from pytest_energy.measure import Measurer
 from pytest_energy.meters.rapl import RaplMeter
-
-SLEEP_S = 1.5
-
-
-def _average_power(meter, work=lambda: time.sleep(SLEEP_S)):
-    with meter:
-        with Measurer(meter).measure("sleep") as w:
-            work()
-    return w
-
 
 def test_rapl_reads_package_and_dram_only(fake_rapl):
     root, package, dram = fake_rapl
