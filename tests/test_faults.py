@@ -230,3 +230,19 @@ def test_busy(energy):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*read exactly 0 J from gpu0*frozen energy counter or a power reading stuck*"])
     assert not list((pytester.path / "baselines").glob("*.json")) if (pytester.path / "baselines").exists() else True
+
+
+# -- baseline files ---------------------------------------------------------------------------------------
+
+def test_long_module_path_keeps_every_baseline_and_the_report(pytester, no_nvml):
+    """A module path over 255 characters once flattened made the save fail with [Errno 36] and lost the
+    baselines of every module and the JSON report."""
+    deep = pytester.path.joinpath(*(f"folder_{i:02d}_with_a_long_name" for i in range(10)))
+    deep.mkdir(parents=True)
+    (deep / "test_deep.py").write_text(ONE_BENCHMARK)
+    pytester.makepyfile(test_top=ONE_BENCHMARK)
+    result = _estimate(pytester, "--energy-save-baseline", "--energy-json", "out.json")
+    result.assert_outcomes(passed=2)
+    names = sorted(p.name for p in (pytester.path / "baselines").glob("*.json"))
+    assert len(names) == 2 and all(len(n) < 255 for n in names)
+    assert len(json.loads((pytester.path / "out.json").read_text())["benchmarks"]) == 2
