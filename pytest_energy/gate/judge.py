@@ -97,6 +97,10 @@ def judge(record: TestRecord, entry: BaselineEntry | None, settings: TestSetting
     `context` (pool_histories) lets the history rule judge against the run-to-run spread.
     """
     outcome = Outcome(baseline_file=baseline_file, gating=not save_baseline, strict=fail_on_inconclusive)
+    unknown = sorted(set(settings.metric_tolerances) - set(record.metrics))
+    if unknown:
+        outcome.failure = (f"energy marker: tolerance for unknown metric(s) {', '.join(map(repr, unknown))}; "
+                           f"this test's metrics are {', '.join(sorted(record.metrics))}")
     if entry is None:
         if save_baseline:
             outcome.notes.append(f"no earlier baseline in {baseline_file}: this run's results become it")
