@@ -232,10 +232,43 @@ def f_sf(f: float, d1: float, d2: float) -> float:
         return 1.0
     if math.isinf(f):
         return 0.0
-    if math.isinf(d2):  # the chi-square limit, through a d2 large enough to be it to double precision
-        d2 = 1e12
+    if math.isinf(d2):  # d1 F(d1, inf) is chi-square with d1 df
+        return _gamma_q(0.5 * d1, 0.5 * d1 * f)
     den = d2 + d1 * f
     return betainc(0.5 * d2, 0.5 * d1, d2 / den, d1 * f / den)
+
+
+def _gamma_q(a: float, x: float) -> float:
+    """The regularized upper incomplete gamma Q(a, x): series for P below x = a + 1, continued fraction above."""
+    if x <= 0.0:
+        return 1.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        ap = a
+        for _ in range(_CF_MAX_ITER * 4):
+            ap += 1.0
+            term *= x / ap
+            total += term
+            if abs(term) < abs(total) * _CF_EPS:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    b = x + 1.0 - a
+    c = 1.0 / _TINY
+    d = 1.0 / b
+    h = d
+    for i in range(1, _CF_MAX_ITER + 1):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = 1.0 / (d if abs(d) > _TINY else _TINY)
+        c = b + an / c
+        c = c if abs(c) > _TINY else _TINY
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < _CF_EPS:
+            break
+    return math.exp(log_front) * h
 
 
 # --- digamma and trigamma: limma's prior fit (gate/history.py) needs them; no scipy at run time ------------
