@@ -12,7 +12,7 @@ from __future__ import annotations
 from pytest_energy.reference.plugin import about_run, fresh_model, max_steps
 
 
-def test_finetune_to_cutoff(energy, bench, task_data):
+def test_finetune_to_cutoff(energy, bench, task_data, torch_threads):
     from pytest_energy.reference.models import count_model_flops, make_evaluate, make_train_step
 
     model, tokenizer = fresh_model(bench, task_data)
@@ -24,6 +24,7 @@ def test_finetune_to_cutoff(energy, bench, task_data):
                                  max_length=bench.max_length, lr=bench.lr, seed=bench.seed, padding="max_length")
     evaluate = make_evaluate(model, tokenizer, task_data, max_length=bench.max_length)
     energy.extra_info.update(about_run(bench, task_data))
+    energy.extra_info["torch_threads"] = torch_threads
 
     result = energy.finetune_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,
                                        max_steps=max_steps(bench, task_data), flops_per_step=flops.flops)

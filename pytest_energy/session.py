@@ -194,19 +194,23 @@ class EnergySession:
     def save_baselines(self, commit: dict[str, Any], datetime_iso: str, notes: list[str] | None = None) -> list[str]:
         """Add this run to the baseline history of every recorded test; returns the files written.
 
-        A metric whose verdict in this run was REGRESSION or IMPROVED starts a new history (the change was
-        accepted by saving: it must not be averaged with the old code), as does everything with
+        A metric whose history-rule verdict in this run was REGRESSION or IMPROVED starts a new history (the
+        change was accepted by saving: it must not be averaged with the old code), as does everything with
         --energy-reset-baseline. Each history keeps the last --energy-history runs. `notes` collects what
         changed, for the terminal.
         """
         from .gate.baselines import append_run
+        from .gate.compare import Rule
 
         machine = self.fingerprint()
         entries = [self._run_entry(b, machine, commit, datetime_iso) for b in self.results]
         if not entries:
             return []
+        # Only a verdict of the history rule restarts a history: while a history holds fewer than 3 runs the
+        # within-run rule decides, and on a drifting runner it calls unchanged code REGRESSION or IMPROVED
+        # (docs/statistics.md); restarting then would keep the history from ever reaching 3 runs.
         restart = {b.record.nodeid: frozenset(v.metric for v in b.outcome.verdicts
-                                              if v.verdict in ("REGRESSION", "IMPROVED"))
+                                              if v.verdict in ("REGRESSION", "IMPROVED") and Rule.is_history(v.rule))
                    for b in self.results if b.outcome is not None}
         notes = notes if notes is not None else []
         keep, reset = self.config.history, self.config.reset_baseline

@@ -159,3 +159,17 @@ def test_reset_without_save_is_a_usage_error(pytester, world):
     result = pytester.runpytest("--energy", "--energy-reset-baseline")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--energy-reset-baseline * needs --energy-save-baseline*"])
+
+
+def test_a_within_run_verdict_does_not_restart_a_short_history(pytester, world):
+    """With fewer than 3 runs the within-run rule decides, and it mistakes drift for change: a save it calls
+    REGRESSION must still extend the history, or on a drifting runner the history never reaches 3 runs."""
+    import json
+
+    for run, planted in ((0, None), (1, {"test_infer": 1.7})):
+        world.start_run(run, planted)
+        saved = pytester.runpytest("--energy", "--energy-rounds", "3", "--energy-save-baseline")
+        saved.assert_outcomes(passed=4)
+    saved.stdout.fnmatch_lines(["*test_infer*duration_s*within-run Welch*REGRESSION*"])
+    doc = json.loads((pytester.path / "baselines" / "test_workloads.json").read_text())
+    assert len(doc["entries"]["test_workloads.py::test_infer"]["metrics"]["duration_s"]["history"]) == 2
