@@ -95,8 +95,8 @@ def test_three_saves_then_unchanged_runs_pass_and_a_planted_slowdown_fails(pytes
 
     for run in range(3, 6):  # unchanged code on a machine that is 10 % faster or slower from run to run
         same = _run(pytester, world, run)
-        assert same.ret == 0, same.stdout.str()
-        same.stdout.fnmatch_lines(["*test_infer*duration_s*history: 3 runs, probe-normalised, pooled*PASS*"])
+        assert same.ret == 0, same.stdout.str()  # PASS or INCONCLUSIVE, which passes
+        same.stdout.fnmatch_lines(["*test_infer*duration_s*history: 3 runs, probe-normalised, pooled*"])
 
     slower = _run(pytester, world, 6, planted={"test_infer": 1.7})
     slower.assert_outcomes(passed=3, failed=1)
@@ -115,18 +115,20 @@ def test_three_saves_then_unchanged_runs_pass_and_a_planted_slowdown_fails(pytes
 
 def test_a_machine_wide_slowdown_alone_does_not_fail_time_metrics(pytester, world):
     """What the probe is for: the whole machine 35 % slower in one run moves every wall-clock figure. With
-    the probe the time metrics pass; judged raw, the same run cannot be told from a regression."""
+    the probe the time metrics pass; judged raw, the same run is INCONCLUSIVE or even a REGRESSION."""
     for run in range(3):
         _run(pytester, world, run, "--energy-save-baseline").assert_outcomes(passed=4)
     world.start_run(3)
     world.machine *= 1.35
     result = pytester.runpytest("--energy", "--energy-rounds", "1")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*test_infer*duration_s*history: 3 runs, probe-normalised, pooled*PASS*"])
+    result.stdout.fnmatch_lines(["*test_infer*duration_s*history: 3 runs, probe-normalised, pooled*"])
+    assert not [line for line in result.outlines if line.rstrip().endswith("REGRESSION")]
     world.start_run(3)
     world.machine *= 1.35
     unprobed = pytester.runpytest("--energy", "--energy-rounds", "1", "--energy-probe", "off")
-    unprobed.stdout.fnmatch_lines(["*test_infer*duration_s*+*history: 3 runs, pooled*INCONCLUSIVE*"])
+    [row] = [line for line in unprobed.outlines if line.startswith("test_infer ") and " duration_s " in line]
+    assert "history: 3 runs, pooled" in row and ("INCONCLUSIVE" in row or "REGRESSION" in row), row
 
 
 def test_accepting_a_regression_by_saving_starts_that_metrics_history_afresh(pytester, world):

@@ -20,9 +20,10 @@ when any of its families says REGRESSION. Reported per scenario:
 - detection of a 15 % regression with the default rounds;
 - the same A/A rate for the within-run rule alone (what the gate did before run histories), for contrast.
 
-Exits 1 if a target is missed in the scenario the targets are set for (the others show where they do not
-hold, honestly). `--suites` trades time for precision
-(about 1 s per suite-scenario on a 2-core machine; the default fits CI's minute).
+Exits 1 if the simulation shows a target missed (its 2-standard-error interval lies beyond it) in the
+scenario the targets are set for; the other scenarios show, honestly, where the targets do not hold.
+`--suites` trades time for precision (about 0.15 s of CPU per suite and scenario; the default fits CI's
+minute).
 
     python tools/gate_statistics.py [--suites N] [--seed S] [--runs K] [--scenarios 0,1]
 """
@@ -131,14 +132,19 @@ class Rate:
     def rate(self) -> float:
         return self.hits / self.n if self.n else math.nan
 
-    def text(self) -> str:
-        """The rate and twice its standard error, clustered by suite (tests of one suite share its drift)."""
+    @property
+    def se(self) -> float:
+        """Standard error clustered by suite: the tests of one suite share its runs' drift."""
         ps = self.per_suite or []
         if len(ps) < 2:
-            return f"{self.rate:.1%}"
+            return math.nan
         mean = sum(ps) / len(ps)
-        se = math.sqrt(sum((p - mean) ** 2 for p in ps) / (len(ps) - 1) / len(ps))
-        return f"{self.rate:.2%} +-{2 * se:.2%}" if self.rate < 0.1 else f"{self.rate:.1%} +-{2 * se:.1%}"
+        return math.sqrt(sum((p - mean) ** 2 for p in ps) / (len(ps) - 1) / len(ps))
+
+    def text(self) -> str:
+        if math.isnan(self.se):
+            return f"{self.rate:.1%}"
+        return f"{self.rate:.2%} +-{2 * self.se:.2%}" if self.rate < 0.1 else f"{self.rate:.1%} +-{2 * self.se:.1%}"
 
 
 def run_scenario(rng: random.Random, sc: Scenario, suites: int, k: int) -> dict[str, Rate]:
@@ -184,13 +190,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'':4}" + "".join(f"{rates[key].text():>16}" for key in ("aa1", "aa5", "det30_1", "det15_5", "det30_5",
                                                                       "det15_1"))
               + f"{rates['suite_aa1'].text():>14}{rates['welch_aa5'].text():>19}")
+        # A target counts as missed when the simulation shows it (the 2-se interval lies beyond it), so that a
+        # short run's Monte-Carlo error alone cannot fail CI; docs/statistics.md gives the long run's figures.
         for key in ("aa1", "aa5"):
-            if sc.target and rates[key].rate >= TARGET_FALSE_ALARM:
-                failures.append(f"[{i}] A/A false alarms {rates[key].rate:.2%} per test are not < "
+            if sc.target and rates[key].rate - 2 * rates[key].se >= TARGET_FALSE_ALARM:
+                failures.append(f"[{i}] A/A false alarms {rates[key].text()} per test are not < "
                                 f"{TARGET_FALSE_ALARM:.0%}")
-        if sc.target and args.runs == 5 and rates["det30_1"].rate < TARGET_DETECTION_30:
-            failures.append(f"[{i}] detection of 30 % with 1 round is {rates['det30_1'].rate:.1%}, not >= "
-                            f"{TARGET_DETECTION_30:.0%}")
+        det = rates["det30_1"]
+        if sc.target and args.runs == 5 and det.rate + 2 * det.se < TARGET_DETECTION_30:
+            failures.append(f"[{i}] detection of 30 % with 1 round is {det.text()}, not >= {TARGET_DETECTION_30:.0%}")
         sys.stdout.flush()
     print(f"\n({time.perf_counter() - t0:.0f} s)")
     for failure in failures:

@@ -232,17 +232,20 @@ def _append_many(directory, worker, count):
         store.save([run_entry(f"w{worker}-{i}")], combine=lambda old, new: append_run(old, new, keep=1000))
 
 
-def test_concurrent_appends_to_one_test_all_land(tmp_path):
-    """Each save appends under the lock to the entry as it is on disk then: no run is lost."""
+def _in_processes(target, directory, workers, per_worker):
     ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
-    workers, per_worker = 4, 5
-    procs = [ctx.Process(target=_append_many, args=(str(tmp_path), w, per_worker)) for w in range(workers)]
+    procs = [ctx.Process(target=target, args=(str(directory), w, per_worker)) for w in range(workers)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(60)
         assert p.exitcode == 0
-    assert len(BaselineStore(tmp_path).load(NODE).history["energy_j"]) == workers * per_worker
+
+
+def test_concurrent_appends_to_one_test_all_land(tmp_path):
+    """Each save appends under the lock to the entry as it is on disk then: no run is lost."""
+    _in_processes(_append_many, tmp_path, 4, 5)
+    assert len(BaselineStore(tmp_path).load(NODE).history["energy_j"]) == 4 * 5
 
 
 def _save_many(directory, worker, count):
@@ -252,16 +255,8 @@ def _save_many(directory, worker, count):
 
 
 def test_concurrent_saves_from_several_processes_all_land(tmp_path):
-    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
-    workers, per_worker = 6, 8
-    procs = [ctx.Process(target=_save_many, args=(str(tmp_path), w, per_worker)) for w in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    loaded = BaselineStore(tmp_path).load_all()
-    assert len(loaded) == workers * per_worker
+    _in_processes(_save_many, tmp_path, 6, 8)
+    assert len(BaselineStore(tmp_path).load_all()) == 6 * 8
 
 
 # --- machine matching ---------------------------------------------------------------------------------------
