@@ -281,7 +281,7 @@ def test_inconclusive_passes_visibly_and_fails_with_the_strict_option(pytester, 
     lenient.stdout.fnmatch_lines([
         "*test_work*energy_j*+*within-run Welch*INCONCLUSIVE [[]1]*",
         "[[]1] a single sample on one side gives no spread estimate: save 3 baseline runs*",
-        "*INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise*"
+        "*INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise. More rounds*"
         "--energy-fail-on-inconclusive makes them fail.",
     ])
     strict = _gate_run(pytester, 0.2, *one, "--energy-fail-on-inconclusive")

@@ -3,8 +3,9 @@
 Each run is a separate process (as CI runs are): it warms up, then does `--rounds` rounds of each workload,
 every round bracketed by the calibration probe (pytest_energy.probe). Reported, as coefficients of
 variation (sd of natural logs): between runs (of the run means) and within runs (of the rounds), for wall
-time, wall time divided by the geometric mean of the probes just before and after the round, and CPU time
-(what the estimate meter's energy is made of). docs/statistics.md quotes its output.
+time, wall time divided by the geometric mean of the probes just before and after the round, CPU time
+(what the estimate meter's energy is made of), and CPU time divided by the probes' CPU time.
+docs/statistics.md quotes its output.
 
     python tools/measure_drift.py [--runs 15] [--gap 4] [--rounds 3] [--out drift.jsonl]
 
@@ -70,9 +71,11 @@ def one_run(rounds: int) -> dict:
             threads, fn = work[name]
             if threads:
                 torch.set_num_threads(threads)
-            before = probe().wall_s
+            before = probe()
             m = _timed(fn)
-            m["probe_s"] = math.sqrt(before * probe().wall_s)  # bracketing probes, geometric mean
+            after = probe()
+            m["probe_s"] = math.sqrt(before.wall_s * after.wall_s)  # bracketing probes, geometric mean
+            m["probe_cpu_s"] = math.sqrt(before.cpu_s * after.cpu_s)
             out[name].append(m)
     out["loadavg"] = os.getloadavg()[0]
     return out
@@ -87,15 +90,16 @@ def summarise(runs: list[dict]) -> str:
     lines = [f"{len(runs)} runs of {len(runs[0][WORKLOADS[0]])} rounds; 1-min load average at run end "
              f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cpus",
              "CV in % (sd of ln): between runs (run means) / within runs (rounds)",
-             f"{'workload':<10} {'wall':>14} {'wall / probe':>14} {'CPU time':>14}"]
+             f"{'workload':<10} {'wall':>14} {'wall / probe':>14} {'CPU time':>14} {'CPU / probe CPU':>16}"]
     for name in WORKLOADS:
         cells = []
-        for value in (lambda m: m["wall_s"], lambda m: m["wall_s"] / m["probe_s"], lambda m: m["cpu_s"]):
+        for value in (lambda m: m["wall_s"], lambda m: m["wall_s"] / m["probe_s"], lambda m: m["cpu_s"],
+                      lambda m: m["cpu_s"] / m["probe_cpu_s"]):
             logs = [[math.log(value(m)) for m in r[name]] for r in runs]
             between = _sd([statistics.fmean(x) for x in logs])
             within = math.sqrt(statistics.fmean([_sd(x) ** 2 for x in logs]))
             cells.append(f"{100 * between:5.1f} / {100 * within:4.1f}")
-        lines.append(f"{name:<10} " + " ".join(f"{c:>14}" for c in cells))
+        lines.append(f"{name:<10} " + " ".join(f"{c:>14}" for c in cells[:3]) + f" {cells[3]:>16}")
     return "\n".join(lines)
 
 

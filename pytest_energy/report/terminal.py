@@ -97,9 +97,9 @@ def inconclusive_lines(run: Any, count: int) -> list[str]:
         return []
     if run.config.fail_on_inconclusive:
         return [f"{count} INCONCLUSIVE verdict(s) FAIL their tests (--energy-fail-on-inconclusive)."]
-    return [f"{count} INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise (hints above say "
-            "what would decide it: more rounds, more saved baseline runs). --energy-fail-on-inconclusive makes "
-            "them fail."]
+    return [f"{count} INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise. More rounds "
+            "(--energy-rounds) or more saved baseline runs would decide them (each verdict's hint: above, and in the "
+            "JSON and markdown reports); --energy-fail-on-inconclusive makes them fail."]
 
 
 def terminal_lines(run: Any) -> list[str]:
