@@ -250,13 +250,13 @@ def no_baseline(current: Metric, tolerance: float) -> Verdict:
 def compare_record(baseline_metrics: dict[str, Metric], current_metrics: dict[str, Metric],
                    tolerance_for: Any, alpha: float = DEFAULT_ALPHA, *,
                    histories: Mapping[str, Sequence[hist.RunSummary]] | None = None,
-                   pools: Callable[[str], Mapping[bool, hist.Pooled] | None] | None = None,
+                   pools: Callable[[str, str], Mapping[bool, hist.Pooled] | None] | None = None,
                    current_probe: float | None = None, probing: bool = False) -> list[Verdict]:
     """Verdicts for every metric of the current run, sorted by metric name.
 
     `tolerance_for(name, deterministic)` gives each metric's tolerance (TestSettings.tolerance_for). A metric
     missing from the baseline gets NO_BASELINE; a metric only in the baseline is ignored (a test may
-    legitimately stop reporting it). `histories` (per metric), `pools(unit)` and `current_probe` feed the
+    legitimately stop reporting it). `histories` (per metric), `pools(unit, name)` and `current_probe` feed the
     history rule (compare_metric); with `probing` False no metric is divided by the probe.
     """
     verdicts = []
@@ -270,6 +270,6 @@ def compare_record(baseline_metrics: dict[str, Metric], current_metrics: dict[st
         exponent = hist.probe_exponent(current.unit) if probing else 0
         verdicts.append(compare_metric(
             baseline, current, tolerance, alpha, history=(histories or {}).get(name),
-            pooled=pools(current.unit) if pools is not None else None,
+            pooled=pools(current.unit, name) if pools is not None else None,
             current_probe=current_probe if exponent else None, exponent=exponent))
     return verdicts

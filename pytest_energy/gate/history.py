@@ -38,6 +38,7 @@ with a value <= 0 is compared on the linear scale, without probe and pool. Pure 
 from __future__ import annotations
 
 import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -147,12 +148,16 @@ def probe_exponent(unit: str) -> int:
     return 0
 
 
-def family(unit: str) -> str:
-    """The noise family a metric is pooled with: time, energy, memory or other. Families differ
-    systematically in noise (memory barely moves), and one pooled prior over all of them would fit none."""
+_TAIL = re.compile(r"_p(9\d|99\d*)$")  # latency quantiles p90..p999
+
+
+def family(unit: str, name: str = "") -> str:
+    """The noise family a metric is pooled with: time, tail (latency quantiles p90 and up), energy, memory or
+    other. Families differ systematically in noise -- memory barely moves, a p99 latency jumps when the
+    runner preempts the process for a moment -- and one prior over all of them would fit none."""
     u = unit.strip()
     if probe_exponent(u):
-        return "time"
+        return "tail" if _TAIL.search(name) else "time"
     if u == "J" or u.startswith("J/") or u in ("Wh", "kWh"):
         return "energy"
     if u in ("B", "bytes", "KiB", "MiB", "GiB"):

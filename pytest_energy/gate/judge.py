@@ -69,8 +69,8 @@ class HistoryContext:
     pools: Mapping[str, Mapping[bool, Pooled]] = field(default_factory=dict)
     probing: bool = False
 
-    def pooled_for(self, unit: str) -> Mapping[bool, Pooled] | None:
-        return self.pools.get(family(unit))
+    def pooled_for(self, unit: str, name: str = "") -> Mapping[bool, Pooled] | None:
+        return self.pools.get(family(unit, name))
 
 
 def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], probing: bool) -> HistoryContext:
@@ -84,7 +84,7 @@ def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], pr
                 continue
             exponent = probe_exponent(metric.unit) if probing else 0
             runs = entry.history_for(name, PROBE_ID if probing else None)
-            groups.setdefault(family(metric.unit), []).append((runs, exponent))
+            groups.setdefault(family(metric.unit, name), []).append((runs, exponent))
     return HistoryContext({name: pool(series) for name, series in groups.items()}, probing)
 
 

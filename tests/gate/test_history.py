@@ -159,6 +159,12 @@ def test_probe_exponent_and_family(unit, e, fam):
     assert h.probe_exponent(unit) == e and h.family(unit) == fam
 
 
+def test_latency_quantiles_pool_apart_from_the_other_times():
+    assert h.family("ms", "inference.ms_per_example_p99") == "tail" == h.family("ms", "x_p90")
+    assert h.family("ms", "inference.ms_per_example_p50") == "time" == h.family("ms", "inference.ms_per_example")
+    assert h.family("J", "energy_p99") == "energy"
+
+
 # --- pooling ----------------------------------------------------------------------------------------------
 
 def _suite(rng, n_series=30, k=5, common=0.10, specific=0.03, probe_err=0.01, ids=True):
