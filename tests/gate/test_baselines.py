@@ -193,3 +193,19 @@ def test_missing_none_and_empty_mean_the_same_and_gpu_order_does_not_matter():
     assert machine_mismatch({"method": "rapl"}, {"method": "rapl", "gpus": [], "cpu_model": None}) == []
     assert machine_mismatch({"gpus": ["A", "B"]}, {"gpus": ["B", "A"]}) == []
     assert machine_mismatch({"gpus": ["A", "A"]}, {"gpus": ["A"]}) != []
+
+
+def test_the_lock_file_stays_out_of_the_baseline_folder(tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    from pytest_energy.gate.baselines import lock_path_for
+
+    store = BaselineStore(tmp_path / "baselines")
+    store.save([entry()])
+    assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == ["benchmarks__test_inference.json"]
+    lock = lock_path_for(tmp_path / "baselines")
+    assert lock.parent == Path(tempfile.gettempdir()) and lock.exists()
+    monkeypatch.chdir(tmp_path)
+    assert lock_path_for("baselines") == lock  # one folder, one lock, however it is named
+    assert lock_path_for(tmp_path / "other") != lock
