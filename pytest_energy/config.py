@@ -287,6 +287,15 @@ class SessionConfig:
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
             carbon=carbon)
 
+    def warnings(self) -> list[str]:
+        """Values that are valid but probably not what was meant."""
+        out = []
+        if self.tolerance > 1.0:
+            out.append(f"--energy-tolerance {format_tolerance(self.tolerance)} lets a metric grow "
+                       f"{self.tolerance + 1:g}-fold before it regresses; a bare number is a fraction "
+                       "('0.1' is 10 %), write '10%' for ten percent")
+        return out
+
     def display_path(self, path: Any) -> str:
         """Relative to rootdir when inside it (as users type it), else absolute."""
         path = os.path.abspath(path)

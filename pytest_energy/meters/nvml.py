@@ -125,8 +125,21 @@ class NvmlMeter(Meter):
                     f"(NVML sees {count}: {', '.join(f'{g[0]}={g[3]}' for g in all_gpus)})")
         gpus = []
         for i, h, name, uuid in chosen:
-            gpus.append(_Gpu(i, h, name, uuid, self._has_counter(h), device=f"gpu{i}"))
+            counter = self._has_counter(h)
+            if not counter:
+                self._check_power_readable(i, h, name)
+            gpus.append(_Gpu(i, h, name, uuid, counter, device=f"gpu{i}"))
         return gpus
+
+    def _check_power_readable(self, index: int, handle: Any, name: str) -> None:
+        """Polling needs nvmlDeviceGetPowerUsage; a GPU that offers neither it nor the counter cannot be metered."""
+        nv = self._nv
+        try:
+            nv.nvmlDeviceGetPowerUsage(handle)
+        except nv.NVMLError_NotSupported as exc:
+            raise MeterUnavailable(
+                f"NVML: GPU {index} ({name}) supports neither the energy counter nor power readings "
+                f"({exc}); its energy cannot be measured") from exc
 
     def _has_counter(self, handle: Any) -> bool:
         nv = self._nv

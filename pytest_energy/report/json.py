@@ -17,6 +17,7 @@ Everything about energy lives under keys those tools ignore.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -37,6 +38,11 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
+
+
+def json_text(data: Any) -> str:
+    """The report as written: sorted keys, 2-space indent, unknown values as null."""
+    return json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
 def _summary(samples: list[float]) -> dict[str, Any]:
