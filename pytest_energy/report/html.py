@@ -19,6 +19,7 @@ from ..gate.compare import is_decisive
 from ..protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
 from . import format as fmt
 from .plots import AXIS_TITLES, plot_baseline_vs_current, plot_finetune_curves, plot_frontier
+from .tables import Footnotes
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -154,31 +155,24 @@ _VERDICT_COLUMNS = (("Test", "test"), ("Metric", "metric"), ("Baseline", "baseli
                     ("Tolerance", "tolerance"), ("Samples (baseline/current)", "n"), ("Verdict", "verdict"))
 
 
-class _Footnotes:
-    """Each distinct hint once, numbered by first use."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def mark(self, text: str) -> str:
-        if text not in self.texts:
-            self.texts.append(text)
-        n = self.texts.index(text) + 1
-        return f' <a href="#hint-{n}" class="footnote">[{n}]</a>'
-
-    def html(self) -> str:
-        if not self.texts:
-            return ""
-        items = "".join(f'<li id="hint-{i}">{_e(t)}</li>' for i, t in enumerate(self.texts, 1))
-        return f'<ol class="footnotes">{items}</ol>'
+def _footnote_mark(notes: Footnotes, text: str) -> str:
+    n = notes.number(text)
+    return f' <a href="#hint-{n}" class="footnote">[{n}]</a>'
 
 
-def _verdict_cell(v: Mapping[str, Any], key: str, notes: _Footnotes) -> str:
+def _footnotes_html(notes: Footnotes) -> str:
+    if not notes.texts:
+        return ""
+    items = "".join(f'<li id="hint-{i}">{_e(t)}</li>' for i, t in enumerate(notes.texts, 1))
+    return f'<ol class="footnotes">{items}</ol>'
+
+
+def _verdict_cell(v: Mapping[str, Any], key: str, notes: Footnotes) -> str:
     value, unit = v.get(key), str(v.get("unit") or "")
     if key == "verdict":
         slug = "".join(c for c in str(value).lower() if c.isalnum())
         hint = v.get("hint")
-        mark = notes.mark(str(hint)) if hint and value != "NO_BASELINE" else ""
+        mark = _footnote_mark(notes, str(hint)) if hint and value != "NO_BASELINE" else ""
         return f'<td class="verdict verdict-{slug}">{_e(value if value is not None else fmt.MISSING)}{mark}</td>'
     if key in ("baseline_value", "current_value"):
         return _td(_e(fmt.value(value, unit)), True)
@@ -194,7 +188,7 @@ def _verdict_cell(v: Mapping[str, Any], key: str, notes: _Footnotes) -> str:
     return _td(fmt.MISSING if value is None else _e(value))
 
 
-def _verdict_table(verdicts: Sequence[Mapping[str, Any]], notes: _Footnotes) -> str:
+def _verdict_table(verdicts: Sequence[Mapping[str, Any]], notes: Footnotes) -> str:
     rows = [[_verdict_cell(v, key, notes) for _, key in _VERDICT_COLUMNS] for v in verdicts]
     return _table([heading for heading, _ in _VERDICT_COLUMNS], rows)
 
@@ -206,7 +200,7 @@ def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
     for v in verdicts:
         counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
     tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
-    notes = _Footnotes()
+    notes = Footnotes()
     shown = _verdict_table(decisive, notes)
     every = _verdict_table(verdicts, notes)
     return ("<h2>Baseline verdicts</h2>"
@@ -214,7 +208,7 @@ def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
             "A measured metric regresses when it changes by more than its tolerance and a one-sided Welch test "
             "gives p &lt; 0.05.</p>"
             + shown + f"<details><summary>all {len(verdicts)} verdicts</summary>" + every + "</details>"
-            + notes.html())
+            + _footnotes_html(notes))
 
 
 def _baseline_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> str:
@@ -232,7 +226,8 @@ def _baseline_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> s
         if isinstance(base.get("energy_j"), Mapping):
             pairs["energy"] = (base["energy_j"].get("samples") or [], block.get("data") or [])
         name = str(b.get("name", "?"))
-        caption = f"{name} ({block.get('series') or 'rounds'}): baseline of {base.get('datetime') or '?'}"
+        recorded = str(base.get("datetime") or "?")[:19].replace("T", " ")  # to the second
+        caption = f"{name} ({block.get('series') or 'rounds'}): baseline of {recorded}"
         try:
             png = plot_baseline_vs_current(pairs, units={"time": "s", "energy": "J"}, title=name,
                                            method=block.get("method"))

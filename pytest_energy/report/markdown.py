@@ -14,9 +14,10 @@ from typing import Any
 from ..records import Method, VerdictKind, is_estimate
 from . import format as fmt
 from .series import ENERGY_HEADERS, energy_rows, primary_series
-from .tables import FINETUNE_HEADERS, INFERENCE_HEADERS, footprint_line, hulk_blocks, protocol_rows
+from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, Footnotes, footprint_line, hulk_blocks,
+                     protocol_rows)
 
-__all__ = ["Footnotes", "cell", "comparison_markdown", "run_markdown"]
+__all__ = ["cell", "comparison_markdown", "run_markdown"]
 
 # Worst first, so the counts line reads from what needs attention to what does not.
 _COUNT_ORDER = (VerdictKind.REGRESSION, VerdictKind.INCONCLUSIVE, VerdictKind.NO_BASELINE, VerdictKind.IMPROVED,
@@ -31,19 +32,8 @@ def cell(text: Any) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
-class Footnotes:
-    """Each distinct text once, numbered in order of first use: `mark(text)` -> "[1]"."""
-
-    def __init__(self) -> None:
-        self.texts: list[str] = []
-
-    def mark(self, text: str) -> str:
-        if text not in self.texts:
-            self.texts.append(text)
-        return f"[{self.texts.index(text) + 1}]"
-
-    def lines(self) -> list[str]:
-        return [f"[{i}] {cell(t)}  " for i, t in enumerate(self.texts, 1)]  # two spaces: a line break
+def _footnote_lines(footnotes: Footnotes) -> list[str]:
+    return [f"[{i}] {cell(t)}  " for i, t in enumerate(footnotes.texts, 1)]  # two spaces: a line break
 
 
 def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], align: str = "") -> list[str]:
@@ -65,18 +55,20 @@ def _verdict_text(v: Any, footnotes: Footnotes) -> str:
     if v.verdict == VerdictKind.REGRESSION:
         text = f"**{text}**"
     if v.hint and v.verdict != VerdictKind.NO_BASELINE:  # "no baseline" is said once, in the notes
-        text += " " + footnotes.mark(v.hint)
+        text += f" [{footnotes.number(v.hint)}]"
     return text
 
 
-def comparison_markdown(results: Sequence[tuple[str, Sequence[Any]]], footnotes: Footnotes | None = None) -> list[str]:
+def comparison_markdown(results: Sequence[tuple[str, Sequence[Any]]],
+                        footnotes: Footnotes | None = None) -> list[str]:
     """Verdict table rows, in the order given (run order): Test | Metric | Baseline | Current | Change | p | Verdict.
 
     `results` is a sequence of (test label, Verdicts). A hint becomes a footnote mark; pass `footnotes` to share
     the numbering with the rest of a document, else the footnotes follow the table.
     """
     own = footnotes is None
-    footnotes = footnotes or Footnotes()
+    if footnotes is None:
+        footnotes = Footnotes()
     rows = []
     for label, verdicts in results:
         for v in verdicts:
@@ -87,7 +79,7 @@ def comparison_markdown(results: Sequence[tuple[str, Sequence[Any]]], footnotes:
         return ["No energy benchmark was compared with a baseline."]
     lines = _table(VERDICT_HEADERS, rows, "llrrrrl")
     if own and footnotes.texts:
-        lines += ["", *footnotes.lines()]
+        lines += ["", *_footnote_lines(footnotes)]
     return lines
 
 
@@ -224,7 +216,7 @@ def run_markdown(run: Any) -> str:
     if notes:
         lines += ["Notes:", "", *notes, ""]
     if footnotes.texts:
-        lines += ["Hints:", "", *footnotes.lines(), ""]
+        lines += ["Hints:", "", *_footnote_lines(footnotes), ""]
     methods = {(primary_series(r).energy.method if primary_series(r) else None) for r in run.records}
     if any(is_estimate(m) for m in methods) and not run.meter.estimated:
         lines += [ESTIMATE_NOTE, ""]

@@ -233,9 +233,9 @@ def finetune_figure(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[
             x, y = series(key)
             if not x:
                 continue  # nothing to draw, so no legend entry either
+            count = f" ({len(x)} evaluation{'s' if len(x) != 1 else ''})" if style == "o-" else ""
             ax.plot(x, y, style, color=colour, markersize=5 if style == "o-" else 4,
-                    alpha=1.0 if style == "o-" else 0.6, label=f"{tag}{label} ({len(x)} evaluations)"
-                    if style == "o-" else f"{tag}{label}")
+                    alpha=1.0 if style == "o-" else 0.6, label=f"{tag}{label}{count}")
             xs_all += x
         evaluations += sum(1 for r in curve if is_number(r.get("score")))
         if cutoff is not None:
@@ -257,7 +257,7 @@ def finetune_figure(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[
             ax.axhline(cutoff, color="tab:red", linestyle=":", linewidth=1.5, label=f"cut-off {cutoff:g}")
         ax.legend(loc="lower right", fontsize=8)
     ax_t.set_ylabel(f"dev {score_name}")
-    sub = f"{evaluations} evaluation(s); energy method: {method_label}"
+    sub = f"{evaluations} evaluation{'s' if evaluations != 1 else ''}; energy method: {method_label}"
     if is_estimate(method_label):
         sub += " (CPU time x W/core model, not a measurement)"
     fig.suptitle(f"{title or 'Fine-tuning curve'}\n{sub}", fontsize=10)

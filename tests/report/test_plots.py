@@ -125,13 +125,13 @@ def test_finetune_curve_every_evaluation_is_a_point_on_readable_axes():
     assert legend_texts(ax_t) == ["training time (5 evaluations)", "wall clock incl. evaluation", "cut-off reached",
                                   "cut-off 0.8"]
     assert legend_texts(ax_e) == ["training energy (5 evaluations)", "cut-off reached", "cut-off 0.8"]
-    assert "5 evaluation(s); energy method: estimate" in fig._suptitle.get_text()
+    assert "5 evaluations; energy method: estimate" in fig._suptitle.get_text()
 
 
 def test_finetune_curve_without_wall_clock_or_cutoff_draws_no_legend_for_them():
     curve = [{k: v for k, v in r.items() if k != "wall_s"} for r in CURVE[:1]]  # one evaluation
     ax_t, ax_e = finetune_figure(curve).axes
-    assert legend_texts(ax_t) == ["training time (1 evaluations)"]
+    assert legend_texts(ax_t) == ["training time (1 evaluation)"]
     assert [len(line.get_xdata()) for line in ax_t.get_lines()] == [1]
 
 
