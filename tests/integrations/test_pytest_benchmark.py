@@ -44,8 +44,10 @@ def _benchmarks(path) -> dict:
 def test_benchmark_tests_get_energy_beside_time(pytester, fake_nvml):
     fake_nvml(FakeGpu(power_w=200.0))
     pytester.makepyfile(BENCHMARKS)
+    # At least 600 rounds of 2 ms: more than 10 NVML counter periods, however calibration went on a busy machine.
     result = pytester.runpytest("--energy", "--energy-meter", "nvml", "--benchmark-json", "bench.json",
-                                "--energy-json", "energy.json", "--benchmark-max-time", "1.2")
+                                "--energy-json", "energy.json", "--benchmark-max-time", "1.2",
+                                "--benchmark-min-rounds", "600")
     result.assert_outcomes(passed=3)
     # Our table: one row per benchmark with energy per call and the average power, beside pytest-benchmark's.
     result.stdout.fnmatch_lines(["*test_spin › per_call*nvml-counter*", "*benchmark: 2 tests*"])
@@ -132,9 +134,10 @@ def spin(seconds):
         pass
 
 def test_spin(benchmark):
-    benchmark(spin, 0.002)
+    # Fixed rounds, not pytest-benchmark's calibration: 3 s of work whatever the load, so ~3 samples of 1 s.
+    benchmark.pedantic(spin, args=(0.05,), rounds=60)
 """)
-    args = ("--energy", "--energy-meter", "nvml", "--benchmark-max-time", "3.5", "-p", "no:randomly")
+    args = ("--energy", "--energy-meter", "nvml")
     pytester.runpytest(*args, "--energy-save-baseline").assert_outcomes(passed=1)
     saved = json.loads((pytester.path / "baselines" / "test_gate_catches_an_energy_regression_of_a_benchmark.json")
                        .read_text())["entries"]
