@@ -46,3 +46,7 @@ class EnergyWarning(UserWarning):
 
 class ShortWindowWarning(EnergyWarning):
     """A window was shorter than the sensor's update period; its energy is unreliable."""
+
+
+class IntegrationWarning(EnergyWarning):
+    """A tool pytest-energy plugs into (pytest-benchmark) did not behave as expected; figures were dropped."""

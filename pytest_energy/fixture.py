@@ -28,11 +28,14 @@ class EnergyFixture:
       run the HULK protocols; ``energy.record_metric(...)`` records a figure of your own.
     """
 
-    def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings) -> None:
+    def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings, *,
+                 disabled: bool = False) -> None:
         self._measurer = measurer
         self._record = record
         self._settings = settings
         self._called = False
+        # --energy-disable: a smoke run. fn runs once, windows are unmetered (energy NaN), nothing is kept.
+        self.disabled = disabled
 
     @property
     def extra_info(self) -> dict[str, Any]:
@@ -76,6 +79,8 @@ class EnergyFixture:
             raise UsageError("energy(fn) can be called once per test; use energy.measure(label) "
                              "for further windows")
         self._called = True
+        if self.disabled:
+            rounds, warmup = 1, 0
         result, windows = self._measurer.run(
             fn, args, kwargs,
             rounds=self._settings.rounds if rounds is None else rounds,

@@ -26,16 +26,20 @@ class BenchmarkResult:
     record: TestRecord
     settings: TestSettings
     outcome: Outcome | None = None  # None: not judged (the test body failed)
+    # Wall time of the test call as pytest timed it: the JSON report's `stats` for a test that has no time
+    # series of its own (only record_metric figures), so no benchmark is written without stats.
+    call_duration_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record.to_dict(), "settings": self.settings.to_dict(),
-                "outcome": self.outcome.to_dict() if self.outcome is not None else None}
+                "outcome": self.outcome.to_dict() if self.outcome is not None else None,
+                "call_duration_s": self.call_duration_s}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchmarkResult:
         outcome = d.get("outcome")
         return cls(TestRecord.from_dict(d["record"]), TestSettings.from_dict(d["settings"]),
-                   Outcome.from_dict(outcome) if outcome is not None else None)
+                   Outcome.from_dict(outcome) if outcome is not None else None, d.get("call_duration_s"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,8 @@ class RunResult:
     commit_info: dict[str, Any] = field(default_factory=dict)
     datetime: str = ""
     session_info: dict[str, Any] = field(default_factory=dict)  # the JSON report's `energy` block
+    # nodeid -> the BaselineEntry each benchmark was compared with (as it was before this run saved any)
+    baselines: dict[str, Any] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
 
@@ -160,6 +166,19 @@ class EnergySession:
             return []
         return [str(p) for p in self.store.save(entries)]
 
+    def compared_baselines(self) -> dict[str, Any]:
+        """The baseline entries this run's verdicts were computed against, for the reports' charts."""
+        from .errors import EnergyError
+
+        compared = [b.record.nodeid for b in self.results if b.outcome is not None and b.outcome.verdicts]
+        if not compared:
+            return {}
+        try:
+            self.load_baselines()  # already loaded, except on a pytest-xdist controller
+        except EnergyError:
+            return {}  # a damaged file already stopped the workers; the charts are optional
+        return {nodeid: self._baselines[nodeid] for nodeid in compared if nodeid in (self._baselines or {})}
+
     # -- the end -------------------------------------------------------------------------------
     def session_info(self) -> dict[str, Any]:
         """The session-wide `energy` block of the JSON report."""
@@ -187,6 +206,7 @@ class EnergySession:
             return run
         run.commit_info = commit_info(self.config.rootdir)
         run.datetime = now_iso()
+        run.baselines = self.compared_baselines()
         if self.config.save_baseline:
             try:
                 run.written += self.save_baselines(run.commit_info, run.datetime)
