@@ -16,6 +16,10 @@ from .errors import EnergyError, UsageError
 from .records import TestRecord, plain
 from .session import BenchmarkResult, EnergySession
 
+# The xdist GPU split and torchrun ranks: a plugin module of its own, loaded with this one so that its
+# xdist hooks are known when `-n auto` is resolved (before pytest_configure).
+pytest_plugins = ["pytest_energy.distributed.plugin"]
+
 SESSION = pytest.StashKey[EnergySession]()
 RECORD = pytest.StashKey[TestRecord]()
 SETTINGS = pytest.StashKey[TestSettings]()
@@ -37,6 +41,9 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     try:
         session = EnergySession(SessionConfig.from_pytest(config))
+        from .distributed.plugin import attach
+
+        attach(config, session)  # under torchrun the meter is this rank's share of the devices
         if not _is_xdist_controller(config):
             # Open the meter now: a meter named explicitly that cannot be used stops the run here,
             # and a damaged baseline file stops it before anything is measured.
@@ -45,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     except EnergyError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
     config.stash[SESSION] = session
-    if not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput") and session.reports:
         config.pluginmanager.register(_Controller(session), "energy-controller")
 
 
@@ -155,7 +162,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.outcome = "failed"
             report.longrepr = failure_message(outcome)
     # The result rides on the report as plain data, so the xdist controller gets it too.
-    report.energy_result = BenchmarkResult(record, settings, outcome).to_dict()
+    report.energy_result = BenchmarkResult(record, settings, outcome, machine=session.fingerprint(),
+                                           placement=session.placement).to_dict()
     for name, metric in record.metrics.items():
         if metric.samples:
             item.user_properties.append((f"energy:{name}[{metric.unit}]", f"{metric.mean:.6g}"))
@@ -184,7 +192,7 @@ class _Controller:
         self.session.results.append(result)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.run = self.session.finish()
+        self.run = self.session.finish(int(session.exitstatus), session.testsfailed)
         if self.run.errors:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

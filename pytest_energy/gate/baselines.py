@@ -41,8 +41,9 @@ __all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "LOCK_NAME", "BaselineEntry", "Baseli
 
 SCHEMA_VERSION = 1
 # The fingerprint keys that decide whether a baseline is comparable at all. Versions, clocks and
-# temperatures change under the same hardware and must never block a comparison.
-MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core")
+# temperatures change under the same hardware and must never block a comparison. `distributed` is set
+# only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
+MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core", "distributed")
 LOCK_NAME = ".pytest-energy.lock"
 
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,

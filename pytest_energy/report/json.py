@@ -45,6 +45,12 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         for d in w.devices:
             entry = devices.setdefault(d.device, {"name": d.name, "method": d.method, "energy_j": []})
             entry["energy_j"].append(d.energy_j)
+    per_rank: dict[str, dict[str, Any]] = {}  # torchrun: each rank's part of the combined windows
+    for w in windows:
+        for part in w.per_rank or ():
+            entry = per_rank.setdefault(str(part["rank"]), {"host": part["host"], "energy_j": [], "duration_s": []})
+            entry["energy_j"].append(part["energy_j"])
+            entry["duration_s"].append(part["duration_s"])
     net = [w.net_energy_j for w in windows if w.net_energy_j is not None]
     peaks = [w.peak_memory_bytes for w in windows if w.peak_memory_bytes is not None]
     mean_e, _ = mean_sd(energies)
@@ -70,6 +76,8 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         "footprint": footprint,
         "comparison": verdicts,
     }
+    if per_rank:
+        energy["per_rank"] = per_rank
     return {
         "group": record.group,
         "name": record.name,
@@ -90,7 +98,12 @@ def build_report(run: Any) -> dict[str, Any]:
         options = {"rounds": b.settings.rounds, "warmup": b.settings.warmup, "reference": b.settings.reference,
                    "meter": run.meter.name}
         verdicts = [v.to_dict() for v in b.outcome.verdicts] if b.outcome is not None else None
-        benchmarks.append(benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon)))
+        entry = benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon))
+        # The fingerprint it was judged with (an xdist worker's own GPUs) and where it ran; merge reads both.
+        for key in ("machine", "placement"):
+            if getattr(b, key, None) is not None:
+                entry["energy"][key] = getattr(b, key)
+        benchmarks.append(entry)
     return {
         "machine_info": run.machine_info,
         "commit_info": run.commit_info,
