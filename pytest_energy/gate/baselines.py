@@ -37,7 +37,7 @@ except ImportError:  # Windows: no advisory locks; concurrent saves there are no
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "LOCK_NAME", "BaselineEntry", "BaselineStore", "baseline_filename",
-           "machine_mismatch"]
+           "comparable_fingerprint", "machine_mismatch"]
 
 SCHEMA_VERSION = 1
 # The fingerprint keys that decide whether a baseline is comparable at all. Versions, clocks and
@@ -273,6 +273,12 @@ def _normalise(key: str, value: Any) -> Any:
     if key == "gpus" and isinstance(value, (list, tuple)):
         return sorted(str(v) for v in value)
     return value
+
+
+def comparable_fingerprint(machine: dict[str, Any]) -> dict[str, Any]:
+    """The part of a fingerprint that decides comparability (MATCH_KEYS, normalised): equal for two
+    machines exactly when `machine_mismatch` finds no difference. Names a machine class."""
+    return {key: _normalise(key, machine.get(key)) for key in MATCH_KEYS}
 
 
 def machine_mismatch(baseline_machine: dict[str, Any], current_machine: dict[str, Any]) -> list[str]:
