@@ -32,6 +32,7 @@ from .ranks import RankContext
 from .split import SplitPlan, split_gpus
 
 WORKER_KEY = "energy_placement"  # in xdist's workerinput
+PER_RANK_LINES = 10  # tests whose per-rank parts the terminal shows; the JSON report has them all
 
 
 @dataclass
@@ -290,7 +291,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
 
 
 def split_lines(split: _Split) -> list[str]:
-    lines = []
+    """The workers' GPUs; nothing at all where there were no GPUs to split (a CPU-only run)."""
+    lines: list[str] = []
+    if not split.by_spec and not split.warnings:
+        return lines
     if split.by_spec:
         k = next(iter(split.by_spec.values()))["gpus_per_worker"]
         lines.append(f"pytest-xdist workers and their GPUs ({k or 'all, not split'} each, through CUDA_VISIBLE_DEVICES "
@@ -315,11 +319,15 @@ def rank_lines(state: _Ranks) -> list[str]:
         lines.append(f"  rank {r['rank']} ({r['host']}, local rank {r['local_rank']}) meters "
                      f"{', '.join(r['meters']) or 'nothing of its own'}")
     lines += [f"  note: {n}" for n in placement["notes"]]
-    for nodeid, windows in state.per_rank.items():
+    shown = list(state.per_rank.items())[:PER_RANK_LINES]
+    for nodeid, windows in shown:
         if windows and windows[-1]:
             parts = ", ".join(f"rank {p['rank']} {fmt.value(p['energy_j'], 'J')} in {fmt.value(p['duration_s'], 's')}"
                               for p in windows[-1])
             lines.append(f"  {nodeid} (last window): {parts}")
+    if len(state.per_rank) > len(shown):
+        lines.append(f"  ... {len(state.per_rank) - len(shown)} more; every rank's part of every window is in the "
+                     "JSON report (energy.per_rank)")
     for nodeid, why in state.not_combined.items():
         lines.append(f"  {nodeid}: {why}")
     if state.gather_error:
