@@ -19,10 +19,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     doctor.add_arguments(commands.add_parser(
         "doctor", help="check which meters work here, and how well (GPU sensor, counter vs power, CUDA sync)",
-        description=doctor.__doc__.split("\n\n")[1]))
+        description="Which meters answer on this machine and why the others do not; per GPU the sensor update "
+                    "period, idle power, counter vs power integral under a matmul load, and whether CUDA "
+                    "synchronisation at window edges works. Exit 1 when --meter names an unusable meter or a "
+                    "check fails."))
     merge.add_arguments(commands.add_parser(
         "merge", help="merge CI shards' --energy-json reports into one report and one exit code",
-        description=merge.__doc__.split("\n\n")[1]))
+        description="One report, one verdict (exit 1 when a shard gated a regression or failed, 2 for unusable "
+                    "input) and, with --save-baseline, one baseline update from CI shards' --energy-json "
+                    "reports, each machine class kept apart."))
     return parser
 
 

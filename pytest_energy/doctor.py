@@ -20,6 +20,7 @@ import os
 import platform
 import socket
 import statistics
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -215,9 +216,9 @@ def check_gpu(gpu: Any, load_s: float, idle_s: float, torch: Any) -> GpuReport:
         meter = stack.enter_context(NvmlMeter(visible_devices=gpu.uuid))
         report.power_limit_w = (meter.fingerprint().get("gpu_power_limit_w") or [None])[0]
         nv, handle = meter._nv, meter.gpus[0].handle
+        sensors = {"power_period_s": lambda: nv.nvmlDeviceGetPowerUsage(handle)}
         if gpu.counter:
-            report.counter_period_s, _ = update_period_s(lambda: nv.nvmlDeviceGetTotalEnergyConsumption(handle))
-        report.power_period_s, _ = update_period_s(lambda: nv.nvmlDeviceGetPowerUsage(handle))
+            sensors["counter_period_s"] = lambda: nv.nvmlDeviceGetTotalEnergyConsumption(handle)
         measurers = {method: Measurer(meter, sync=_no_sync)}
         if gpu.counter:  # the same GPU through the polling path, to compare the two
             polled = stack.enter_context(NvmlMeter(visible_devices=gpu.uuid, polling=True))
@@ -233,8 +234,15 @@ def check_gpu(gpu: Any, load_s: float, idle_s: float, torch: Any) -> GpuReport:
         else:
             load = _MatmulLoad(torch, f"cuda:{cuda}", 8192, torch.float16)
             note = ""
+        # The sensors are watched during the load, where their readings change at every update.
+        watchers = [threading.Thread(target=lambda k=k, read=read: setattr(report, k, update_period_s(read)[0]),
+                                     daemon=True) for k, read in sensors.items()]
+        for t in watchers:
+            t.start()
         windows, iterations = _window(measurers, (lambda: load.run(load_s)) if load else
                                       (lambda: time.sleep(load_s) or 0))
+        for t in watchers:
+            t.join()
         check = LoadCheck(load.what if load else "no load", windows[method].duration_s, iterations, note=note)
         for name, w in windows.items():
             check.energy_j[name], check.power_w[name] = w.energy_j, w.power_w
@@ -382,7 +390,8 @@ def text_lines(report: Report) -> list[str]:
         lines.append(f"GPU {g.index}: {g.name} ({g.uuid}), power limit {fmt.value(g.power_limit_w, 'W')}")
         lines.append(f"  method: {g.method} ({'energy counter' if g.method == 'nvml-counter' else 'power polling'})")
         lines.append(f"  sensor update period: energy counter {_ms(g.counter_period_s)}, power reading "
-                     f"{_ms(g.power_period_s)} (median time between changes over {PERIOD_S:g} s; n/a: no change)")
+                     f"{_ms(g.power_period_s)} (median time between changes, watched {PERIOD_S:g} s under the "
+                     "load; n/a: the reading did not change)")
         lines.append(f"  idle power: {fmt.value(g.idle_power_w, 'W')}")
         if g.load:
             lines += _load_lines(g.load)

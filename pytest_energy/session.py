@@ -110,6 +110,7 @@ class EnergySession:
         if self._meter is None:
             if self.ranks is not None:  # collective: every rank claims its devices here
                 self._meter = self.ranks.open_meter(self.config.meter, self.config.cpu_watts_per_core)
+                self.placement = self.ranks.placement()
             else:
                 self._meter = open_meter(self.config.meter, cpu_watts_per_core=self.config.cpu_watts_per_core)
         return self._meter

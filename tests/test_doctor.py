@@ -59,7 +59,7 @@ def test_under_the_fake_driver(fake_nvml, tmp_path, capsys):
     assert volta["sync"]["works"] is None  # torch cannot use CUDA here: said, not guessed
     table = (tmp_path / "d.md").read_text()
     assert table.startswith("Measured with `python -m pytest_energy doctor --meter nvml --load-s 1")
-    assert "| 0: NVIDIA H100 80GB HBM3 | nvml-counter | 20" in table
+    assert "| 0: NVIDIA H100 80GB HBM3 | nvml-counter | " in table and " | not checked |" in table
     assert "CUDA synchronisation at window edges: not checked: no CUDA load" in capsys.readouterr().out
 
 

@@ -80,6 +80,8 @@ def test_two_ranks_one_report_from_rank0_summing_both_gpus(pytester, fake_gpus):
     for bench in benchmarks.values():
         energy = bench["energy"]
         assert set(energy["devices"]) == {f"{host}/gpu0", f"{host}/gpu1"}
+        assert [r["meters"] for r in energy["placement"]["distributed"]["ranks"]] == [[f"{host}/gpu0"],
+                                                                                      [f"{host}/gpu1"]]
         per_rank = energy["per_rank"]
         for i, energy_j in enumerate(energy["data"]):
             d0, d1 = per_rank["0"]["duration_s"][i], per_rank["1"]["duration_s"][i]
