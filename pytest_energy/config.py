@@ -258,6 +258,15 @@ class SessionConfig:
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
             carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
 
+    def warnings(self) -> list[str]:
+        """Values that are valid but probably not what was meant."""
+        out = []
+        if self.tolerance > 1.0:
+            out.append(f"--energy-tolerance {format_tolerance(self.tolerance)} lets a metric grow "
+                       f"{self.tolerance + 1:g}-fold before it regresses; a bare number is a fraction "
+                       "('0.1' is 10 %), write '10%' for ten percent")
+        return out
+
     def display_path(self, path: Any) -> str:
         """Relative to rootdir when inside it (as users type it), else absolute."""
         path = os.path.abspath(path)

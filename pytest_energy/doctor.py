@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from . import __version__
-from .errors import EnergyError, ShortWindowWarning
+from .errors import EnergyError, MeasurementError, ShortWindowWarning
 from .measure import Measurer
 from .meters import METER_CHOICES, Meter, open_meter
 from .report import format as fmt
@@ -57,6 +57,7 @@ class LoadCheck:
     power_w: dict[str, float] = field(default_factory=dict)
     agreement_pct: float | None = None  # polled integral vs counter, (polled - counter) / counter
     note: str = ""
+    errors: dict[str, str] = field(default_factory=dict)  # meters whose window failed, and why
 
 
 @dataclass
@@ -185,21 +186,28 @@ def _python_load(seconds: float) -> int:
     return done
 
 
-def _window(measurers: dict[str, Measurer], work: Callable[[], int]) -> tuple[dict[str, Any], int]:
-    """Run `work` inside one window of each measurer (nested, so they cover the same interval)."""
-    windows: dict[str, Any] = {}
-    result = [0]
-
-    def nest(names: list[str]) -> None:
-        if not names:
-            result[0] = work()
-            return
-        with measurers[names[0]].measure("doctor") as w:
-            nest(names[1:])
-        windows[names[0]] = w
-
-    nest(list(measurers))
-    return windows, result[0]
+def _window(measurers: dict[str, Measurer], work: Callable[[], int]) -> tuple[dict[str, Any], dict[str, str], int]:
+    """Run `work` inside one window of each measurer, all over the same interval. Returns (windows, errors,
+    work's result): a meter whose window fails (a frozen counter, a lost GPU) is an error by name, and the
+    other meters' windows still count."""
+    opened = []
+    try:
+        for name, measurer in measurers.items():
+            context = measurer.measure("doctor")
+            opened.append((name, context, context.__enter__()))
+        result = work()
+    except BaseException as exc:
+        for _, context, _ in reversed(opened):
+            context.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    windows, errors = {}, {}
+    for name, context, window in reversed(opened):
+        try:
+            context.__exit__(None, None, None)
+            windows[name] = window
+        except MeasurementError as exc:
+            errors[name] = str(exc)
+    return windows, errors, result
 
 
 def _no_sync() -> None:
@@ -223,8 +231,9 @@ def check_gpu(gpu: Any, load_s: float, idle_s: float, torch: Any) -> GpuReport:
         if gpu.counter:  # the same GPU through the polling path, to compare the two
             polled = stack.enter_context(NvmlMeter(visible_devices=gpu.uuid, polling=True))
             measurers["nvml-polling"] = Measurer(polled, sync=_no_sync)
-        windows, _ = _window(measurers, lambda: time.sleep(idle_s) or 0)
-        report.idle_power_w = windows[method].power_w
+        windows, errors, _ = _window(measurers, lambda: time.sleep(idle_s) or 0)
+        report.idle_power_w = windows[method].power_w if method in windows else None
+        report.problems += [f"GPU {gpu.index}, idle, {name}: {text}" for name, text in errors.items()]
         cuda = _cuda_index(torch, gpu.uuid)
         if cuda is None:
             why = ("torch is not installed" if torch is None else
@@ -239,14 +248,13 @@ def check_gpu(gpu: Any, load_s: float, idle_s: float, torch: Any) -> GpuReport:
                                      daemon=True) for k, read in sensors.items()]
         for t in watchers:
             t.start()
-        windows, iterations = _window(measurers, (lambda: load.run(load_s)) if load else
-                                      (lambda: time.sleep(load_s) or 0))
+        windows, errors, iterations = _window(measurers, (lambda: load.run(load_s)) if load else
+                                              (lambda: time.sleep(load_s) or 0))
         for t in watchers:
             t.join()
-        check = LoadCheck(load.what if load else "no load", windows[method].duration_s, iterations, note=note)
-        for name, w in windows.items():
-            check.energy_j[name], check.power_w[name] = w.energy_j, w.power_w
-        if gpu.counter:
+        check = _load_check(load.what if load else "no load", windows, errors, iterations, note)
+        report.problems += [f"GPU {gpu.index}, under load, {name}: {text}" for name, text in errors.items()]
+        if gpu.counter and "nvml-counter" in windows and "nvml-polling" in windows:
             counter_j = check.energy_j["nvml-counter"]
             if counter_j > 0:
                 check.agreement_pct = (check.energy_j["nvml-polling"] - counter_j) / counter_j * 100.0
@@ -301,15 +309,21 @@ def check_cpu(load_s: float, torch: Any, cpu_watts_per_core: float, powercap_roo
             what, work = load.what, (lambda: load.run(load_s))
         else:
             what, work = "a Python loop (torch is not installed)", (lambda: _python_load(load_s))
-        windows, iterations = _window(measurers, work)
+        windows, errors, iterations = _window(measurers, work)
     finally:
         if rapl is not None:
             rapl.close()
-    check = LoadCheck(what, windows["estimate"].duration_s, iterations)
+    report.load = _load_check(what, windows, errors, iterations)
+    return report
+
+
+def _load_check(what: str, windows: dict[str, Any], errors: dict[str, str], iterations: int,
+                note: str = "") -> LoadCheck:
+    seconds = max((w.duration_s for w in windows.values()), default=math.nan)
+    check = LoadCheck(what, seconds, iterations, note=note, errors=dict(errors))
     for name, w in windows.items():
         check.energy_j[name], check.power_w[name] = w.energy_j, w.power_w
-    report.load = check
-    return report
+    return check
 
 
 def meter_statuses(cpu_watts_per_core: float, powercap_root: str | None) -> tuple[list[MeterStatus], str]:
@@ -352,6 +366,8 @@ def run_doctor(asked: str = "auto", load_s: float = DEFAULT_LOAD_S, idle_s: floa
     else:
         report.no_gpu_reason = status["nvml"].detail
     report.cpu = check_cpu(min(load_s, CPU_LOAD_MAX_S), torch, cpu_watts_per_core, powercap_root)
+    if asked == "rapl" or (asked == "auto" and auto == "rapl"):  # RAPL is what will meter: its faults count
+        report.problems += [f"CPU load, {name}: {text}" for name, text in report.cpu.load.errors.items()]
     return report
 
 
@@ -368,6 +384,8 @@ def _load_lines(check: LoadCheck) -> list[str]:
         lines.append(f"    {check.note}")
     for name, joules in check.energy_j.items():
         lines.append(f"    {name}: {fmt.value(joules, 'J')} ({fmt.value(check.power_w[name], 'W')} average)")
+    for name, text in check.errors.items():
+        lines.append(f"    {name}: FAILED: {text}")
     if check.agreement_pct is not None:
         flag = "" if abs(check.agreement_pct) <= AGREEMENT_WARN_PCT else \
             f"  WARNING: beyond ±{AGREEMENT_WARN_PCT:g} % (power readings are averages; prefer the counter)"

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from .config import MARKER_HELP, SessionConfig, TestSettings, add_options, settings_for
-from .errors import EnergyError, UsageError
+from .errors import EnergyError, EnergyWarning, UsageError
 from .records import TestRecord, plain
 from .session import BenchmarkResult, EnergySession
 
@@ -31,26 +31,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
-def _is_xdist_controller(config: pytest.Config) -> bool:
-    return not hasattr(config, "workerinput") and (getattr(config.option, "dist", "no") or "no") != "no"
-
-
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     if not config.getoption("energy"):
         return
+    from .report.outputs import check_targets
+
     try:
         session = EnergySession(SessionConfig.from_pytest(config))
+        problems = check_targets(session.config)
+        if problems:
+            raise UsageError("; ".join(problems))
         from .distributed.plugin import attach
 
         attach(config, session)  # under torchrun the meter is this rank's share of the devices
-        if not _is_xdist_controller(config):
-            # Open the meter now: a meter named explicitly that cannot be used stops the run here,
-            # and a damaged baseline file stops it before anything is measured.
-            session.meter  # noqa: B018
-            session.load_baselines()
+        # Open the meter and read the baselines now, on the xdist controller too: a meter named explicitly
+        # that cannot be used, or a damaged baseline file, stops the run here with one clean usage error
+        # instead of a traceback from every worker.
+        session.meter  # noqa: B018
+        session.load_baselines()
     except EnergyError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
+    for warning in session.config.warnings():
+        config.issue_config_time_warning(EnergyWarning(warning), stacklevel=2)
     config.stash[SESSION] = session
     if not hasattr(config, "workerinput") and session.reports:
         config.pluginmanager.register(_Controller(session), "energy-controller")
@@ -152,12 +155,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
     session = item.config.stash[SESSION]
     settings = item.stash[SETTINGS]
+    conversions = record.make_jsonable()  # before anything is saved or sent to the xdist controller
     outcome = None
     if report.passed:
         try:
             outcome = session.judge(record, settings)
         except EnergyError as exc:
             outcome = Outcome(failure=f"pytest-energy: {exc}")
+        outcome.notes += conversions
         if outcome.failed:
             report.outcome = "failed"
             report.longrepr = failure_message(outcome)

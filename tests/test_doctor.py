@@ -4,8 +4,10 @@ CUDA device whose work runs asynchronously, as a GPU's does."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import threading
 import time
 import types
 
@@ -64,12 +66,39 @@ def test_under_the_fake_driver(fake_nvml, tmp_path, capsys):
 
 
 def test_rapl_is_checked_under_the_cpu_load(fake_rapl, no_nvml, tmp_path):
-    root, _, _ = fake_rapl
-    assert main(["doctor", *QUICK, "--powercap-root", str(root), "--json", str(tmp_path / "d.json")]) == 0
+    root, package, dram = fake_rapl
+    stop = threading.Event()
+
+    def tick():  # the package draws 20 W and the DRAM 5 W (µJ as RAPL counts), written every millisecond or so
+        started = time.perf_counter()
+        while not stop.wait(0.001):
+            for path, start_uj, watts in ((package, 1_000_000, 20), (dram, 2_000_000, 5)):
+                tmp = path.with_name("energy_uj.tmp")
+                tmp.write_text(f"{start_uj + int(watts * (time.perf_counter() - started) * 1e6)}\n")
+                os.replace(tmp, path)  # whole, as sysfs gives it: a reader never sees a half-written value
+
+    ticker = threading.Thread(target=tick, daemon=True)
+    ticker.start()
+    try:
+        assert main(["doctor", *QUICK, "--powercap-root", str(root), "--json", str(tmp_path / "d.json")]) == 0
+    finally:
+        stop.set()
+        ticker.join()
     report = json.loads((tmp_path / "d.json").read_text())
     assert {m["name"]: m["usable"] for m in report["meters"]} == {"nvml": False, "rapl": True, "estimate": True}
     assert report["auto_choice"] == "rapl"
-    assert set(report["cpu"]["load"]["energy_j"]) == {"estimate", "rapl"}
+    load = report["cpu"]["load"]
+    assert set(load["energy_j"]) == {"estimate", "rapl"}
+    assert load["power_w"]["rapl"] == pytest.approx(25.0, rel=0.15)  # the writer lags under the CPU load
+    assert report["cpu"]["rapl_period_s"] is not None
+
+
+def test_a_frozen_rapl_counter_is_a_problem_when_rapl_is_the_meter(fake_rapl, no_nvml, capsys):
+    root, _, _ = fake_rapl  # the counters never move
+    assert main(["doctor", *QUICK, "--powercap-root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "rapl: FAILED: meter 'rapl' read exactly 0 J" in out and "result: PROBLEMS" in out
+    assert main(["doctor", *QUICK, "--powercap-root", str(root), "--meter", "estimate"]) == 0
 
 
 def test_update_period_is_the_median_time_between_changes():

@@ -218,7 +218,7 @@ class _RankHooks:
             del item.stash[RECORD]  # nothing but the combined record is judged
         try:
             parts = ranks.post_test(item.nodeid, report.outcome, record)
-        except EnergyError as exc:  # rank 0 only: a rank sent nothing in time
+        except EnergyError as exc:  # a rank sent nothing in time (rank 0), or this rank's record cannot be sent
             report.outcome, report.longrepr = "failed", f"pytest-energy: {exc}"
             state.not_combined[item.nodeid] = str(exc)
             return report

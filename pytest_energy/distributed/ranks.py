@@ -389,8 +389,8 @@ def combine_records(payloads: Sequence[Mapping[str, Any]]) -> TestRecord:
         metrics[name] = Metric(m.name, m.unit, m.better, m.kind, samples, _methods([p.method for p in parts]) or None)
     others = sorted({n for _, _, r in records[1:] for n in r.metrics} - set(rank0.metrics))
     extra_info = dict(rank0.extra_info)
-    extra_info["distributed"] = {"ranks": len(records), "rank0_only_metrics": rank0_only,
-                                 "ignored_metrics": others}
+    extra_info["distributed"] = {**extra_info.get("distributed", {}), "ranks": len(records),
+                                 "rank0_only_metrics": rank0_only, "ignored_metrics": others}
     return TestRecord(nodeid=rank0.nodeid, name=rank0.name, group=rank0.group, params=rank0.params,
                       metrics=metrics, windows=windows, extra_info=extra_info, protocols=rank0.protocols)
 
@@ -475,13 +475,27 @@ class RankContext:
                       for c in sorted(self.claims, key=lambda c: c["rank"])]}}
 
     def post_test(self, nodeid: str, outcome: str, record: TestRecord | None) -> list[dict[str, Any]] | None:
-        """Send this rank's part of one test; rank 0 gets every rank's part, the others None."""
+        """Send this rank's part of one test; rank 0 gets every rank's part, the others None.
+
+        A record that cannot be sent is sent as a failure (so rank 0 does not wait for it) and raises
+        DistributedError here, on the rank whose test it is."""
         n = self._posts[nodeid] = self._posts.get(nodeid, 0) + 1  # the same test may run twice
-        data = None
+        data, problem = None, None
         if record is not None:
+            conversions = record.make_jsonable()  # numpy values and the like, as pytest-energy stores them
+            if conversions:
+                record.extra_info.setdefault("distributed", {})["conversions"] = conversions
             data = record.to_dict()
             for w in data["windows"]:
                 for d in w["devices"]:
                     d["device"] = self.qualify.get(d["device"], d["device"])
-        return self.exchange.gather(f"test:{n}:{nodeid}", {"rank": self.info.rank, "host": self.info.host,
-                                                           "outcome": outcome, "record": data})
+            try:
+                json.dumps(data, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                data, outcome = None, "failed"
+                problem = f"rank {self.info.rank} cannot send its record of {nodeid}: {exc}"
+        parts = self.exchange.gather(f"test:{n}:{nodeid}", {"rank": self.info.rank, "host": self.info.host,
+                                                             "outcome": outcome, "record": data})
+        if problem:
+            raise DistributedError(problem)
+        return parts

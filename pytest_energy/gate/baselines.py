@@ -17,6 +17,7 @@ merge under an exclusive lock (pytest-xdist workers, parallel jobs) and replace 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -49,6 +50,9 @@ LOCK_NAME = ".pytest-energy.lock"
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,
                  "extra_info": dict}
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+# 255 bytes is the usual file-name limit; leave room for ".json" and for the temporary name of an atomic
+# write (".{name}.{pid}.{8 hex}.tmp").
+_MAX_STEM = 200
 _REPAIR = "fix or delete it, then re-record with --energy-save-baseline"
 
 
@@ -61,8 +65,13 @@ def baseline_filename(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0].replace("\\", "/")
     if module.endswith(".py"):
         module = module[: -len(".py")]
-    stem = _UNSAFE_CHARS.sub("_", "__".join(part for part in module.split("/") if part))
-    return stem.lstrip(".") + ".json" if stem.lstrip(".") else "_.json"
+    stem = _UNSAFE_CHARS.sub("_", "__".join(part for part in module.split("/") if part)).lstrip(".") or "_"
+    if len(stem) > _MAX_STEM:
+        # File systems refuse names over 255 bytes: keep the readable end (the module's own name) and make
+        # the name unique with a hash of the whole path.
+        digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
+        stem = f"{digest}__{stem[-(_MAX_STEM - len(digest) - 2):]}"
+    return stem + ".json"
 
 
 @dataclass
@@ -161,7 +170,8 @@ def _read(path: Path) -> dict[str, BaselineEntry]:
     except OSError as exc:
         raise BaselineError(f"baseline file {path}: cannot be read: {exc}") from exc
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                         object_pairs_hook=_reject_duplicate_keys)
     except UnicodeDecodeError as exc:
         raise BaselineError(f"baseline file {path}: not UTF-8 text ({exc}); {_REPAIR}") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError; so is a NaN/Infinity constant
@@ -171,6 +181,16 @@ def _read(path: Path) -> dict[str, BaselineEntry]:
         return _check_document(path, doc)
     except ValueError as exc:
         raise BaselineError(f"baseline file {path}: {exc}; {_REPAIR}") from None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key twice in one object (e.g. a hand-merged file) would silently keep the last value: refuse it."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _reject_constant(name: str) -> Any:

@@ -103,6 +103,9 @@ class FakeGpu:
     power_limit_w: float = 700.0
     counter_update_s: float = 0.02  # the counter advances in steps, as on real GPUs
     lost_after_s: float | None = None  # seconds after nvmlInit at which the GPU falls off the bus
+    energy_counter: bool = True  # False: the counter is NotSupported (as on some virtual GPUs)
+    power_reading: bool = True  # False: nvmlDeviceGetPowerUsage is NotSupported
+    counter_frozen: bool = False  # True: the counter answers but never moves (a firmware fault)
     _energy_mj: float = 0.0
     _last_t: float = field(default_factory=time.monotonic)
 
@@ -175,8 +178,10 @@ class FakeDriver:
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetTotalEnergyConsumption")
         gpu = self._gpu(handle)
-        if gpu.architecture < NVML_DEVICE_ARCH_VOLTA:
+        if gpu.architecture < NVML_DEVICE_ARCH_VOLTA or not gpu.energy_counter:
             raise NVMLError_NotSupported()
+        if gpu.counter_frozen:
+            return 123456
         # Report the energy as of the last counter update, as the hardware does.
         step = gpu.counter_update_s
         # The energy was advanced to gpu._last_t: the step is measured from the same instant, else the
@@ -186,7 +191,10 @@ class FakeDriver:
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetPowerUsage")
-        return int(round(self._gpu(handle).power_w * 1000.0))
+        gpu = self._gpu(handle)
+        if not gpu.power_reading:
+            raise NVMLError_NotSupported()
+        return int(round(gpu.power_w * 1000.0))
 
     def nvmlDeviceGetPowerManagementLimit(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetPowerManagementLimit")

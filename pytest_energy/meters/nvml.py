@@ -99,9 +99,24 @@ class NvmlMeter(Meter):
         warning = index_order_warning(visible_gpu_selectors(env), listed)
         if warning is not None:
             warnings.warn(warning, DeviceOrderWarning, stacklevel=4)
-        return [_Gpu(v.index, handles[v.index], v.name, v.uuid or "",
-                     False if polling else self._has_counter(handles[v.index]), device=f"gpu{v.index}")
-                for v in chosen]
+        gpus = []
+        for v in chosen:
+            handle = handles[v.index]
+            counter = not polling and self._has_counter(handle)
+            if not counter:
+                self._check_power_readable(v.index, handle, v.name)
+            gpus.append(_Gpu(v.index, handle, v.name, v.uuid or "", counter, device=f"gpu{v.index}"))
+        return gpus
+
+    def _check_power_readable(self, index: int, handle: Any, name: str) -> None:
+        """Polling needs nvmlDeviceGetPowerUsage; a GPU that offers neither it nor the counter cannot be metered."""
+        nv = self._nv
+        try:
+            nv.nvmlDeviceGetPowerUsage(handle)
+        except nv.NVMLError_NotSupported as exc:
+            raise MeterUnavailable(
+                f"NVML: GPU {index} ({name}) supports neither the energy counter nor power readings "
+                f"({exc}); its energy cannot be measured") from exc
 
     def _has_counter(self, handle: Any) -> bool:
         nv = self._nv

@@ -74,7 +74,7 @@ def run_markdown(run: Any) -> str:
              ""]
     table = energy_table(run.records, tablefmt="github")
     if table:
-        lines += [table, ""]
+        lines += [html.escape(table, quote=False), ""]  # test names are user text
     results = {b.record.nodeid: b.outcome.verdicts for b in run.benchmarks if b.outcome is not None}
     methods = {}
     for r in run.records:
@@ -86,7 +86,7 @@ def run_markdown(run: Any) -> str:
         lines += ["<details><summary>every metric's verdict</summary>", "",
                   comparison_markdown(results, methods), "</details>", ""]
     for title, table in hulk_blocks(run, tablefmt="github"):
-        lines += [f"#### {title}", "", table, ""]
+        lines += [f"#### {cell(title)}", "", html.escape(table, quote=False), ""]
     notes = [f"- `{cell(b.record.nodeid)}`: {cell(note)}" for b in run.benchmarks if b.outcome
              for note in b.outcome.notes]
     if notes:

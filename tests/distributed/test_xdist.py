@@ -24,10 +24,10 @@ def cvd_at_import():
 import time
 import pytest
 
-@pytest.mark.parametrize("i", range(8))
+@pytest.mark.parametrize("i", range(6))
 def test_work(energy, cvd_at_import, i):
     energy.extra_info["cvd_at_conftest_import"] = cvd_at_import
-    energy(time.sleep, 0.15)
+    energy(time.sleep, 0.3)  # long enough that a few ms of scheduling delay at an edge stays within 1 %
 """,
 }
 COMMON = ("-p", "fakegpus", "-p", "no:cacheprovider", "--energy", "--energy-meter", "nvml", "--energy-rounds", "2",
@@ -42,7 +42,7 @@ def test_each_worker_meters_exactly_its_own_gpu(pytester, fake_gpus):
     watts = fake_gpus(100.0, 300.0)
     pytester.makepyfile(**SUITE)
     result = pytester.runpytest_subprocess("-n", "2", *COMMON, "--energy-json", "report.json")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*pytest-xdist workers and their GPUs (1 each*", "*gw0: GPU 0 (GPU-0000*",
                                  "*gw1: GPU 1 (GPU-1111*"])
     used = {}
@@ -62,13 +62,13 @@ def test_each_worker_meters_exactly_its_own_gpu(pytester, fake_gpus):
 def test_baselines_saved_under_xdist_are_compared_by_the_workers(pytester, fake_gpus):
     fake_gpus(200.0, 200.0)
     pytester.makepyfile(**SUITE)
-    pytester.runpytest_subprocess("-n", "2", *COMMON, "--energy-save-baseline").assert_outcomes(passed=8)
+    pytester.runpytest_subprocess("-n", "2", *COMMON, "--energy-save-baseline").assert_outcomes(passed=6)
     entries = json.loads((pytester.path / "baselines" / "test_work.json").read_text())["entries"]
-    assert len(entries) == 8
+    assert len(entries) == 6
     # Saved with the fingerprint of the worker that measured it (one GPU), not the controller's (two).
     assert {len(e["machine"]["gpus"]) for e in entries.values()} == {1}
     result = pytester.runpytest_subprocess("-n", "2", *COMMON, "--energy-json", "gated.json")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=6)
     for bench in _benchmarks(pytester.path / "gated.json"):
         assert bench["energy"]["comparison"], bench["fullname"]  # compared: same machine class
     result.stdout.no_fnmatch_line("*different machine class*")
@@ -106,5 +106,5 @@ def test_auto_starts_one_worker_per_gpu(pytester, fake_gpus):
     fake_gpus(100.0, 100.0, 100.0)
     pytester.makepyfile(**SUITE)
     result = pytester.runpytest_subprocess("-n", "auto", *COMMON)
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*3 workers*", "*gw2: GPU 2 (GPU-2222*"])
