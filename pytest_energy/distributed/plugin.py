@@ -120,12 +120,17 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
     state = _Split(None, names)
     if len(local) < len(specs):
         state.notes.append(f"{len(specs) - len(local)} remote --tx worker(s) are not given GPUs: theirs are not ours")
-    if any(ENV in (s.env or {}) for s in local):
-        state.notes.append(f"{ENV} is set in --tx: the workers are placed by hand, so GPUs are not split")
-        local = []
     visible, warnings = _visible()
     state.warnings += warnings
-    if local:
+    if any(ENV in (s.env or {}) for s in local):
+        state.notes.append(f"{ENV} is set in --tx: the workers were placed by hand, so GPUs are not split")
+        state.by_spec, shared = _placed_by_hand(local, names)
+        if shared:
+            state.warnings.append(
+                f"workers {', '.join(shared)} were placed on the same GPU(s) by --tx: NVML meters a whole GPU, so "
+                "their GPU energy (and power, energy per item, CO2, cost) includes each other's load; their "
+                "results are neither compared with nor saved as baselines")
+    elif local:
         try:
             plan = split_gpus(visible, len(local), session.config.gpus_per_worker, names)
         except UsageError as exc:
@@ -149,6 +154,28 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
     for text in state.warnings:
         cls = SharedDeviceWarning if "share" in text else EnergyWarning
         config.issue_config_time_warning(cls(f"pytest-energy: {text}"), stacklevel=2)
+
+
+def _placed_by_hand(local: list, names: list[str]) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """Placements of workers given CUDA_VISIBLE_DEVICES in --tx, with the workers that overlap."""
+    try:
+        listed = list_gpus()
+    except EnergyError:
+        listed = None
+    chosen = []
+    for spec in local:
+        env = (spec.env or {}).get(ENV, os.environ.get(ENV))
+        chosen.append((spec, env, resolve_visible(env, listed)[0] if env is not None or listed else []))
+
+    def ids(gpus: list[VisibleGpu]) -> set[str]:
+        return {g.uuid or g.selector for g in gpus}
+
+    by_spec = {}
+    for i, (spec, env, gpus) in enumerate(chosen):
+        others = [names[j] for j, (_, _, theirs) in enumerate(chosen) if j != i and ids(gpus) & ids(theirs)]
+        by_spec[id(spec)] = {"cuda_visible_devices": env, "gpus": [g.to_dict() for g in gpus],
+                             "shared_with": others, "gpus_per_worker": None}
+    return by_spec, [names[i] for i, (spec, _, _) in enumerate(chosen) if by_spec[id(spec)]["shared_with"]]
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -297,8 +324,9 @@ def split_lines(split: _Split) -> list[str]:
         return lines
     if split.by_spec:
         k = next(iter(split.by_spec.values()))["gpus_per_worker"]
-        lines.append(f"pytest-xdist workers and their GPUs ({k or 'all, not split'} each, through CUDA_VISIBLE_DEVICES "
-                     "set before the worker started):")
+        how = ("placed by hand with --tx" if k is None else "all of them each, not split" if k == 0 else
+               f"{k} each, through CUDA_VISIBLE_DEVICES set before the worker started")
+        lines.append(f"pytest-xdist workers and their GPUs ({how}):")
         for name, placement in zip(split.names, split.by_spec.values()):
             gpus = ", ".join(f"GPU {g['index']} ({g['uuid']})" for g in placement["gpus"])
             shared = f"; shared with {', '.join(placement['shared_with'])}" if placement["shared_with"] else ""

@@ -115,7 +115,11 @@ class RankExchange:
             raise DistributedError(
                 f"WORLD_SIZE={info.world_size} but MASTER_ADDR/MASTER_PORT are not set, so the ranks cannot "
                 "exchange results; launch with torchrun, or set them as for init_process_group('env://')")
-        import torch.distributed as dist  # only in a distributed run: a plain pytest run never imports torch
+        try:
+            import torch.distributed as dist  # only in a distributed run: a plain pytest run never imports torch
+        except ImportError as exc:
+            raise DistributedError(f"WORLD_SIZE={info.world_size}: the ranks exchange results through "
+                                   f"torch.distributed, which cannot be imported ({exc})") from None
 
         timeout = datetime.timedelta(seconds=self.timeout_s)
         try:

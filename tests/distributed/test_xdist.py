@@ -108,3 +108,18 @@ def test_auto_starts_one_worker_per_gpu(pytester, fake_gpus):
     result = pytester.runpytest_subprocess("-n", "auto", *COMMON)
     result.assert_outcomes(passed=6)
     result.stdout.fnmatch_lines(["*3 workers*", "*gw2: GPU 2 (GPU-2222*"])
+
+
+def test_workers_placed_by_hand_keep_their_gpus_and_sharing_is_still_said(pytester, fake_gpus):
+    fake_gpus(100.0, 300.0)
+    pytester.makepyfile(**SUITE)
+    uuid1 = "GPU-11111111-0000-0000-0000-000000000001"
+    tx = ["--tx", f"popen//env:CUDA_VISIBLE_DEVICES={uuid1}"] * 2
+    result = pytester.runpytest_subprocess("-d", *tx, *COMMON, "--energy-json", "r.json")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines(["*workers gw0, gw1 were placed on the same GPU(s) by --tx*",
+                                 "*pytest-xdist workers and their GPUs (placed by hand with --tx):*"])
+    for bench in _benchmarks(pytester.path / "r.json"):
+        placement = bench["energy"]["placement"]
+        assert placement["cuda_visible_devices"] == uuid1 and list(bench["energy"]["devices"]) == ["gpu1"]
+        assert placement["shared"] and bench["energy"]["comparison"] == []
