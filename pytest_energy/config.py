@@ -95,6 +95,11 @@ def _path(text: str) -> str:
     return str(text)
 
 
+def _gpus_per_worker(text: str) -> int | None:
+    """'auto' -> None (split the visible GPUs evenly); an integer >= 0 (0: do not split)."""
+    return None if text == "auto" else _integer(0)(text)
+
+
 # --- the option table ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -145,6 +150,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "PATH", "write a markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY "
            "when that is set)", None),
     Option("html", "PATH", "write a self-contained HTML report (tables and pictures) to PATH", None),
+    Option("gpus-per-worker", "K", "GPUs each pytest-xdist worker gets through CUDA_VISIBLE_DEVICES (auto: the "
+           "visible GPUs split evenly, at least 1 each; 0: do not split, every worker sees every GPU)", "auto",
+           _gpus_per_worker),
+    Option("dist-timeout-s", "SECONDS", "under torchrun: how long rank 0 waits for the other ranks' part of a "
+           "test before failing it", "600", _number(0.0, 86400.0, above_minimum=True)),
 )
 FLAGS: tuple[tuple[str, str], ...] = (
     ("--energy", "run energy benchmarks (tests using the `energy` fixture or marker) and meter tests using "
@@ -264,6 +274,8 @@ class SessionConfig:
     markdown_path: str | None = None
     html_path: str | None = None
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
+    gpus_per_worker: int | None = None  # None: split evenly; 0: do not split
+    dist_timeout_s: float = 600.0
 
     @property
     def baseline_path(self) -> Path:
@@ -285,7 +297,7 @@ class SessionConfig:
             save_baseline=bool(config.getoption("energy_save_baseline")),
             require_baseline=bool(config.getoption("energy_require_baseline")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
-            carbon=carbon)
+            carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
 
     def warnings(self) -> list[str]:
         """Values that are valid but probably not what was meant."""

@@ -16,6 +16,10 @@ from .errors import EnergyError, EnergyWarning, UsageError
 from .records import TestRecord, plain
 from .session import BenchmarkResult, EnergySession
 
+# The xdist GPU split and torchrun ranks: a plugin module of its own, loaded with this one so that its
+# xdist hooks are known when `-n auto` is resolved (before pytest_configure).
+pytest_plugins = ["pytest_energy.distributed.plugin"]
+
 SESSION = pytest.StashKey[EnergySession]()
 MODE = pytest.StashKey[RunMode]()
 RECORD = pytest.StashKey[TestRecord]()
@@ -52,6 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
         problems = check_targets(session.config)
         if problems:
             raise UsageError("; ".join(problems))
+        from .distributed.plugin import attach
+
+        attach(config, session)  # under torchrun the meter is this rank's share of the devices
         # Open the meter and read the baselines now, on the xdist controller too: a meter named explicitly
         # that cannot be used, or a damaged baseline file, stops the run here with one clean usage error
         # instead of a traceback from every worker.
@@ -62,7 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     for warning in session.config.warnings():
         config.issue_config_time_warning(EnergyWarning(warning), stacklevel=2)
     config.stash[SESSION] = session
-    if not hasattr(config, "workerinput"):
+    if not hasattr(config, "workerinput") and session.reports:
         config.pluginmanager.register(_Controller(session), "energy-controller")
     if _pytest_benchmark_active(config):
         from .integrations.pytest_benchmark import BenchmarkMetering
@@ -208,7 +215,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             report.outcome = "failed"
             report.longrepr = failure_message(outcome)
     # The result rides on the report as plain data, so the xdist controller gets it too.
-    report.energy_result = BenchmarkResult(record, settings, outcome, getattr(call, "duration", None)).to_dict()
+    report.energy_result = BenchmarkResult(record, settings, outcome, getattr(call, "duration", None),
+                                           machine=session.fingerprint(), placement=session.placement).to_dict()
     for name, metric in record.metrics.items():
         if metric.samples:
             item.user_properties.append((f"energy:{name}[{metric.unit}]", f"{metric.mean:.6g}"))
@@ -237,7 +245,7 @@ class _Controller:
         self.session.results.append(result)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.run = self.session.finish()
+        self.run = self.session.finish(int(session.exitstatus), session.testsfailed)
         if self.run.errors:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

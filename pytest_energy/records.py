@@ -127,6 +127,9 @@ class Window:
     peak_memory_source: str | None = None  # "torch.cuda.max_memory_allocated" | "rss-hwm" | "rss-lifetime"
     warnings: list[str] = field(default_factory=list)
     closed: bool = False
+    # Under torchrun, a window combined over ranks keeps each rank's part:
+    # [{"rank", "host", "energy_j", "duration_s", "devices": [device ids]}]; None for one process.
+    per_rank: list[dict[str, Any]] | None = None
 
     @property
     def power_w(self) -> float:

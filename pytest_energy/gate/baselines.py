@@ -38,13 +38,14 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent saves there are not protected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename", "lock_path_for",
-           "machine_mismatch"]
+__all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename",
+           "comparable_fingerprint", "lock_path_for", "machine_mismatch"]
 
 SCHEMA_VERSION = 1
 # The fingerprint keys that decide whether a baseline is comparable at all. Versions, clocks and
-# temperatures change under the same hardware and must never block a comparison.
-MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core")
+# temperatures change under the same hardware and must never block a comparison. `distributed` is set
+# only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
+MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core", "distributed")
 
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,
                  "extra_info": dict}
@@ -302,6 +303,12 @@ def _normalise(key: str, value: Any) -> Any:
     if key == "gpus" and isinstance(value, (list, tuple)):
         return sorted(str(v) for v in value)
     return value
+
+
+def comparable_fingerprint(machine: dict[str, Any]) -> dict[str, Any]:
+    """The part of a fingerprint that decides comparability (MATCH_KEYS, normalised): equal for two
+    machines exactly when `machine_mismatch` finds no difference. Names a machine class."""
+    return {key: _normalise(key, machine.get(key)) for key in MATCH_KEYS}
 
 
 def machine_mismatch(baseline_machine: dict[str, Any], current_machine: dict[str, Any]) -> list[str]:

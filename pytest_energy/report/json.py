@@ -75,6 +75,12 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         for d in w.devices:
             entry = devices.setdefault(d.device, {"name": d.name, "method": d.method, "energy_j": []})
             entry["energy_j"].append(d.energy_j)
+    per_rank: dict[str, dict[str, Any]] = {}  # torchrun: each rank's part of the combined windows
+    for w in windows:
+        for part in w.per_rank or ():
+            entry = per_rank.setdefault(str(part["rank"]), {"host": part["host"], "energy_j": [], "duration_s": []})
+            entry["energy_j"].append(part["energy_j"])
+            entry["duration_s"].append(part["duration_s"])
     net = [w.net_energy_j for w in windows if w.net_energy_j is not None]
     peaks = [w.peak_memory_bytes for w in windows if w.peak_memory_bytes is not None]
     mean_e, _ = mean_sd(energies)
@@ -105,6 +111,8 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         "comparison": verdicts,
         "baseline": baseline_block(baseline, series),
     }
+    if per_rank:
+        energy["per_rank"] = per_rank
     return {
         "group": record.group,
         "name": record.name,
@@ -132,8 +140,12 @@ def build_report(run: Any) -> dict[str, Any]:
             # Never `"stats": null`: it makes pytest-benchmark compare drop the whole file.
             left_out.append({"fullname": b.record.nodeid, "reason": "no time measured: nothing for `stats`",
                              "metrics": {name: m.to_dict() for name, m in b.record.metrics.items()}})
-        else:
-            benchmarks.append(entry)
+            continue
+        # The fingerprint it was judged with (an xdist worker's own GPUs) and where it ran; merge reads both.
+        for key in ("machine", "placement"):
+            if getattr(b, key, None) is not None:
+                entry["energy"][key] = getattr(b, key)
+        benchmarks.append(entry)
     session = dict(run.session_info or {})
     if left_out:
         session["not_in_benchmarks"] = left_out
