@@ -30,11 +30,14 @@ class EnergyFixture:
       run the HULK protocols; ``energy.record_metric(...)`` records a figure of your own.
     """
 
-    def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings) -> None:
+    def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings, *,
+                 disabled: bool = False) -> None:
         self._measurer = measurer
         self._record = record
         self._settings = settings
         self._called = False
+        # --energy-disable: a smoke run. fn runs once, windows are unmetered (energy NaN), nothing is kept.
+        self.disabled = disabled
         self._probe_due = False  # a window closed since the last probe: `close` takes one more
 
     def _probe(self) -> None:
@@ -42,7 +45,7 @@ class EnergyFixture:
         divides this test's wall-clock metrics by their geometric mean. Nothing when the session does not
         probe."""
         self._probe_due = False
-        if self._measurer.probing:
+        if self._measurer.probing and not self.disabled:
             seconds = self._measurer.take_probe()
             if seconds is not None:
                 self._record.probe_s.append(seconds)
@@ -102,6 +105,8 @@ class EnergyFixture:
             raise UsageError(f"energy.pedantic(): iterations must be an integer >= 1 or None, got {iterations!r}")
         self._called = True
         calls = iterations
+        if self.disabled:  # a smoke run: fn once
+            rounds, warmup, calls = 1, 0, 1
         if calls is None:
             min_round_s = self._settings.min_round_s
             if min_round_s is None:
@@ -200,6 +205,6 @@ class EnergyFixture:
         """
         from .protocols.inference import inference
 
-        rounds = self._settings.rounds if rounds is None else rounds
+        rounds = 1 if self.disabled else self._settings.rounds if rounds is None else rounds
         return self._keep_protocol(inference(self._measurer, predict, examples, rounds=rounds,
                                              between=self._probe, **kwargs))

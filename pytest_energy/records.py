@@ -130,6 +130,9 @@ class Window:
     # energy(fn) rounds of several calls: duration_s, energy_j, devices and net_energy_j are per call (the
     # round's divided by `calls`); peak memory is the round's.
     calls: int = 1
+    # Under torchrun, a window combined over ranks keeps each rank's part:
+    # [{"rank", "host", "energy_j", "duration_s", "devices": [device ids]}]; None for one process.
+    per_rank: list[dict[str, Any]] | None = None
 
     @property
     def power_w(self) -> float:

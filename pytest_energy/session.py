@@ -1,8 +1,10 @@
 """One energy session: the meter, the baselines, the verdicts, and what is saved at the end. No pytest import.
 
 The plugin creates one per pytest process. Under pytest-xdist every worker measures with its own
-session; records and outcomes travel to the controller on the test reports, and only the controller
-saves baselines and writes reports. Reports receive a `RunResult`: data, never the session or the meter.
+session; records and outcomes travel to the controller on the test reports, with the fingerprint of the
+worker that measured them, and only the controller saves baselines and writes reports. Under torchrun
+every rank meters its own devices (`ranks`), and rank 0 judges, saves and reports the combined results.
+Reports receive a `RunResult`: data, never the session or the meter.
 """
 
 from __future__ import annotations
@@ -27,16 +29,31 @@ class BenchmarkResult:
     record: TestRecord
     settings: TestSettings
     outcome: Outcome | None = None  # None: not judged (the test body failed)
+    # Wall time of the test call as pytest timed it: the JSON report's `stats` for a test that has no time
+    # series of its own (only record_metric figures), so no benchmark is written without stats.
+    call_duration_s: float | None = None
+    # The fingerprint of the process that measured it (an xdist worker sees only its own GPUs): what it
+    # was judged with and what its baseline is saved with. None: the session's own.
+    machine: dict[str, Any] | None = None
+    # Where it ran: xdist worker and GPUs, or the torchrun ranks; None for a plain run.
+    placement: dict[str, Any] | None = None
+
+    @property
+    def shared(self) -> list[str]:
+        """Metered devices other workers were using at the same time (their load is in the figures)."""
+        return list((self.placement or {}).get("shared", []))
 
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record.to_dict(), "settings": self.settings.to_dict(),
-                "outcome": self.outcome.to_dict() if self.outcome is not None else None}
+                "outcome": self.outcome.to_dict() if self.outcome is not None else None,
+                "call_duration_s": self.call_duration_s, "machine": self.machine, "placement": self.placement}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchmarkResult:
         outcome = d.get("outcome")
         return cls(TestRecord.from_dict(d["record"]), TestSettings.from_dict(d["settings"]),
-                   Outcome.from_dict(outcome) if outcome is not None else None)
+                   Outcome.from_dict(outcome) if outcome is not None else None, d.get("call_duration_s"),
+                   d.get("machine"), d.get("placement"))
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,8 @@ class RunResult:
     commit_info: dict[str, Any] = field(default_factory=dict)
     datetime: str = ""
     session_info: dict[str, Any] = field(default_factory=dict)  # the JSON report's `energy` block
+    # nodeid -> the BaselineEntry each benchmark was compared with (as it was before this run saved any)
+    baselines: dict[str, Any] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
     baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
@@ -88,12 +107,23 @@ class EnergySession:
         # One id per pytest session, shared by every test it saves: the history rule estimates the drift
         # common to a run from it (gate/history.py).
         self.run_id = uuid.uuid4().hex[:12]
+        self.ranks = None  # distributed.ranks.RankContext under torchrun (set before the meter is opened)
+        self.placement: dict[str, Any] | None = None  # where this process runs (see BenchmarkResult)
+
+    @property
+    def reports(self) -> bool:
+        """Whether this process judges, saves and reports: not the non-zero ranks of a torchrun job."""
+        return self.ranks is None or self.ranks.is_main
 
     # -- metering ----------------------------------------------------------------------------
     @property
     def meter(self) -> Meter:
         if self._meter is None:
-            self._meter = open_meter(self.config.meter, cpu_watts_per_core=self.config.cpu_watts_per_core)
+            if self.ranks is not None:  # collective: every rank claims its devices here
+                self._meter = self.ranks.open_meter(self.config.meter, self.config.cpu_watts_per_core)
+                self.placement = self.ranks.placement()
+            else:
+                self._meter = open_meter(self.config.meter, cpu_watts_per_core=self.config.cpu_watts_per_core)
         return self._meter
 
     @property
@@ -122,7 +152,8 @@ class EnergySession:
     def meter_info(self) -> MeterInfo:
         meter = self.meter
         idle = self._measurer.idle_power_w if self._measurer is not None else None
-        return MeterInfo(meter.name, tuple(meter.devices()), tuple(meter.fallback_reasons), idle,
+        devices = self.ranks.devices() if self.ranks is not None else meter.devices()
+        return MeterInfo(meter.name, tuple(devices), tuple(meter.fallback_reasons), idle,
                          self.config.idle_s if idle is not None else None)
 
     def close(self) -> None:
@@ -149,7 +180,8 @@ class EnergySession:
         if self._fingerprint is None:
             from .machine import fingerprint
 
-            self._fingerprint = fingerprint(self.meter)
+            meter = self.meter
+            self._fingerprint = self.ranks.fingerprint() if self.ranks is not None else fingerprint(meter)
         return self._fingerprint
 
     def history_context(self):
@@ -168,9 +200,14 @@ class EnergySession:
         from .gate.judge import judge
 
         self.load_baselines()
+        baseline_file = self.config.display_path(self.store.path_for(record.nodeid))
+        shared = (self.placement or {}).get("shared")
+        if shared:
+            return Outcome(notes=[f"measured on {'; '.join(shared)}: its figures include the other workers' "
+                                  "load, so it is not compared with the baseline"],
+                           baseline_file=baseline_file, gating=not self.config.save_baseline)
         entry = self._baselines.get(record.nodeid) if self._baselines else None
-        return judge(record, entry, settings, machine=self.fingerprint(),
-                     baseline_file=self.config.display_path(self.store.path_for(record.nodeid)),
+        return judge(record, entry, settings, machine=self.fingerprint(), baseline_file=baseline_file,
                      save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline,
                      fail_on_inconclusive=self.config.fail_on_inconclusive,
                      context=self.history_context() if entry is not None else None)
@@ -202,8 +239,10 @@ class EnergySession:
         from .gate.baselines import append_run
         from .gate.compare import Rule
 
-        machine = self.fingerprint()
-        entries = [self._run_entry(b, machine, commit, datetime_iso) for b in self.results]
+        # Each result with the fingerprint of the process that measured it (an xdist worker sees only its
+        # GPUs); results measured on devices other workers were using are not saved (`unsaved_shared`).
+        entries = [self._run_entry(b, b.machine or self.fingerprint(), commit, datetime_iso)
+                   for b in self.results if not b.shared]
         if not entries:
             return []
         # Only a verdict of the history rule restarts a history: while a history holds fewer than 3 runs the
@@ -232,6 +271,28 @@ class EnergySession:
                             f"histories now hold {span} run(s) (the gate judges by history from 3)")
         return written
 
+    def compared_baselines(self) -> dict[str, Any]:
+        """The baseline entries this run's verdicts were computed against, for the reports' charts."""
+        from .errors import EnergyError
+
+        compared = [b.record.nodeid for b in self.results if b.outcome is not None and b.outcome.verdicts]
+        if not compared:
+            return {}
+        try:
+            self.load_baselines()  # already loaded, except on a pytest-xdist controller
+        except EnergyError:
+            return {}  # a damaged file already stopped the workers; the charts are optional
+        return {nodeid: self._baselines[nodeid] for nodeid in compared if nodeid in (self._baselines or {})}
+
+    def unsaved_shared(self) -> str | None:
+        """Why some results were not saved as baselines, or None."""
+        shared = [b.record.nodeid for b in self.results if b.shared]
+        if not shared:
+            return None
+        return (f"--energy-save-baseline: {len(shared)} result(s) measured while other workers used the same "
+                f"devices were not saved ({', '.join(shared[:3])}{', ...' if len(shared) > 3 else ''}); run "
+                "with fewer workers (see the warning about shared devices) to record them")
+
     # -- the end -------------------------------------------------------------------------------
     def session_info(self) -> dict[str, Any]:
         """The session-wide `energy` block of the JSON report."""
@@ -247,9 +308,12 @@ class EnergySession:
             "device_state_end": self._device_state(),
         }
 
-    def finish(self) -> RunResult:
+    def finish(self, exitstatus: int | None = None, tests_failed: int | None = None) -> RunResult:
         """Save baselines when asked, then write every requested report. Failures are collected in
-        `RunResult.errors` (each file is written independently); nothing here raises for one bad file."""
+        `RunResult.errors` (each file is written independently); nothing here raises for one bad file.
+
+        `exitstatus` and `tests_failed` (pytest's, so far) go into the JSON report, where
+        `python -m pytest_energy merge` reads whether a shard failed."""
         from .errors import EnergyError
         from .machine import commit_info, machine_info, now_iso
         from .report.outputs import write_reports
@@ -259,12 +323,20 @@ class EnergySession:
             return run
         run.commit_info = commit_info(self.config.rootdir)
         run.datetime = now_iso()
+        run.baselines = self.compared_baselines()
         if self.config.save_baseline:
             try:
                 run.written += self.save_baselines(run.commit_info, run.datetime, run.baseline_notes)
             except EnergyError as exc:
                 run.errors.append(str(exc))
-        run.machine_info = machine_info(self.meter)
+            unsaved = self.unsaved_shared()
+            if unsaved:
+                run.errors.append(unsaved)
+        run.machine_info = {**machine_info(self.meter), **self.fingerprint()}
         run.session_info = self.session_info()
+        run.session_info.update(exitstatus=exitstatus, tests_failed=tests_failed,
+                                save_baseline=self.config.save_baseline)
+        if self.placement is not None:
+            run.session_info["placement"] = self.placement
         write_reports(run)
         return run

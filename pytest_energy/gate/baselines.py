@@ -33,6 +33,7 @@ import json
 import math
 import os
 import re
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +50,15 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent saves there are not protected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "LOCK_NAME", "BaselineEntry", "BaselineStore",
-           "baseline_filename", "machine_mismatch", "append_run"]
+__all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename",
+           "comparable_fingerprint", "lock_path_for", "machine_mismatch", "append_run"]
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
 # The fingerprint keys that decide whether a baseline is comparable at all. Versions, clocks and
-# temperatures change under the same hardware and must never block a comparison.
-MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core")
-LOCK_NAME = ".pytest-energy.lock"
+# temperatures change under the same hardware and must never block a comparison. `distributed` is set
+# only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
+MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core", "distributed")
 
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,
                  "extra_info": dict}
@@ -375,15 +376,18 @@ class BaselineStore:
     def _locked(self) -> Iterator[None]:
         """Exclusive lock on one lock file for the whole directory, so a multi-file save is one unit.
 
-        The lock file is left in place on purpose: deleting it would let a waiter lock a file that a
-        newcomer no longer sees. Add `baselines/.pytest-energy.lock` to .gitignore.
+        The lock file lives in the temporary folder (lock_path_for), not in the baseline folder, so nothing
+        but baselines lands in the user's repository. It is left in place on purpose: deleting it would let a
+        waiter lock a file that a newcomer no longer sees.
         """
         if fcntl is None:
             yield
             return
-        lock_path = self.directory / LOCK_NAME
+        lock_path = lock_path_for(self.directory)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            # Read-only is enough for flock, so another user's lock file can be shared; O_NOFOLLOW: a planted
+            # symlink in the shared temporary folder is refused rather than followed.
+            fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             raise BaselineError(f"cannot open lock file {lock_path}: {exc}") from exc
         try:
@@ -391,6 +395,13 @@ class BaselineStore:
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+
+def lock_path_for(directory: str | os.PathLike[str]) -> Path:
+    """The lock file of a baseline folder: in the temporary folder, named after the folder's absolute path,
+    so every process on this machine that saves into the same folder takes the same lock."""
+    key = hashlib.sha256(os.path.abspath(directory).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"pytest-energy-baselines-{key}.lock"
 
 
 def _check_savable(entry: BaselineEntry) -> None:
@@ -424,6 +435,12 @@ def _normalise(key: str, value: Any) -> Any:
     if key == "gpus" and isinstance(value, (list, tuple)):
         return sorted(str(v) for v in value)
     return value
+
+
+def comparable_fingerprint(machine: dict[str, Any]) -> dict[str, Any]:
+    """The part of a fingerprint that decides comparability (MATCH_KEYS, normalised): equal for two
+    machines exactly when `machine_mismatch` finds no difference. Names a machine class."""
+    return {key: _normalise(key, machine.get(key)) for key in MATCH_KEYS}
 
 
 def machine_mismatch(baseline_machine: dict[str, Any], current_machine: dict[str, Any]) -> list[str]:

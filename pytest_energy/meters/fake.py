@@ -184,8 +184,9 @@ class FakeDriver:
             return 123456
         # Report the energy as of the last counter update, as the hardware does.
         step = gpu.counter_update_s
-        now = time.monotonic()
-        stale_s = (now - self.t0) % step if step > 0 else 0.0
+        # The energy was advanced to gpu._last_t: the step is measured from the same instant, else the
+        # reading would creep between updates by the power times the time between two clock reads.
+        stale_s = (gpu._last_t - self.t0) % step if step > 0 else 0.0
         return int(gpu._energy_mj - gpu.power_w * stale_s * 1000.0)
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:  # noqa: N802

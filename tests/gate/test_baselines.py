@@ -305,3 +305,19 @@ def test_duplicate_keys_are_an_error_not_last_one_wins(tmp_path):
     with pytest.raises(BaselineError, match="appears twice"):
         store.load(NODE)
     assert path.read_text() == doubled  # left as it was
+
+
+def test_the_lock_file_stays_out_of_the_baseline_folder(tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    from pytest_energy.gate.baselines import lock_path_for
+
+    store = BaselineStore(tmp_path / "baselines")
+    store.save([entry()])
+    assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == ["benchmarks__test_inference.json"]
+    lock = lock_path_for(tmp_path / "baselines")
+    assert lock.parent == Path(tempfile.gettempdir()) and lock.exists()
+    monkeypatch.chdir(tmp_path)
+    assert lock_path_for("baselines") == lock  # one folder, one lock, however it is named
+    assert lock_path_for(tmp_path / "other") != lock
