@@ -178,8 +178,9 @@ class FakeDriver:
             raise NVMLError_NotSupported()
         # Report the energy as of the last counter update, as the hardware does.
         step = gpu.counter_update_s
-        now = time.monotonic()
-        stale_s = (now - self.t0) % step if step > 0 else 0.0
+        # The time the energy was advanced to, not a fresh clock read: a later "now" would subtract more than
+        # was added, so two reads within one counter step could go backwards (a negative window).
+        stale_s = (gpu._last_t - self.t0) % step if step > 0 else 0.0
         return int(gpu._energy_mj - gpu.power_w * stale_s * 1000.0)
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:  # noqa: N802
