@@ -45,6 +45,14 @@ def test_format_hulk_table_markdown():
     assert "9,106.72" in lines[3]
 
 
+def test_format_hulk_table_tells_not_run_from_not_reached():
+    text = format_hulk_table({"ref": {"a": 1.0, "b": 2.0}, "m": {"a": 0.5}, "n": {"a": 0.25, "b": None}}, "ref",
+                             tablefmt="plain", tasks=["a", "b"])
+    rows = {line.split()[0]: line.split()[1:] for line in text.splitlines()[1:]}
+    assert rows["m"] == ["0.5", "2.00", "-", "0.00", "2.00"]  # b not run
+    assert rows["n"] == ["0.25", "4.00", "n/a", "0.00", "4.00"]  # b run, cut-off not reached
+
+
 def test_format_hulk_table_plain_and_unknown_reference():
     text = format_hulk_table({"m": {"t": 2.0}, "ref": {"t": 1.0}}, "ref", tablefmt="plain")
     assert "|" not in text and "0.50" in text
