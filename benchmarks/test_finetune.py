@@ -12,7 +12,7 @@ from __future__ import annotations
 from pytest_energy.reference.plugin import PROTOCOL_DEFAULTS, about_run, fresh_model, max_steps, require_training_data
 
 
-def test_finetune_to_cutoff(energy, bench, task_data):
+def test_finetune_to_cutoff(energy, bench, task_data, finetuned_models, request):
     from pytest_energy.reference.models import EMBEDDED, count_model_flops, make_evaluate, make_train_step
 
     require_training_data(task_data)
@@ -30,6 +30,10 @@ def test_finetune_to_cutoff(energy, bench, task_data):
     result = energy.finetune_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,
                                        max_steps=max_steps(bench, task_data), flops_per_step=flops.flops)
 
+    if result.reached:  # the inference benchmarks measure this model (HULK: the models fine-tuned here)
+        finetuned_models[bench] = (model, tokenizer, {"finetuned_steps": result.steps,
+                                                      "finetuned_dev_score": result.score,
+                                                      "finetuned_by": request.node.nodeid})
     energy.extra_info["finetune"] = result.summary()
     energy.extra_info["eval_share"] = round(result.eval_share, 4)
     print(f"\n[{bench.task} / {bench.model}] {result.summary()}")

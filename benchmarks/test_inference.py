@@ -3,7 +3,8 @@
     pytest benchmarks/test_inference.py --energy         # embedded default: fine-tuned MiniLM, synthetic task
 
 Batch size 1 is HULK's (and AI Energy Score's) setting; batch 32 shows what batching buys per example.
-The model is fine-tuned to the cut-off first, unmetered (HULK measures the fine-tuned models).
+The model is the one test_finetune.py fine-tuned to the cut-off in this session (HULK measures the models
+fine-tuned in the fine-tuning phase), else one fine-tuned to the cut-off first, unmetered.
 """
 
 from __future__ import annotations

@@ -195,16 +195,31 @@ def task_data(bench: Bench, full_task_data):
 
 
 @pytest.fixture(scope="session")
-def finetuned(bench: Bench, task_data):
+def finetuned_models() -> dict:
+    """Models that reached the cut-off in this session's fine-tuning benchmark, by Bench: (model, tokenizer,
+    about). test_finetune.py leaves its model here, so the inference benchmarks measure the model fine-tuned in
+    the fine-tuning phase, as HULK does, instead of training a second one (half the suite's training time)."""
+    return {}
+
+
+@pytest.fixture(scope="session")
+def finetuned(bench: Bench, task_data, finetuned_models):
     """A model fine-tuned to the cut-off as unmetered setup, for the inference benchmarks (HULK measures
     inference on the models fine-tuned in the fine-tuning phase).
 
+    The fine-tuning benchmark's own model when it reached the cut-off in this session (`finetuned_models`);
+    otherwise (run alone, under pytest-xdist on another worker, not reached) one is fine-tuned here, unmetered.
     Without training data (a folder with the dev files only) nothing is fine-tuned: a model that already has a
     head for the task's labels keeps it; any other gets an untrained head, and its time and energy per example
     are still HULK's inference costs, but its accuracy is chance (extra_info["head"] says which).
     """
     from ..protocols.finetune import train_to_cutoff
     from .models import LABEL_IDS_ATTR, load_model, make_evaluate, make_train_step
+
+    if bench in finetuned_models:
+        model, tokenizer, about = finetuned_models[bench]
+        model.eval()
+        return model, tokenizer, about
 
     if not task_data.train:
         model, tokenizer = load_or_fail(load_model, bench.model, task_data, seed=bench.seed, keep_head=True)
