@@ -42,7 +42,6 @@ def pytest_configure(config: pytest.Config) -> None:
             # and a damaged baseline file stops it before anything is measured.
             session.meter  # noqa: B018
             session.load_baselines()
-        session.load_reference()  # every process: workers score against it, the controller prints it
     except EnergyError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
     config.stash[SESSION] = session

@@ -128,9 +128,11 @@ class EnergySession:
         return self._store
 
     def load_baselines(self) -> None:
-        """Read every baseline file up front: a damaged one stops the run before anything is measured."""
+        """Read every baseline file, and the stored HULK reference beside them, up front: a damaged one stops
+        the run before anything is measured."""
         if self._baselines is None:
             self._baselines = self.store.load_all()
+        self.load_reference()
 
     def fingerprint(self) -> dict[str, Any]:
         """Stable facts about this machine: computed once (it asks the driver and the platform), then
