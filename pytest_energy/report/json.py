@@ -85,15 +85,18 @@ def build_report(run: Any) -> dict[str, Any]:
                    "meter": run.meter.name}
         verdicts = [v.to_dict() for v in b.outcome.verdicts] if b.outcome is not None else None
         benchmarks.append(benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon)))
-    return {
+    report = {
         "machine_info": run.machine_info,
         "commit_info": run.commit_info,
         "benchmarks": benchmarks,
         "datetime": run.datetime,
         "version": __version__,
         "energy": run.session_info,
-        # HULK Tables 3 and 4 as data (per table: reference, tasks, rows of costs, scores and overall) and the
-        # stored reference scored against; a key pytest-benchmark's readers ignore.
-        "hulk": {"reference": getattr(run, "hulk_reference", None),
-                 "tables": [t.to_dict() for t in hulk_tables(run)]},
     }
+    tables = hulk_tables(run)
+    reference = getattr(run, "hulk_reference", None)
+    if tables or (reference and reference.get("entry")):
+        # HULK Tables 3 and 4 as data (per table: reference, tasks, rows of costs, scores and overall) and the
+        # stored reference scored against; only when there are some; a key pytest-benchmark's readers ignore.
+        report["hulk"] = {"reference": reference, "tables": [t.to_dict() for t in tables]}
+    return report
