@@ -95,6 +95,11 @@ def _path(text: str) -> str:
     return str(text)
 
 
+def _gpus_per_worker(text: str) -> int | None:
+    """'auto' -> None (split the visible GPUs evenly); an integer >= 0 (0: do not split)."""
+    return None if text == "auto" else _integer(0)(text)
+
+
 # --- the option table ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -134,7 +139,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("cpu-watts-per-core", "WATTS", "power per busy core used by the 'estimate' meter",
            f"{DEFAULT_WATTS_PER_CORE:g}", _number(0.0, 1000.0, above_minimum=True)),
     Option("baseline-dir", "PATH", "baseline folder, relative to the rootdir", DEFAULT_BASELINE_DIR),
-    Option("grid-intensity", "GCO2E_PER_KWH", "grid carbon intensity in gCO2e/kWh (default: 0.954 lb/kWh, "
+    Option("grid-intensity", "GCO2E_PER_KWH", "grid carbon intensity in gCO2e/kWh (the default is 0.954 lb/kWh, "
            "the US average of Strubell et al. 2019)", f"{STRUBELL_US_G_PER_KWH:.4g}", _number(0.0, 5000.0)),
     Option("pue", "FACTOR", "data-centre PUE multiplier (Strubell et al. 2019 use 1.58)", "1",
            _number(1.0, 10.0)),
@@ -145,9 +150,20 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "PATH", "write a markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY "
            "when that is set)", None),
     Option("html", "PATH", "write a self-contained HTML report (tables and pictures) to PATH", None),
+    Option("gpus-per-worker", "K", "GPUs each pytest-xdist worker gets through CUDA_VISIBLE_DEVICES (auto: the "
+           "visible GPUs split evenly, at least 1 each; 0: do not split, every worker sees every GPU)", "auto",
+           _gpus_per_worker),
+    Option("dist-timeout-s", "SECONDS", "under torchrun: how long rank 0 waits for the other ranks' part of a "
+           "test before failing it", "600", _number(0.0, 86400.0, above_minimum=True)),
 )
 FLAGS: tuple[tuple[str, str], ...] = (
-    ("--energy", "run energy benchmarks (tests using the `energy` fixture or marker); without it they are skipped"),
+    ("--energy", "run energy benchmarks (tests using the `energy` fixture or marker) and meter tests using "
+     "pytest-benchmark's `benchmark` fixture; without it energy benchmarks are skipped"),
+    ("--energy-only", "run only energy benchmarks (and tests using `benchmark`); implies --energy unless "
+     "--energy-disable is given"),
+    ("--energy-skip", "skip energy benchmarks and meter nothing, even when --energy is given (e.g. in addopts)"),
+    ("--energy-disable", "run energy benchmarks once each, unmetered, as a smoke test (like --benchmark-disable): "
+     "no rounds, no baselines, no gate, no reports"),
     ("--energy-save-baseline", "write this run's results to the baseline folder (other tests' entries are kept)"),
     ("--energy-require-baseline", "fail an energy benchmark that has no baseline (strict CI)"),
     ("--energy-save-reference", "store this run's fine-tuning and inference costs per task as the HULK reference "
@@ -179,6 +195,41 @@ def add_options(parser: Any, group_name: str = "energy", description: str = "ene
     for option in options:
         group.addoption(option.flag, dest=option.dest, default=None, metavar=option.metavar, help=_help(option))
         parser.addini(option.ini, option.help, default=UNSET)
+
+
+@dataclass(frozen=True)
+class RunMode:
+    """What --energy, --energy-only, --energy-skip and --energy-disable ask for, decided once.
+
+    - `run`: energy benchmarks run (else they are skipped with `skip_reason`);
+    - `measure`: they are metered, gated and reported, and `benchmark` tests are metered (else a
+      `--energy-disable` smoke run: each runs once, unmetered, nothing is recorded);
+    - `only`: every test that is not an energy benchmark (or a `benchmark` test) is skipped.
+    """
+
+    run: bool = False
+    measure: bool = False
+    only: bool = False
+    skip_reason: str = "energy benchmark: run `pytest --energy` to measure it"
+
+    @property
+    def disabled(self) -> bool:
+        return self.run and not self.measure
+
+    @classmethod
+    def from_pytest(cls, config: Any) -> RunMode:
+        energy, only, skip, disable = (bool(config.getoption(dest)) for dest in
+                                       ("energy", "energy_only", "energy_skip", "energy_disable"))
+        if skip and (only or disable):
+            other = "--energy-only" if only else "--energy-disable"
+            raise UsageError(f"--energy-skip and {other} contradict each other: give one of them")
+        if skip:
+            return cls(skip_reason="energy benchmark skipped (--energy-skip)")
+        if disable:  # wins over --energy, so a smoke run can override --energy in addopts
+            return cls(run=True, measure=False, only=only)
+        if energy or only:
+            return cls(run=True, measure=True, only=only)
+        return cls()
 
 
 def raw_value(config: Any, option: Option) -> str | None:
@@ -229,6 +280,8 @@ class SessionConfig:
     markdown_path: str | None = None
     html_path: str | None = None
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
+    gpus_per_worker: int | None = None  # None: split evenly; 0: do not split
+    dist_timeout_s: float = 600.0
 
     @property
     def baseline_path(self) -> Path:
@@ -259,7 +312,16 @@ class SessionConfig:
             save_reference=bool(config.getoption("energy_save_reference")),
             hulk_paper=bool(config.getoption("energy_hulk_paper")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
-            carbon=carbon)
+            carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
+
+    def warnings(self) -> list[str]:
+        """Values that are valid but probably not what was meant."""
+        out = []
+        if self.tolerance > 1.0:
+            out.append(f"--energy-tolerance {format_tolerance(self.tolerance)} lets a metric grow "
+                       f"{self.tolerance + 1:g}-fold before it regresses; a bare number is a fraction "
+                       "('0.1' is 10 %), write '10%' for ten percent")
+        return out
 
     def display_path(self, path: Any) -> str:
         """Relative to rootdir when inside it (as users type it), else absolute."""

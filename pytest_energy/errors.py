@@ -36,6 +36,11 @@ class Unsupported(EnergyError):
     """This machine cannot run a sweep configuration; the message says why. The sweep records and skips it."""
 
 
+class DistributedError(EnergyError):
+    """Ranks under torchrun cannot exchange or combine results: the store is unreachable, a rank sent
+    nothing in time, or ranks measured different windows. The message names the ranks."""
+
+
 class PlotsUnavailable(EnergyError, ImportError):
     """matplotlib is not installed; the message says how to install it."""
 
@@ -46,3 +51,15 @@ class EnergyWarning(UserWarning):
 
 class ShortWindowWarning(EnergyWarning):
     """A window was shorter than the sensor's update period; its energy is unreliable."""
+
+
+class IntegrationWarning(EnergyWarning):
+    """A tool pytest-energy plugs into (pytest-benchmark) did not behave as expected; figures were dropped."""
+
+
+class SharedDeviceWarning(EnergyWarning):
+    """Parallel workers share a metered device (a GPU, the CPU package): their figures include each other's load."""
+
+
+class DeviceOrderWarning(EnergyWarning):
+    """A CUDA_VISIBLE_DEVICES index may name a different GPU for CUDA than for NVML."""

@@ -13,6 +13,9 @@ from .measure import Measurer
 from .records import Better, Kind, TestRecord, Window
 
 
+RESERVED_LABELS = ("inference", "finetune")  # the protocols' metric prefixes
+
+
 class EnergyFixture:
     """Meter code inside a test.
 
@@ -25,11 +28,14 @@ class EnergyFixture:
       run the HULK protocols; ``energy.record_metric(...)`` records a figure of your own.
     """
 
-    def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings) -> None:
+    def __init__(self, measurer: Measurer, record: TestRecord, settings: TestSettings, *,
+                 disabled: bool = False) -> None:
         self._measurer = measurer
         self._record = record
         self._settings = settings
         self._called = False
+        # --energy-disable: a smoke run. fn runs once, windows are unmetered (energy NaN), nothing is kept.
+        self.disabled = disabled
 
     @property
     def extra_info(self) -> dict[str, Any]:
@@ -53,6 +59,10 @@ class EnergyFixture:
         (e.g. a calibration loop whose length changes from run to run)."""
         if not label or not isinstance(label, str):
             raise UsageError(f"energy.measure() needs a non-empty string label, got {label!r}")
+        if label in RESERVED_LABELS:
+            # Its metrics would be named like the protocol's and their samples merged with them.
+            raise UsageError(f"energy.measure({label!r}): the label is reserved for energy.{label}(...)'s "
+                             "metrics; choose another label")
         with self._measurer.measure(label) as window:
             yield window
         if record:
@@ -69,6 +79,8 @@ class EnergyFixture:
             raise UsageError("energy(fn) can be called once per test; use energy.measure(label) "
                              "for further windows")
         self._called = True
+        if self.disabled:
+            rounds, warmup = 1, 0
         result, windows = self._measurer.run(
             fn, args, kwargs,
             rounds=self._settings.rounds if rounds is None else rounds,
@@ -88,6 +100,9 @@ class EnergyFixture:
         """
         if not name or not isinstance(name, str):
             raise UsageError(f"record_metric() needs a non-empty string name, got {name!r}")
+        if name.split(".", 1)[0] in RESERVED_LABELS:
+            raise UsageError(f"record_metric({name!r}): names starting with "
+                             f"{' or '.join(p + '.' for p in RESERVED_LABELS)} are the protocols' own")
         try:
             better_, kind_ = Better(better), Kind(kind)
         except ValueError:

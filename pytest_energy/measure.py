@@ -13,7 +13,9 @@ from typing import Any
 
 from .errors import MeasurementError, ShortWindowWarning, UsageError
 from .meters.base import Meter, Reading
-from .records import DeviceEnergy, Window, combine_methods
+from .records import DeviceEnergy, Method, Window, combine_methods
+
+_SENSOR_METHODS = (Method.NVML_COUNTER, Method.NVML_POLLING, Method.RAPL)
 
 
 def sync_cuda() -> None:
@@ -123,6 +125,10 @@ class Measurer:
         self._sync()
         return self.meter.read()
 
+    def read(self) -> Reading:
+        """A meter reading taken after queued GPU work is done (for code that brackets work itself)."""
+        return self._read()
+
     @contextlib.contextmanager
     def measure(self, label: str = "default") -> Iterator[Window]:
         """Meter the block. The yielded Window is filled in when the block exits normally."""
@@ -154,6 +160,7 @@ class Measurer:
             info = self._names[dev]
             devices.append(DeviceEnergy(dev, joules, str(info.method), info.name))
         window.duration_s = end.t_s - start.t_s
+        self._check_not_frozen(window, devices)
         window.devices = tuple(devices)
         window.energy_j = sum(d.energy_j for d in devices)
         window.method = combine_methods([d.method for d in devices])
@@ -170,6 +177,21 @@ class Measurer:
             window.warnings.append(msg)
             warnings.warn(msg, ShortWindowWarning, stacklevel=4)
         window.closed = True
+
+    def _check_not_frozen(self, window: Window, devices: list[DeviceEnergy]) -> None:
+        """A powered GPU or CPU package never draws 0 W: exactly 0 J over two sensor update periods or more
+        is a frozen counter or a power reading stuck at 0, never a result to save. (The estimate may read
+        0 J for a process that slept: its figures are CPU time, not a sensor.)"""
+        period_s = self.meter.min_window_s
+        if period_s <= 0 or window.duration_s < 2 * period_s:
+            return  # too short to tell (or a meter that declares no update period)
+        frozen = [d.device for d in devices if d.energy_j == 0.0 and d.method in _SENSOR_METHODS]
+        if frozen:
+            raise MeasurementError(
+                f"meter {self.meter.name!r} read exactly 0 J from {', '.join(frozen)} over "
+                f"{window.duration_s * 1e3:.0f} ms in window {window.label!r} (>= 2 sensor update periods of "
+                f"{self.meter.min_window_s * 1e3:.0f} ms): a frozen energy counter or a power reading stuck "
+                "at 0 mW; the energy of this window is unknown")
 
     def run(self, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
             rounds: int, warmup: int, label: str = "round") -> tuple[Any, list[Window]]:
@@ -203,3 +225,34 @@ def measure_idle_power(meter: Meter, duration_s: float) -> dict[str, float]:
     end = meter.read()
     dt = end.t_s - start.t_s
     return {dev: j / dt for dev, j in meter.delta_j(start, end).items()}
+
+
+class UnmeteredMeter(Meter):
+    """--energy-disable: no sensor at all. Energy is unknown (NaN), never 0 J; time is still the clock's."""
+
+    name = "unmetered"
+
+    def devices(self) -> list:
+        return []
+
+    def read(self) -> Reading:
+        return Reading(time.perf_counter(), {})
+
+    def delta_j(self, start: Reading, end: Reading) -> dict[str, float]:
+        return {"unmetered": math.nan}
+
+
+class UnmeteredMeasurer(Measurer):
+    """The measurer of a --energy-disable smoke run: windows get their duration, energy stays NaN.
+
+    Nothing measured this way is recorded, compared or reported; it only lets test bodies and protocols run.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(UnmeteredMeter(), None, sync=lambda: None)
+
+    def _fill(self, window: Window, start: Reading, end: Reading, peak: int, source: str) -> None:
+        window.duration_s = end.t_s - start.t_s
+        window.method = "unmetered"
+        window.peak_memory_bytes, window.peak_memory_source = peak, source
+        window.closed = True

@@ -73,6 +73,31 @@ def plain(value: Any) -> Any:
     return value
 
 
+def jsonable(value: Any, where: str, notes: list[str]) -> Any:
+    """`value` as JSON and pytest-xdist can carry it. numpy scalars and arrays become numbers and lists,
+    tuples and sets lists, enums their values; NaN/inf become None and anything else its repr(), each with
+    a note naming `where` so nothing is changed silently."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        notes.append(f"{where} is {value!r}: stored as null (JSON has no NaN or infinity)")
+        return None
+    if hasattr(value, "dtype") and hasattr(value, "tolist"):  # numpy scalar or array, torch tensor
+        return jsonable(value.tolist(), where, notes)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, f"{where}[{k!r}]", notes) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, f"{where}[{i}]", notes) for i, v in enumerate(value)]
+    if isinstance(value, (set, frozenset)):
+        return [jsonable(v, f"{where}[{i}]", notes) for i, v in enumerate(sorted(value, key=repr))]
+    notes.append(f"{where} is a {type(value).__name__}, which JSON cannot store: stored as its repr()")
+    return repr(value)
+
+
 @dataclass(frozen=True)
 class DeviceEnergy:
     """Energy of one metered device over one window."""
@@ -102,6 +127,9 @@ class Window:
     peak_memory_source: str | None = None  # "torch.cuda.max_memory_allocated" | "rss-hwm" | "rss-lifetime"
     warnings: list[str] = field(default_factory=list)
     closed: bool = False
+    # Under torchrun, a window combined over ranks keeps each rank's part:
+    # [{"rank", "host", "energy_j", "duration_s", "devices": [device ids]}]; None for one process.
+    per_rank: list[dict[str, Any]] | None = None
 
     @property
     def power_w(self) -> float:
@@ -181,6 +209,12 @@ class TestRecord:
         if m is None:
             m = self.metrics[name] = Metric(name, unit, Better(better), Kind(kind), [], method)
         return m
+
+    def make_jsonable(self) -> list[str]:
+        """Convert extra_info in place to what JSON and pytest-xdist carry; returns a note per conversion."""
+        notes: list[str] = []
+        self.extra_info = jsonable(self.extra_info, "extra_info", notes)
+        return notes
 
     def to_dict(self) -> dict[str, Any]:
         return {

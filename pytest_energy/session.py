@@ -1,8 +1,10 @@
 """One energy session: the meter, the baselines, the verdicts, and what is saved at the end. No pytest import.
 
 The plugin creates one per pytest process. Under pytest-xdist every worker measures with its own
-session; records and outcomes travel to the controller on the test reports, and only the controller
-saves baselines and writes reports. Reports receive a `RunResult`: data, never the session or the meter.
+session; records and outcomes travel to the controller on the test reports, with the fingerprint of the
+worker that measured them, and only the controller saves baselines and writes reports. Under torchrun
+every rank meters its own devices (`ranks`), and rank 0 judges, saves and reports the combined results.
+Reports receive a `RunResult`: data, never the session or the meter.
 """
 
 from __future__ import annotations
@@ -26,16 +28,31 @@ class BenchmarkResult:
     record: TestRecord
     settings: TestSettings
     outcome: Outcome | None = None  # None: not judged (the test body failed)
+    # Wall time of the test call as pytest timed it: the JSON report's `stats` for a test that has no time
+    # series of its own (only record_metric figures), so no benchmark is written without stats.
+    call_duration_s: float | None = None
+    # The fingerprint of the process that measured it (an xdist worker sees only its own GPUs): what it
+    # was judged with and what its baseline is saved with. None: the session's own.
+    machine: dict[str, Any] | None = None
+    # Where it ran: xdist worker and GPUs, or the torchrun ranks; None for a plain run.
+    placement: dict[str, Any] | None = None
+
+    @property
+    def shared(self) -> list[str]:
+        """Metered devices other workers were using at the same time (their load is in the figures)."""
+        return list((self.placement or {}).get("shared", []))
 
     def to_dict(self) -> dict[str, Any]:
         return {"record": self.record.to_dict(), "settings": self.settings.to_dict(),
-                "outcome": self.outcome.to_dict() if self.outcome is not None else None}
+                "outcome": self.outcome.to_dict() if self.outcome is not None else None,
+                "call_duration_s": self.call_duration_s, "machine": self.machine, "placement": self.placement}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BenchmarkResult:
         outcome = d.get("outcome")
         return cls(TestRecord.from_dict(d["record"]), TestSettings.from_dict(d["settings"]),
-                   Outcome.from_dict(outcome) if outcome is not None else None)
+                   Outcome.from_dict(outcome) if outcome is not None else None, d.get("call_duration_s"),
+                   d.get("machine"), d.get("placement"))
 
 
 @dataclass(frozen=True)
@@ -64,6 +81,8 @@ class RunResult:
     commit_info: dict[str, Any] = field(default_factory=dict)
     datetime: str = ""
     session_info: dict[str, Any] = field(default_factory=dict)  # the JSON report's `energy` block
+    # nodeid -> the BaselineEntry each benchmark was compared with (as it was before this run saved any)
+    baselines: dict[str, Any] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
     # The stored HULK reference this run was scored against (EnergySession.reference_info).
@@ -85,12 +104,23 @@ class EnergySession:
         self._reference = None  # analysis.hulk_store.ReferenceFile, read at start
         self.results: list[BenchmarkResult] = []
         self.device_state_start: dict[str, Any] | None = None
+        self.ranks = None  # distributed.ranks.RankContext under torchrun (set before the meter is opened)
+        self.placement: dict[str, Any] | None = None  # where this process runs (see BenchmarkResult)
+
+    @property
+    def reports(self) -> bool:
+        """Whether this process judges, saves and reports: not the non-zero ranks of a torchrun job."""
+        return self.ranks is None or self.ranks.is_main
 
     # -- metering ----------------------------------------------------------------------------
     @property
     def meter(self) -> Meter:
         if self._meter is None:
-            self._meter = open_meter(self.config.meter, cpu_watts_per_core=self.config.cpu_watts_per_core)
+            if self.ranks is not None:  # collective: every rank claims its devices here
+                self._meter = self.ranks.open_meter(self.config.meter, self.config.cpu_watts_per_core)
+                self.placement = self.ranks.placement()
+            else:
+                self._meter = open_meter(self.config.meter, cpu_watts_per_core=self.config.cpu_watts_per_core)
         return self._meter
 
     @property
@@ -111,7 +141,8 @@ class EnergySession:
     def meter_info(self) -> MeterInfo:
         meter = self.meter
         idle = self._measurer.idle_power_w if self._measurer is not None else None
-        return MeterInfo(meter.name, tuple(meter.devices()), tuple(meter.fallback_reasons), idle,
+        devices = self.ranks.devices() if self.ranks is not None else meter.devices()
+        return MeterInfo(meter.name, tuple(devices), tuple(meter.fallback_reasons), idle,
                          self.config.idle_s if idle is not None else None)
 
     def close(self) -> None:
@@ -140,7 +171,8 @@ class EnergySession:
         if self._fingerprint is None:
             from .machine import fingerprint
 
-            self._fingerprint = fingerprint(self.meter)
+            meter = self.meter
+            self._fingerprint = self.ranks.fingerprint() if self.ranks is not None else fingerprint(meter)
         return self._fingerprint
 
     # -- the stored HULK reference (analysis/hulk_store.py) ---------------------------------------
@@ -185,22 +217,54 @@ class EnergySession:
 
         self.add_reference_scores(record)
         self.load_baselines()
+        baseline_file = self.config.display_path(self.store.path_for(record.nodeid))
+        shared = (self.placement or {}).get("shared")
+        if shared:
+            return Outcome(notes=[f"measured on {'; '.join(shared)}: its figures include the other workers' "
+                                  "load, so it is not compared with the baseline"],
+                           baseline_file=baseline_file, gating=not self.config.save_baseline)
         entry = self._baselines.get(record.nodeid) if self._baselines else None
-        return judge(record, entry, settings, machine=self.fingerprint(),
-                     baseline_file=self.config.display_path(self.store.path_for(record.nodeid)),
+        return judge(record, entry, settings, machine=self.fingerprint(), baseline_file=baseline_file,
                      save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline)
 
     def save_baselines(self, commit: dict[str, Any], datetime_iso: str) -> list[str]:
-        """Write the baselines of every recorded test; returns the files written."""
+        """Write the baselines of every recorded test, each with the fingerprint of the process that measured
+        it; returns the files written. Results measured on shared devices are left out (`unsaved_shared`)."""
         from .gate.baselines import BaselineEntry
 
-        machine = self.fingerprint()
-        entries = [BaselineEntry(nodeid=b.record.nodeid, machine=machine, commit=commit, datetime=datetime_iso,
-                                 method=machine["method"], metrics=b.record.metrics, extra_info=b.record.extra_info)
-                   for b in self.results]
+        entries = []
+        for b in self.results:
+            if b.shared:
+                continue
+            machine = b.machine or self.fingerprint()
+            entries.append(BaselineEntry(nodeid=b.record.nodeid, machine=machine, commit=commit,
+                                         datetime=datetime_iso, method=machine["method"], metrics=b.record.metrics,
+                                         extra_info=b.record.extra_info))
         if not entries:
             return []
         return [str(p) for p in self.store.save(entries)]
+
+    def compared_baselines(self) -> dict[str, Any]:
+        """The baseline entries this run's verdicts were computed against, for the reports' charts."""
+        from .errors import EnergyError
+
+        compared = [b.record.nodeid for b in self.results if b.outcome is not None and b.outcome.verdicts]
+        if not compared:
+            return {}
+        try:
+            self.load_baselines()  # already loaded, except on a pytest-xdist controller
+        except EnergyError:
+            return {}  # a damaged file already stopped the workers; the charts are optional
+        return {nodeid: self._baselines[nodeid] for nodeid in compared if nodeid in (self._baselines or {})}
+
+    def unsaved_shared(self) -> str | None:
+        """Why some results were not saved as baselines, or None."""
+        shared = [b.record.nodeid for b in self.results if b.shared]
+        if not shared:
+            return None
+        return (f"--energy-save-baseline: {len(shared)} result(s) measured while other workers used the same "
+                f"devices were not saved ({', '.join(shared[:3])}{', ...' if len(shared) > 3 else ''}); run "
+                "with fewer workers (see the warning about shared devices) to record them")
 
     # -- the end -------------------------------------------------------------------------------
     def session_info(self) -> dict[str, Any]:
@@ -217,9 +281,12 @@ class EnergySession:
             "device_state_end": self._device_state(),
         }
 
-    def finish(self) -> RunResult:
+    def finish(self, exitstatus: int | None = None, tests_failed: int | None = None) -> RunResult:
         """Save baselines when asked, then write every requested report. Failures are collected in
-        `RunResult.errors` (each file is written independently); nothing here raises for one bad file."""
+        `RunResult.errors` (each file is written independently); nothing here raises for one bad file.
+
+        `exitstatus` and `tests_failed` (pytest's, so far) go into the JSON report, where
+        `python -m pytest_energy merge` reads whether a shard failed."""
         from .errors import EnergyError
         from .machine import commit_info, machine_info, now_iso
         from .report.outputs import write_reports
@@ -229,11 +296,15 @@ class EnergySession:
             return run
         run.commit_info = commit_info(self.config.rootdir)
         run.datetime = now_iso()
+        run.baselines = self.compared_baselines()
         if self.config.save_baseline:
             try:
                 run.written += self.save_baselines(run.commit_info, run.datetime)
             except EnergyError as exc:
                 run.errors.append(str(exc))
+            unsaved = self.unsaved_shared()
+            if unsaved:
+                run.errors.append(unsaved)
         try:
             run.hulk_reference = self.reference_info()
             if self.config.save_reference:
@@ -242,7 +313,11 @@ class EnergySession:
                 run.hulk_reference["saved"] = skipped
         except EnergyError as exc:
             run.errors.append(str(exc))
-        run.machine_info = machine_info(self.meter)
+        run.machine_info = {**machine_info(self.meter), **self.fingerprint()}
         run.session_info = self.session_info()
+        run.session_info.update(exitstatus=exitstatus, tests_failed=tests_failed,
+                                save_baseline=self.config.save_baseline)
+        if self.placement is not None:
+            run.session_info["placement"] = self.placement
         write_reports(run)
         return run

@@ -74,3 +74,39 @@ def fake_rapl(tmp_path):
     dram = write_rapl_zone(root, "dram", "intel-rapl:0:1", 2_000_000)
     (root / "intel-rapl").mkdir()  # the control-type directory, not a zone
     return root, package, dram
+
+
+def _compare_loads(path, workdir, expected: int) -> list[list[str]]:
+    """Run the real `pytest-benchmark compare --histogram --csv` on `path` and check it loaded every benchmark.
+
+    compare exits 0 even when it refuses a file (it only warns "Failed to load" and drops the whole file), and
+    writes a header-only CSV then: so the check is no "Failed to load", one CSV row per benchmark, an SVG.
+    Returns the CSV rows.
+    """
+    import csv
+    import importlib.util
+    import subprocess
+
+    # Looked up, not imported: importing pygal adds a broken finder to sys.meta_path of this process.
+    for name in ("pytest_benchmark", "pygal"):
+        if importlib.util.find_spec(name) is None:
+            pytest.skip(f"{name} is not installed (pip install 'pytest-benchmark[histogram]')")
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_csv = workdir / "compare.csv"
+    # cwd=workdir: compare imports ./conftest.py and reads the config files of its working directory.
+    done = subprocess.run([sys.executable, "-m", "pytest_benchmark", "compare", "--histogram", str(workdir / "hist"),
+                           "--csv", str(out_csv), str(path.resolve())], cwd=workdir, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Failed to load" not in done.stderr, done.stderr
+    with out_csv.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    assert len(rows) == expected, (rows, done.stderr)
+    assert list(workdir.glob("hist*.svg")), "no histogram written"
+    return rows
+
+
+@pytest.fixture
+def compare_loads():
+    """compare_loads(json_path, workdir, expected=N): the real `pytest-benchmark compare` loads all N benchmarks."""
+    return _compare_loads

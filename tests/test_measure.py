@@ -9,28 +9,16 @@ import pytest
 
 from pytest_energy.errors import MeasurementError, ShortWindowWarning, UsageError
 from pytest_energy.measure import Measurer, measure_idle_power, sync_cuda
-from pytest_energy.meters.base import DeviceInfo, Meter, Reading
+from pytest_energy.meters.fake import scripted_meter
 
 
-class ScriptedMeter(Meter):
-    """Readings from a list: (t_s, {device: cumulative J})."""
-
-    name = "scripted"
-    min_window_s = 0.0
-
-    def __init__(self, readings):
-        self.readings = iter(readings)
-
-    def devices(self):
-        return [DeviceInfo("gpu0", "Fake", "nvml-counter"), DeviceInfo("cpu-package-0", "CPU", "rapl")]
-
-    def read(self):
-        t, e = next(self.readings)
-        return Reading(t, dict(e))
+def _scripted(readings):
+    """GPU measured by its counter and a CPU package by RAPL, read from a script."""
+    return scripted_meter(readings, {"gpu0": "nvml-counter", "cpu-package-0": "rapl"})
 
 
 def test_window_is_the_difference_of_two_readings_per_device():
-    m = Measurer(ScriptedMeter([(10.0, {"gpu0": 100.0, "cpu-package-0": 5.0}),
+    m = Measurer(_scripted([(10.0, {"gpu0": 100.0, "cpu-package-0": 5.0}),
                                 (12.0, {"gpu0": 700.0, "cpu-package-0": 65.0})]), sync=lambda: None)
     with m.measure("x") as w:
         assert not w.closed
@@ -42,7 +30,7 @@ def test_window_is_the_difference_of_two_readings_per_device():
 
 
 def test_nested_windows_overlap_freely():
-    m = Measurer(ScriptedMeter([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0}),
+    m = Measurer(_scripted([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0}),
                                 (1.0, {"gpu0": 10.0, "cpu-package-0": 0.0}),
                                 (2.0, {"gpu0": 30.0, "cpu-package-0": 0.0}),
                                 (3.0, {"gpu0": 60.0, "cpu-package-0": 0.0})]), sync=lambda: None)
@@ -54,7 +42,7 @@ def test_nested_windows_overlap_freely():
 
 
 def test_net_of_idle_beside_gross():
-    m = Measurer(ScriptedMeter([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0}),
+    m = Measurer(_scripted([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0}),
                                 (2.0, {"gpu0": 200.0, "cpu-package-0": 20.0})]),
                  idle_power_w={"gpu0": 50.0, "cpu-package-0": 5.0}, sync=lambda: None)
     with m.measure() as w:
@@ -63,7 +51,7 @@ def test_net_of_idle_beside_gross():
 
 
 def test_idle_power_is_measured_per_device():
-    meter = ScriptedMeter([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0}),
+    meter = _scripted([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0}),
                            (0.5, {"gpu0": 30.0, "cpu-package-0": 4.0})])
     meter.read = (lambda orig: lambda: orig())(meter.read)
     idle = measure_idle_power(meter, 0.01)
@@ -73,7 +61,7 @@ def test_idle_power_is_measured_per_device():
 
 
 def test_counter_going_backwards_is_an_error_not_a_negative_number():
-    m = Measurer(ScriptedMeter([(0.0, {"gpu0": 100.0, "cpu-package-0": 0.0}),
+    m = Measurer(_scripted([(0.0, {"gpu0": 100.0, "cpu-package-0": 0.0}),
                                 (1.0, {"gpu0": 50.0, "cpu-package-0": 1.0})]), sync=lambda: None)
     with pytest.raises(MeasurementError, match="invalid energy for gpu0"):
         with m.measure("x"):
@@ -81,7 +69,7 @@ def test_counter_going_backwards_is_an_error_not_a_negative_number():
 
 
 def test_an_exception_in_the_block_propagates_and_leaves_the_window_open():
-    m = Measurer(ScriptedMeter([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0})]), sync=lambda: None)
+    m = Measurer(_scripted([(0.0, {"gpu0": 0.0, "cpu-package-0": 0.0})]), sync=lambda: None)
     with pytest.raises(ZeroDivisionError):
         with m.measure("x") as w:
             1 / 0  # noqa: B018
@@ -90,7 +78,7 @@ def test_an_exception_in_the_block_propagates_and_leaves_the_window_open():
 
 def test_run_does_warmup_then_rounds_and_keeps_every_round():
     readings = [(float(i), {"gpu0": 10.0 * i, "cpu-package-0": 0.0}) for i in range(10)]
-    m = Measurer(ScriptedMeter(readings), sync=lambda: None)
+    m = Measurer(_scripted(readings), sync=lambda: None)
     calls = []
     result, windows = m.run(lambda x: calls.append(x) or len(calls), (7,), rounds=3, warmup=2)
     assert calls == [7] * 5 and result == 5

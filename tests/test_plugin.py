@@ -174,7 +174,7 @@ def test_gpu_dies(energy):
     result.stdout.fnmatch_lines(["*MeasurementError: NVML could not read GPU 0*GPU is lost*"])
 
 
-# -- the gate (issue 4's acceptance scenario) ---------------------------------------------------
+# -- the gate: save, rerun unchanged (PASS), rerun slower (the test fails), damaged baseline (exit 4) -----
 GATE_TEST = """
 import os, time
 

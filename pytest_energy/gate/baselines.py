@@ -17,10 +17,12 @@ merge under an exclusive lock (pytest-xdist workers, parallel jobs) and replace 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,20 +38,23 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent saves there are not protected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "LOCK_NAME", "BaselineEntry", "BaselineStore", "baseline_filename",
-           "machine_mismatch"]
+__all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename",
+           "comparable_fingerprint", "lock_path_for", "machine_mismatch"]
 
 SCHEMA_VERSION = 1
 # The fingerprint keys that decide whether a baseline is comparable at all. Versions, clocks and
-# temperatures change under the same hardware and must never block a comparison.
-MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core")
-LOCK_NAME = ".pytest-energy.lock"
+# temperatures change under the same hardware and must never block a comparison. `distributed` is set
+# only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
+MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core", "distributed")
 # Other files kept in the baseline folder: the stored HULK reference (analysis/hulk_store.py).
 NOT_BASELINES = ("hulk-reference.json",)
 
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,
                  "extra_info": dict}
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
+# 255 bytes is the usual file-name limit; leave room for ".json" and for the temporary name of an atomic
+# write (".{name}.{pid}.{8 hex}.tmp").
+_MAX_STEM = 200
 _REPAIR = "fix or delete it, then re-record with --energy-save-baseline"
 
 
@@ -62,8 +67,13 @@ def baseline_filename(nodeid: str) -> str:
     module = nodeid.split("::", 1)[0].replace("\\", "/")
     if module.endswith(".py"):
         module = module[: -len(".py")]
-    stem = _UNSAFE_CHARS.sub("_", "__".join(part for part in module.split("/") if part))
-    return stem.lstrip(".") + ".json" if stem.lstrip(".") else "_.json"
+    stem = _UNSAFE_CHARS.sub("_", "__".join(part for part in module.split("/") if part)).lstrip(".") or "_"
+    if len(stem) > _MAX_STEM:
+        # File systems refuse names over 255 bytes: keep the readable end (the module's own name) and make
+        # the name unique with a hash of the whole path.
+        digest = hashlib.sha256(stem.encode()).hexdigest()[:12]
+        stem = f"{digest}__{stem[-(_MAX_STEM - len(digest) - 2):]}"
+    return stem + ".json"
 
 
 @dataclass
@@ -162,7 +172,8 @@ def _read(path: Path) -> dict[str, BaselineEntry]:
     except OSError as exc:
         raise BaselineError(f"baseline file {path}: cannot be read: {exc}") from exc
     try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                         object_pairs_hook=_reject_duplicate_keys)
     except UnicodeDecodeError as exc:
         raise BaselineError(f"baseline file {path}: not UTF-8 text ({exc}); {_REPAIR}") from None
     except ValueError as exc:  # json.JSONDecodeError is a ValueError; so is a NaN/Infinity constant
@@ -172,6 +183,16 @@ def _read(path: Path) -> dict[str, BaselineEntry]:
         return _check_document(path, doc)
     except ValueError as exc:
         raise BaselineError(f"baseline file {path}: {exc}; {_REPAIR}") from None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key twice in one object (e.g. a hand-merged file) would silently keep the last value: refuse it."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _reject_constant(name: str) -> Any:
@@ -233,15 +254,18 @@ class BaselineStore:
     def _locked(self) -> Iterator[None]:
         """Exclusive lock on one lock file for the whole directory, so a multi-file save is one unit.
 
-        The lock file is left in place on purpose: deleting it would let a waiter lock a file that a
-        newcomer no longer sees. Add `baselines/.pytest-energy.lock` to .gitignore.
+        The lock file lives in the temporary folder (lock_path_for), not in the baseline folder, so nothing
+        but baselines lands in the user's repository. It is left in place on purpose: deleting it would let a
+        waiter lock a file that a newcomer no longer sees.
         """
         if fcntl is None:
             yield
             return
-        lock_path = self.directory / LOCK_NAME
+        lock_path = lock_path_for(self.directory)
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            # Read-only is enough for flock, so another user's lock file can be shared; O_NOFOLLOW: a planted
+            # symlink in the shared temporary folder is refused rather than followed.
+            fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
             raise BaselineError(f"cannot open lock file {lock_path}: {exc}") from exc
         try:
@@ -249,6 +273,13 @@ class BaselineStore:
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+
+def lock_path_for(directory: str | os.PathLike[str]) -> Path:
+    """The lock file of a baseline folder: in the temporary folder, named after the folder's absolute path,
+    so every process on this machine that saves into the same folder takes the same lock."""
+    key = hashlib.sha256(os.path.abspath(directory).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"pytest-energy-baselines-{key}.lock"
 
 
 def _check_savable(entry: BaselineEntry) -> None:
@@ -275,6 +306,12 @@ def _normalise(key: str, value: Any) -> Any:
     if key == "gpus" and isinstance(value, (list, tuple)):
         return sorted(str(v) for v in value)
     return value
+
+
+def comparable_fingerprint(machine: dict[str, Any]) -> dict[str, Any]:
+    """The part of a fingerprint that decides comparability (MATCH_KEYS, normalised): equal for two
+    machines exactly when `machine_mismatch` finds no difference. Names a machine class."""
+    return {key: _normalise(key, machine.get(key)) for key in MATCH_KEYS}
 
 
 def machine_mismatch(baseline_machine: dict[str, Any], current_machine: dict[str, Any]) -> list[str]:

@@ -50,6 +50,10 @@ def judge(record: TestRecord, entry: BaselineEntry | None, settings: TestSetting
     A run that saves baselines never fails on a regression: the user is recording a new reference.
     """
     outcome = Outcome(baseline_file=baseline_file, gating=not save_baseline)
+    unknown = sorted(set(settings.metric_tolerances) - set(record.metrics))
+    if unknown:
+        outcome.failure = (f"energy marker: tolerance for unknown metric(s) {', '.join(map(repr, unknown))}; "
+                           f"this test's metrics are {', '.join(sorted(record.metrics))}")
     if entry is None:
         if save_baseline:
             outcome.notes.append(f"no earlier baseline in {baseline_file}: this run's results become it")

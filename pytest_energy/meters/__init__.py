@@ -10,13 +10,15 @@ __all__ = ["METER_CHOICES", "DeviceInfo", "Meter", "Reading", "open_meter"]
 
 
 def open_meter(choice: str = "auto", *, cpu_watts_per_core: float = DEFAULT_WATTS_PER_CORE,
-               powercap_root: str | None = None, poll_interval_s: float | None = None) -> Meter:
+               powercap_root: str | None = None, poll_interval_s: float | None = None,
+               visible_devices: str | None = None) -> Meter:
     """Open the meter `choice`.
 
     `auto` takes NVML when an NVIDIA driver answers, else RAPL when readable, else the estimate; the
     reasons the better meters were passed over are kept on `meter.fallback_reasons`. A meter named
     explicitly that cannot be used raises MeterUnavailable saying why. Whether torch sees CUDA plays
-    no part: NVML is asked directly.
+    no part: NVML is asked directly. `visible_devices` narrows the GPUs NVML meters (a
+    CUDA_VISIBLE_DEVICES value; default: this process's CUDA_VISIBLE_DEVICES).
     """
     if choice not in METER_CHOICES:
         raise UsageError(f"unknown energy meter {choice!r}; choose one of {', '.join(METER_CHOICES)}")
@@ -25,7 +27,8 @@ def open_meter(choice: str = "auto", *, cpu_watts_per_core: float = DEFAULT_WATT
         if choice not in ("auto", name):
             continue
         try:
-            meter = make(poll_interval_s=poll_interval_s, powercap_root=powercap_root)
+            meter = make(poll_interval_s=poll_interval_s, powercap_root=powercap_root,
+                         visible_devices=visible_devices)
         except MeterUnavailable as exc:
             if choice == name:
                 raise
@@ -40,10 +43,13 @@ def open_meter(choice: str = "auto", *, cpu_watts_per_core: float = DEFAULT_WATT
     return meter
 
 
-def _nvml(poll_interval_s: float | None, **_: object) -> Meter:
+def _nvml(poll_interval_s: float | None, visible_devices: str | None, **_: object) -> Meter:
     from .nvml import DEFAULT_POLL_INTERVAL_S, NvmlMeter
 
-    return NvmlMeter(DEFAULT_POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s)
+    interval = DEFAULT_POLL_INTERVAL_S if poll_interval_s is None else poll_interval_s
+    if visible_devices is None:
+        return NvmlMeter(interval)
+    return NvmlMeter(interval, visible_devices=visible_devices)
 
 
 def _rapl(powercap_root: str | None, **_: object) -> Meter:

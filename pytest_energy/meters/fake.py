@@ -13,8 +13,9 @@ NVML code) as on a GPU machine::
 
 In a pytest test, `monkeypatch.setitem(sys.modules, "pynvml", FakeDriver([...]).module())` does the same.
 
-**ManualMeter** is a Meter whose time and energy move only when the test says so (`clock.advance(s, j)`),
-so protocol code can be checked to the joule.
+**Fake meters** (`manual_meter`, `scripted_meter`, `constant_power_meter`, `stepping_meter`) implement the
+Meter contract with readings the test controls, so measurement and protocol code can be checked to the
+joule: e.g. a manual meter moves only when the test calls `clock.advance(seconds, joules)`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 NVML_SUCCESS = 0
@@ -102,6 +103,9 @@ class FakeGpu:
     power_limit_w: float = 700.0
     counter_update_s: float = 0.02  # the counter advances in steps, as on real GPUs
     lost_after_s: float | None = None  # seconds after nvmlInit at which the GPU falls off the bus
+    energy_counter: bool = True  # False: the counter is NotSupported (as on some virtual GPUs)
+    power_reading: bool = True  # False: nvmlDeviceGetPowerUsage is NotSupported
+    counter_frozen: bool = False  # True: the counter answers but never moves (a firmware fault)
     _energy_mj: float = 0.0
     _last_t: float = field(default_factory=time.monotonic)
 
@@ -174,18 +178,23 @@ class FakeDriver:
     def nvmlDeviceGetTotalEnergyConsumption(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetTotalEnergyConsumption")
         gpu = self._gpu(handle)
-        if gpu.architecture < NVML_DEVICE_ARCH_VOLTA:
+        if gpu.architecture < NVML_DEVICE_ARCH_VOLTA or not gpu.energy_counter:
             raise NVMLError_NotSupported()
+        if gpu.counter_frozen:
+            return 123456
         # Report the energy as of the last counter update, as the hardware does.
         step = gpu.counter_update_s
-        # The time the energy was advanced to, not a fresh clock read: a later "now" would subtract more than
-        # was added, so two reads within one counter step could go backwards (a negative window).
+        # The energy was advanced to gpu._last_t: the step is measured from the same instant, else the
+        # reading would creep between updates by the power times the time between two clock reads.
         stale_s = (gpu._last_t - self.t0) % step if step > 0 else 0.0
         return int(gpu._energy_mj - gpu.power_w * stale_s * 1000.0)
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetPowerUsage")
-        return int(round(self._gpu(handle).power_w * 1000.0))
+        gpu = self._gpu(handle)
+        if not gpu.power_reading:
+            raise NVMLError_NotSupported()
+        return int(round(gpu.power_w * 1000.0))
 
     def nvmlDeviceGetPowerManagementLimit(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetPowerManagementLimit")
@@ -254,24 +263,60 @@ class ManualClock:
         return self.t_s
 
 
-def manual_meter(clock: ManualClock | None = None, method: str = "rapl"):
-    """A Meter (one device, "fake0") reading `clock`; returns (meter, clock)."""
+def fake_meter(read: Callable[[], tuple[float, dict[str, float]]],
+               devices: dict[str, str] | None = None, name: str = "fake"):
+    """A Meter whose readings come from `read() -> (t_s, {device: cumulative J})`.
+
+    `devices` maps each device id to its method ("rapl", "nvml-counter", "estimate", ...); default one
+    device "fake0" measured by "rapl". Factories below cover the usual cases.
+    """
     from ..records import Method
     from .base import DeviceInfo, Meter, Reading
 
-    clock = clock or ManualClock()
+    devices = devices or {"fake0": "rapl"}
 
-    class ManualMeter(Meter):
-        name = "manual"
+    class FakeMeter(Meter):
         min_window_s = 0.0
 
         def devices(self) -> list[DeviceInfo]:
-            return [DeviceInfo("fake0", "fake package", Method(method))]
+            return [DeviceInfo(dev, f"fake {dev}", Method(method)) for dev, method in devices.items()]
 
         def read(self) -> Reading:
-            return Reading(clock.t_s, {"fake0": clock.energy_j})
+            t_s, energy_j = read()
+            return Reading(t_s, dict(energy_j))
 
-    return ManualMeter(), clock
+    FakeMeter.name = name
+    return FakeMeter()
+
+
+def manual_meter(clock: ManualClock | None = None, method: str = "rapl"):
+    """A meter (one device, "fake0") reading a hand-moved clock; returns (meter, clock)."""
+    clock = clock or ManualClock()
+    return fake_meter(lambda: (clock.t_s, {"fake0": clock.energy_j}), {"fake0": method}, "manual"), clock
+
+
+def scripted_meter(readings: Iterable[tuple[float, dict[str, float]]], devices: dict[str, str]):
+    """A meter returning `readings` in order, one per read."""
+    it = iter(readings)
+    return fake_meter(lambda: next(it), devices, "scripted")
+
+
+def constant_power_meter(watts: float, method: str = "estimate"):
+    """`watts` on the real clock (time.perf_counter): energy tracks time, for code that really runs."""
+    def read() -> tuple[float, dict[str, float]]:
+        t = time.perf_counter()
+        return t, {"fake0": watts * t}
+    return fake_meter(read, {"fake0": method}, "constant")
+
+
+def stepping_meter(seconds_per_read: float = 1.0, joules_per_read: float = 2.0, method: str = "estimate"):
+    """Every read advances the clock and the counter by fixed steps: windows are deterministic."""
+    count = [0]
+
+    def read() -> tuple[float, dict[str, float]]:
+        count[0] += 1
+        return count[0] * seconds_per_read, {"fake0": count[0] * joules_per_read}
+    return fake_meter(read, {"fake0": method}, "stepping")
 
 
 def manual_measurer(idle_power_w: dict[str, float] | None = None):

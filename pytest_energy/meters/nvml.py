@@ -15,34 +15,17 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import MeasurementError, MeterUnavailable
+from ..errors import DeviceOrderWarning, MeasurementError, MeterUnavailable
 from ..records import Method
 from .base import DeviceInfo, Meter, Reading
+from .gpus import ENV, Gpu, index_order_warning, resolve_visible, text, visible_gpu_selectors
+
+__all__ = ["COUNTER_UPDATE_S", "DEFAULT_POLL_INTERVAL_S", "NvmlMeter", "visible_gpu_selectors"]
 
 # The counter updates about every 100 ms (20-100 ms seen); shorter windows can read 0 J.
 COUNTER_UPDATE_S = 0.1
 DEFAULT_POLL_INTERVAL_S = 0.05
 _FROM_ENV: Any = object()  # sentinel: read CUDA_VISIBLE_DEVICES from the environment
-
-
-def visible_gpu_selectors(env: str | None) -> list[str] | None:
-    """Parse CUDA_VISIBLE_DEVICES the way the CUDA runtime does.
-
-    None: variable unset, every GPU is visible. Otherwise a list of indices or UUID prefixes
-    ("GPU-...", "MIG-..."); like CUDA we stop at the first entry that is neither, and "-1" hides all.
-    """
-    if env is None:
-        return None
-    selectors = []
-    for raw in env.split(","):
-        item = raw.strip()
-        if item.isdigit():
-            selectors.append(item)
-        elif item.upper().startswith(("GPU-", "MIG-")):
-            selectors.append(item)
-        else:
-            break  # CUDA ignores this entry and everything after it (e.g. "-1", "")
-    return selectors
 
 
 @dataclass
@@ -59,7 +42,10 @@ class NvmlMeter(Meter):
     name = "nvml"
 
     def __init__(self, poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
-                 visible_devices: str | None = _FROM_ENV) -> None:  # type: ignore[assignment]
+                 visible_devices: str | None = _FROM_ENV,  # type: ignore[assignment]
+                 polling: bool = False) -> None:
+        """`visible_devices`: a CUDA_VISIBLE_DEVICES value (default: this process's). `polling=True`
+        integrates power readings even where the energy counter exists (the doctor compares the two)."""
         try:
             import pynvml  # lazy: a plain pytest run never loads the driver library
         except ImportError as exc:  # pragma: no cover - nvidia-ml-py is a dependency
@@ -71,8 +57,8 @@ class NvmlMeter(Meter):
             raise MeterUnavailable(f"NVML: no NVIDIA driver answered (nvmlInit: {exc})") from exc
         self._initialised = True
         try:
-            env = os.environ.get("CUDA_VISIBLE_DEVICES") if visible_devices is _FROM_ENV else visible_devices
-            self.gpus = self._open_visible(visible_gpu_selectors(env), env)
+            env = os.environ.get(ENV) if visible_devices is _FROM_ENV else visible_devices
+            self.gpus = self._open_visible(env, polling)
         except pynvml.NVMLError as exc:
             self.close()
             raise MeterUnavailable(f"NVML: the driver answered but a GPU could not be opened: {exc}") from exc
@@ -97,36 +83,40 @@ class NvmlMeter(Meter):
             self._thread.start()
 
     # -- discovery ---------------------------------------------------------------------------
-    def _open_visible(self, selectors: list[str] | None, env: str | None) -> list[_Gpu]:
+    def _open_visible(self, env: str | None, polling: bool) -> list[_Gpu]:
         nv = self._nv
         count = nv.nvmlDeviceGetCount()
         if count == 0:
             raise MeterUnavailable("NVML: the driver answered but reports no GPU")
-        all_gpus = []
-        for i in range(count):
-            h = nv.nvmlDeviceGetHandleByIndex(i)
-            all_gpus.append((i, h, _text(nv.nvmlDeviceGetName(h)), _text(nv.nvmlDeviceGetUUID(h))))
-        if selectors is None:
-            chosen = all_gpus
-        else:
-            chosen = []
-            for sel in selectors:
-                if sel.isdigit():
-                    match = [g for g in all_gpus if g[0] == int(sel)]
-                else:
-                    match = [g for g in all_gpus if g[3].upper().startswith(sel.upper())]
-                if len(match) != 1:
-                    break  # CUDA stops at an entry it cannot resolve
-                if match[0] not in chosen:
-                    chosen.append(match[0])
-            if not chosen:
-                raise MeterUnavailable(
-                    f"NVML: CUDA_VISIBLE_DEVICES={env!r} leaves this process no GPU "
-                    f"(NVML sees {count}: {', '.join(f'{g[0]}={g[3]}' for g in all_gpus)})")
+        handles = [nv.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+        listed = [Gpu(i, text(nv.nvmlDeviceGetUUID(h)), text(nv.nvmlDeviceGetName(h))) for i, h in enumerate(handles)]
+        # MIG instances (index None) are not metered: their counter would be the whole GPU's.
+        chosen = [v for v in resolve_visible(env, listed)[0] if v.index is not None]
+        if not chosen:
+            raise MeterUnavailable(
+                f"NVML: {ENV}={env!r} leaves this process no GPU it can meter "
+                f"(NVML sees {count}: {', '.join(f'{g.index}={g.uuid}' for g in listed)})")
+        warning = index_order_warning(visible_gpu_selectors(env), listed)
+        if warning is not None:
+            warnings.warn(warning, DeviceOrderWarning, stacklevel=4)
         gpus = []
-        for i, h, name, uuid in chosen:
-            gpus.append(_Gpu(i, h, name, uuid, self._has_counter(h), device=f"gpu{i}"))
+        for v in chosen:
+            handle = handles[v.index]
+            counter = not polling and self._has_counter(handle)
+            if not counter:
+                self._check_power_readable(v.index, handle, v.name)
+            gpus.append(_Gpu(v.index, handle, v.name, v.uuid or "", counter, device=f"gpu{v.index}"))
         return gpus
+
+    def _check_power_readable(self, index: int, handle: Any, name: str) -> None:
+        """Polling needs nvmlDeviceGetPowerUsage; a GPU that offers neither it nor the counter cannot be metered."""
+        nv = self._nv
+        try:
+            nv.nvmlDeviceGetPowerUsage(handle)
+        except nv.NVMLError_NotSupported as exc:
+            raise MeterUnavailable(
+                f"NVML: GPU {index} ({name}) supports neither the energy counter nor power readings "
+                f"({exc}); its energy cannot be measured") from exc
 
     def _has_counter(self, handle: Any) -> bool:
         nv = self._nv
@@ -199,7 +189,7 @@ class NvmlMeter(Meter):
             except nv.NVMLError:
                 limits.append(None)
         try:
-            driver = _text(nv.nvmlSystemGetDriverVersion())
+            driver = text(nv.nvmlSystemGetDriverVersion())
         except nv.NVMLError:
             driver = None
         return {"gpus": [g.name for g in self.gpus], "gpu_driver": driver, "gpu_power_limit_w": limits,
@@ -232,8 +222,3 @@ class NvmlMeter(Meter):
                 self._nv.nvmlShutdown()
             except self._nv.NVMLError as exc:
                 warnings.warn(f"nvmlShutdown failed: {exc}", RuntimeWarning, stacklevel=2)
-
-
-def _text(value: Any) -> str:
-    # Older bindings return bytes, newer return str.
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -19,6 +19,9 @@ from .base import DeviceInfo, Meter, Reading
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
 # Only package and DRAM: core/uncore are already inside package and would be counted twice.
 _KEEP_SUBDOMAINS = {"dram"}
+# No CPU package or DRAM domain draws more than this; a backward step whose "wrap" reading would need
+# more is a counter reset (driver reload, firmware), not a wrap. Generous: server packages stay < 500 W.
+MAX_PLAUSIBLE_DOMAIN_W = 2000.0
 
 
 @dataclass
@@ -29,6 +32,7 @@ class _Domain:
     max_uj: int
     last_raw_uj: int = 0
     total_uj: int = 0
+    last_t_s: float = 0.0
 
 
 class RaplMeter(Meter):
@@ -40,7 +44,7 @@ class RaplMeter(Meter):
         self._domains = _discover(root)
         self._lock = threading.Lock()
         for d in self._domains:
-            d.last_raw_uj = self._raw(d, unavailable=True)
+            d.last_raw_uj, d.last_t_s = self._raw(d, unavailable=True), time.perf_counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._guard, args=(guard_interval_s,),
                                         name="pytest-energy-rapl-guard", daemon=True)
@@ -61,14 +65,29 @@ class RaplMeter(Meter):
             raise cls(f"RAPL: cannot read {d.path}: {exc}") from exc
 
     def _advance(self) -> None:
-        """Fold the counters' progress since the last read into the totals. Caller holds the lock."""
+        """Fold the counters' progress since the last read into the totals. Caller holds the lock.
+
+        A counter that stepped backwards either wrapped (at max_energy_range_uj; the guard thread makes
+        more than one wrap between reads impossible) or was reset. They are told apart by the energy a
+        wrap implies: more than MAX_PLAUSIBLE_DOMAIN_W over the elapsed time cannot be a wrap.
+        """
+        now = time.perf_counter()
         for d in self._domains:
             raw = self._raw(d)
             delta = raw - d.last_raw_uj
-            if delta < 0:  # wrapped once since the last read (the guard thread makes more impossible)
+            if delta < 0:
                 delta += d.max_uj
+                elapsed_s = max(now - d.last_t_s, 0.01)  # the kernel updates RAPL about every 1 ms
+                if delta / 1e6 > MAX_PLAUSIBLE_DOMAIN_W * elapsed_s:
+                    previous = d.last_raw_uj
+                    d.last_raw_uj, d.last_t_s = raw, now  # re-anchor, so later windows are measured again
+                    raise MeasurementError(
+                        f"RAPL: {d.path} stepped backwards (from {previous} to {raw} uJ) "
+                        f"{elapsed_s * 1e3:.0f} ms after the previous read; a wrap would mean "
+                        f"{delta / 1e6:.0f} J in that time (> {MAX_PLAUSIBLE_DOMAIN_W:g} W), so the counter was "
+                        "reset (driver reload or firmware): the energy of this window is unknown")
             d.total_uj += delta
-            d.last_raw_uj = raw
+            d.last_raw_uj, d.last_t_s = raw, now
 
     def _guard(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..analysis.pareto import pareto_mask
-from ..errors import PlotsUnavailable
+from ..errors import PlotsUnavailable, UsageError
 from ..files import write_atomic
 from ..gate.compare import is_decisive
 from ..protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
 from . import format as fmt
-from .plots import AXIS_TITLES, plot_finetune_curves, plot_frontier
+from .plots import AXIS_TITLES, plot_baseline_vs_current, plot_finetune_curves, plot_frontier
+from .tables import Footnotes
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -42,6 +43,8 @@ figure { display: inline-block; margin: 0.5em 1em 1em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.85em; color: #555; }
 summary { cursor: pointer; color: #0969da; margin: 0.4em 0; }
+a.footnote { font-size: 0.8em; vertical-align: super; text-decoration: none; }
+ol.footnotes { font-size: 0.85em; color: #555; }
 """
 
 def _e(value: Any) -> str:
@@ -112,6 +115,7 @@ def _benchmarks_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
         rows.append([
             f'<td title="{_e(b.get("fullname", ""))}">{_e(b.get("name", b.get("fullname", "?")))}</td>',
             _td(_e(b.get("group") or ""), False),
+            _td(_e(block.get("series") or "")),
             _td(_num(stats.get("rounds")), True),
             _td(_mean_sd(stats), True),
             _td(_mean_sd(energy), True),
@@ -120,8 +124,8 @@ def _benchmarks_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
         ])
     note = (f'<p class="note">{protocol_only} benchmark(s) ran only protocols (no rounds); their figures are '
             "under Metrics.</p>" if protocol_only else "")
-    table = _table(["test", "group", "rounds", "time (s, mean \u00b1 sd)", "energy (J, mean \u00b1 sd)",
-                    "power (W)", "energy method"], rows) if rows else ""
+    table = _table(["Test", "Group", "Series", "Samples", "Time (s, mean \u00b1 sd)", "Energy (J, mean \u00b1 sd)",
+                    "Power (W)", "Energy method"], rows) if rows else ""
     return "<h2>Benchmarks</h2>" + table + note
 
 
@@ -145,39 +149,98 @@ def _metrics_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
             + _table(["test", "metric", "mean", "unit", "samples", "kind", "method"], rows) + "</details>")
 
 
-_VERDICT_COLUMNS = ("test", "metric", "baseline_value", "current_value", "unit", "change_pct", "p_value",
-                    "tolerance", "verdict", "hint")
+# (heading, key of the verdict dict): the verdict table speaks to people, the JSON keeps the field names.
+_VERDICT_COLUMNS = (("Test", "test"), ("Metric", "metric"), ("Baseline", "baseline_value"),
+                    ("Current", "current_value"), ("Change", "change_pct"), ("p", "p_value"),
+                    ("Tolerance", "tolerance"), ("Samples (baseline/current)", "n"), ("Verdict", "verdict"))
 
 
-def _verdict_rows(verdicts: Sequence[Mapping[str, Any]]) -> list[list[str]]:
-    rows = []
-    for v in verdicts:
-        row = []
-        for h in _VERDICT_COLUMNS:
-            value = v.get(h)
-            if h == "verdict" and value is not None:
-                slug = "".join(c for c in str(value).lower() if c.isalnum())
-                row.append(f'<td class="verdict verdict-{slug}">{_e(value)}</td>')
-            elif isinstance(value, (int, float)) and not isinstance(value, bool):
-                row.append(_td(_num(value), True))
-            else:
-                row.append(_td(fmt.MISSING if value is None else _e(value)))
-        rows.append(row)
-    return rows
+def _footnote_mark(notes: Footnotes, text: str) -> str:
+    n = notes.number(text)
+    return f' <a href="#hint-{n}" class="footnote">[{n}]</a>'
+
+
+def _footnotes_html(notes: Footnotes) -> str:
+    if not notes.texts:
+        return ""
+    items = "".join(f'<li id="hint-{i}">{_e(t)}</li>' for i, t in enumerate(notes.texts, 1))
+    return f'<ol class="footnotes">{items}</ol>'
+
+
+def _verdict_cell(v: Mapping[str, Any], key: str, notes: Footnotes) -> str:
+    value, unit = v.get(key), str(v.get("unit") or "")
+    if key == "verdict":
+        slug = "".join(c for c in str(value).lower() if c.isalnum())
+        hint = v.get("hint")
+        mark = _footnote_mark(notes, str(hint)) if hint and value != "NO_BASELINE" else ""
+        return f'<td class="verdict verdict-{slug}">{_e(value if value is not None else fmt.MISSING)}{mark}</td>'
+    if key in ("baseline_value", "current_value"):
+        return _td(_e(fmt.value(value, unit)), True)
+    if key == "change_pct":
+        return _td(_e(fmt.change(value)), True)
+    if key == "p_value":
+        return _td("-" if value is None else _e(fmt.p_value(value)), True)
+    if key == "tolerance":
+        return _td(_e(fmt.percent(value)), True)
+    if key == "n":
+        nb, nc = v.get("n_baseline"), v.get("n_current")
+        return _td(f"{_num(nb)}/{_num(nc)}" if nb is not None or nc is not None else fmt.MISSING, True)
+    return _td(fmt.MISSING if value is None else _e(value))
+
+
+def _verdict_table(verdicts: Sequence[Mapping[str, Any]], notes: Footnotes) -> str:
+    rows = [[_verdict_cell(v, key, notes) for _, key in _VERDICT_COLUMNS] for v in verdicts]
+    return _table([heading for heading, _ in _VERDICT_COLUMNS], rows)
 
 
 def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
-    """The decisive verdicts first (Verdict.decisive), every verdict folded below."""
+    """The decisive verdicts first (Verdict.decisive), every verdict folded below, hints as footnotes."""
     decisive = [v for v in verdicts if is_decisive(str(v.get("verdict")), str(v.get("metric", "")))]
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
     tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    notes = Footnotes()
+    shown = _verdict_table(decisive, notes)
+    every = _verdict_table(verdicts, notes)
     return ("<h2>Baseline verdicts</h2>"
-            f'<p class="note">All metrics: {_e(tally)}. Shown: time, energy and every REGRESSION or IMPROVED.</p>'
-            + _table(_VERDICT_COLUMNS, _verdict_rows(decisive))
-            + f"<details><summary>all {len(verdicts)} verdicts</summary>"
-            + _table(_VERDICT_COLUMNS, _verdict_rows(verdicts)) + "</details>")
+            f'<p class="note">All metrics: {_e(tally)}. Shown: time, energy and every REGRESSION or IMPROVED. '
+            "A measured metric regresses when it changes by more than its tolerance and a one-sided Welch test "
+            "gives p &lt; 0.05.</p>"
+            + shown + f"<details><summary>all {len(verdicts)} verdicts</summary>" + every + "</details>"
+            + _footnotes_html(notes))
+
+
+def _baseline_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> str:
+    """Per benchmark with a compared baseline: time and energy, baseline beside current, every sample shown."""
+    figures = []
+    for b in benchmarks:
+        block = _energy_block(b)
+        base = block.get("baseline")
+        if not isinstance(base, Mapping):
+            continue
+        stats = b.get("stats") if isinstance(b.get("stats"), Mapping) else {}
+        pairs = {}
+        if isinstance(base.get("duration_s"), Mapping):
+            pairs["time"] = (base["duration_s"].get("samples") or [], stats.get("data") or [])
+        if isinstance(base.get("energy_j"), Mapping):
+            pairs["energy"] = (base["energy_j"].get("samples") or [], block.get("data") or [])
+        name = str(b.get("name", "?"))
+        recorded = str(base.get("datetime") or "?")[:19].replace("T", " ")  # to the second
+        caption = f"{name} ({block.get('series') or 'rounds'}): baseline of {recorded}"
+        try:
+            png = plot_baseline_vs_current(pairs, units={"time": "s", "energy": "J"}, title=name,
+                                           method=block.get("method"))
+        except UsageError:
+            continue  # no quantity with samples on both sides
+        except PlotsUnavailable as exc:
+            return f'<h2>Baseline vs current</h2><p class="note">{_e(exc)}</p>'
+        figures.append(_img(png, caption))
+    if not figures:
+        return ""
+    return ("<h2>Baseline vs current</h2><p class=\"note\">Time and energy of each benchmark's main series "
+            "(its rounds, or its protocol's run): every sample a dot, the mean with \u00b1 1 sd.</p>"
+            f"<details open><summary>{len(figures)} chart(s)</summary>{''.join(figures)}</details>")
 
 
 def _is_measured(p: Mapping[str, Any]) -> bool:
@@ -328,6 +391,8 @@ def render_html_report(report: Mapping[str, Any] | None = None, *,
         body.append(_sweeps_section(sweep_points, plots))
     if benchmarks:
         body.append(_finetune_section(benchmarks, plots))
+        if plots:
+            body.append(_baseline_section(benchmarks, plots))
     for heading, section_html in sections:
         body.append(f"<h2>{_e(heading)}</h2>{section_html}")
     if images:

@@ -1,11 +1,23 @@
 """The `--energy-json` report: pytest-benchmark's layout with an `energy` block beside `stats`.
 
-Tools that ingest pytest-benchmark JSON (Bencher, github-action-benchmark) read `stats` (seconds)
-unchanged; everything about energy lives under keys they ignore.
+Every file we write loads in `pytest-benchmark compare` (table, --histogram, --csv), github-action-benchmark's
+`pytest` reader and Bencher's `python_pytest` adapter, which read `machine_info` and `commit_info` (objects),
+and per benchmark `group`, `name`, `fullname` and a complete `stats` block in seconds. So `stats` is never
+null. What it describes, in this order (`energy.series` names it):
+
+- "rounds": the `energy(fn)` rounds (or a marker-only test's rounds), one sample per round;
+- the first labelled series: `per_call` for a pytest-benchmark test (time per call, one sample per
+  energy sample), `finetune` (training time to the cut-off), `inference` (the metered pass), or an
+  `energy.measure(label)` window;
+- "test call": a test with no time series of its own (only `record_metric` figures): the test call's wall
+  time as pytest measured it, one round.
+
+Everything about energy lives under keys those tools ignore.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -28,8 +40,32 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def json_text(data: Any) -> str:
+    """The report as written: sorted keys, 2-space indent, unknown values as null."""
+    return json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def _summary(samples: list[float]) -> dict[str, Any]:
+    mean, sd = mean_sd(samples)
+    return {"mean": mean, "stddev": sd, "n": len(samples), "samples": list(samples)}
+
+
+def baseline_block(entry: Any, series: Any) -> dict[str, Any] | None:
+    """The baseline a benchmark was compared with, for its primary series: what the charts draw."""
+    if entry is None or series is None:
+        return None
+    out: dict[str, Any] = {"datetime": entry.datetime, "commit": entry.commit.get("id"), "method": entry.method}
+    for key, metric in (("duration_s", series.duration), ("energy_j", series.energy)):
+        stored = entry.metrics.get(metric.name)
+        if stored is not None and stored.samples:
+            out[key] = _summary(stored.samples)
+    return out if "duration_s" in out or "energy_j" in out else None
+
+
 def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[dict] | None = None,
-                    footprint: dict[str, Any] | None = None) -> dict[str, Any]:
+                    footprint: dict[str, Any] | None = None, *, call_duration_s: float | None = None,
+                    baseline: Any = None) -> dict[str, Any] | None:
+    """One benchmark in pytest-benchmark's layout; None when there is no time at all to put in `stats`."""
     series = primary_series(record)
     durations = series.duration.samples if series else []
     energies = series.energy.samples if series else []
@@ -39,16 +75,26 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         for d in w.devices:
             entry = devices.setdefault(d.device, {"name": d.name, "method": d.method, "energy_j": []})
             entry["energy_j"].append(d.energy_j)
+    per_rank: dict[str, dict[str, Any]] = {}  # torchrun: each rank's part of the combined windows
+    for w in windows:
+        for part in w.per_rank or ():
+            entry = per_rank.setdefault(str(part["rank"]), {"host": part["host"], "energy_j": [], "duration_s": []})
+            entry["energy_j"].append(part["energy_j"])
+            entry["duration_s"].append(part["duration_s"])
     net = [w.net_energy_j for w in windows if w.net_energy_j is not None]
     peaks = [w.peak_memory_bytes for w in windows if w.peak_memory_bytes is not None]
     mean_e, _ = mean_sd(energies)
     mean_t, _ = mean_sd(durations)
-    stats = describe(durations) if durations else None
-    if stats is not None:
-        stats["data"] = list(durations)
+    series_name = series.title if series else None
+    if not durations and call_duration_s is not None and math.isfinite(call_duration_s):
+        durations, series_name = [call_duration_s], "test call"
+    if not durations:
+        return None
+    stats = describe(durations)
+    stats["data"] = list(durations)
     energy = {
         "unit": "J",
-        "series": series.title if series else None,
+        "series": series_name,
         "method": series.energy.method if series else None,
         "stats": describe(energies) if energies else None,
         "data": list(energies),
@@ -63,7 +109,10 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         "protocols": record.protocols,
         "footprint": footprint,
         "comparison": verdicts,
+        "baseline": baseline_block(baseline, series),
     }
+    if per_rank:
+        energy["per_rank"] = per_rank
     return {
         "group": record.group,
         "name": record.name,
@@ -79,19 +128,34 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
 
 def build_report(run: Any) -> dict[str, Any]:
     """The report of a RunResult (pytest_energy.session)."""
-    benchmarks = []
+    benchmarks, left_out = [], []
     for b in run.benchmarks:
         options = {"rounds": b.settings.rounds, "warmup": b.settings.warmup, "reference": b.settings.reference,
                    "meter": run.meter.name}
         verdicts = [v.to_dict() for v in b.outcome.verdicts] if b.outcome is not None else None
-        benchmarks.append(benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon)))
+        entry = benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon),
+                                call_duration_s=getattr(b, "call_duration_s", None),
+                                baseline=getattr(run, "baselines", {}).get(b.record.nodeid))
+        if entry is None:
+            # Never `"stats": null`: it makes pytest-benchmark compare drop the whole file.
+            left_out.append({"fullname": b.record.nodeid, "reason": "no time measured: nothing for `stats`",
+                             "metrics": {name: m.to_dict() for name, m in b.record.metrics.items()}})
+            continue
+        # The fingerprint it was judged with (an xdist worker's own GPUs) and where it ran; merge reads both.
+        for key in ("machine", "placement"):
+            if getattr(b, key, None) is not None:
+                entry["energy"][key] = getattr(b, key)
+        benchmarks.append(entry)
+    session = dict(run.session_info or {})
+    if left_out:
+        session["not_in_benchmarks"] = left_out
     report = {
-        "machine_info": run.machine_info,
-        "commit_info": run.commit_info,
+        "machine_info": dict(run.machine_info or {}),  # objects, never null: Bencher requires both
+        "commit_info": dict(run.commit_info or {}),
         "benchmarks": benchmarks,
         "datetime": run.datetime,
         "version": __version__,
-        "energy": run.session_info,
+        "energy": session,
     }
     tables = hulk_tables(run)
     reference = getattr(run, "hulk_reference", None)

@@ -3,7 +3,6 @@ run's errors and the others are still written."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,40 @@ from ..files import write_atomic
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 
 
-def _json_text(data: Any) -> str:
-    from .json import json_safe
+def _folder_problem(folder: Path, what: str, create: bool) -> str | None:
+    """Why files cannot be written into `folder` (created when `create`); None when they can."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"{what}: {existing} is a file, not a folder"
+    if existing != folder and not create:
+        return f"{what}: the folder {folder} does not exist"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{what}: no permission to write in {existing}"
+    return None
 
-    return json.dumps(json_safe(data), indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+def _file_problem(path: str, what: str, create_folder: bool) -> str | None:
+    target = Path(path)
+    if target.is_dir():
+        return f"{what} {path} is a folder; give a file name"
+    if target.exists() and not os.access(target, os.W_OK):
+        return f"{what} {path}: the file is not writable"
+    return _folder_problem(target.parent, f"{what} {path}", create_folder)
+
+
+def check_targets(config: Any) -> list[str]:
+    """Every output that cannot be written, found at start-up so that a run never ends by losing it."""
+    targets = [(config.json_path, "--energy-json", True), (config.markdown_path, "--energy-markdown", True),
+               (config.html_path, "--energy-html", True),
+               # The step summary is GitHub's file: we append to it and never create its folder.
+               (os.environ.get(STEP_SUMMARY_ENV) or None, f"${STEP_SUMMARY_ENV}", False)]
+    problems = [_file_problem(path, what, create) for path, what, create in targets if path]
+    folder = Path(config.baseline_path)
+    if config.save_baseline:
+        problems.append(_folder_problem(folder, f"--energy-baseline-dir {folder}", True))
+    elif folder.exists() and not folder.is_dir():
+        problems.append(f"--energy-baseline-dir {folder} is a file, not a folder")
+    return [p for p in problems if p]
 
 
 def _write(path: str, text: str, what: str) -> str:
@@ -39,11 +68,11 @@ def write_reports(run: Any) -> None:
     jobs = []
     data: dict[str, Any] | None = None
     if config.json_path or config.html_path:
-        from .json import build_report
+        from .json import build_report, json_text
 
         data = build_report(run)
     if config.json_path:
-        jobs.append(("JSON report", config.json_path, lambda: _write(config.json_path, _json_text(data),
+        jobs.append(("JSON report", config.json_path, lambda: _write(config.json_path, json_text(data),
                                                                         "JSON report")))
     if config.html_path:
         jobs.append(("HTML report", config.html_path, lambda: _write(config.html_path, _html(run, data),

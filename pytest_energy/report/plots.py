@@ -105,16 +105,21 @@ def _place_labels(ax, labels: list[tuple[str, float, float]], dpi: int) -> None:
                     ha="left" if dx > 0 else "right", zorder=4)
 
 
-def plot_frontier(points: Sequence[Any], path: str | Path | None = None, *, axis: str | None = None,
-                  x_key: str = "j_per_example", y_key: str = "accuracy", label_key: str = "value",
-                  label_front_only: bool = False, method: str | None = None, title: str | None = None,
-                  size_in: tuple[float, float] = DEFAULT_SIZE_IN, dpi: int = DEFAULT_DPI) -> bytes:
+def plot_frontier(points: Sequence[Any], path: str | Path | None = None, **kwargs: Any) -> bytes:
+    """frontier_figure(points, **kwargs) as PNG bytes; also written to `path` when given."""
+    return _png(frontier_figure(points, **kwargs), path)
+
+
+def frontier_figure(points: Sequence[Any], *, axis: str | None = None, x_key: str = "j_per_example",
+                    y_key: str = "accuracy", label_key: str = "value", label_front_only: bool = False,
+                    method: str | None = None, title: str | None = None,
+                    size_in: tuple[float, float] = DEFAULT_SIZE_IN, dpi: int = DEFAULT_DPI):
     """Energy-accuracy scatter of one sweep axis with its Pareto frontier highlighted and connected.
 
     `points` are dicts or objects with `x_key`, `y_key` and `label_key` (the axis value, printed next
     to each point, or only next to frontier points with `label_front_only`, for crowded plots).
     Points whose x or y is missing or not finite (skipped configurations, runs without labels) are
-    left out. Returns the PNG bytes; also writes them to `path` when given.
+    left out. Returns the matplotlib Figure (Agg canvas).
     """
     usable = [p for p in points if is_number(_field(p, x_key)) and is_number(_field(p, y_key))]
     if not usable:
@@ -127,8 +132,10 @@ def plot_frontier(points: Sequence[Any], path: str | Path | None = None, *, axis
 
     fig = _figure(size_in, dpi)
     ax = fig.add_subplot()
-    ax.scatter([x for x, f in zip(xs, on_front) if not f], [y for y, f in zip(ys, on_front) if not f],
-               s=30, color="0.6", label="dominated", zorder=2)
+    dominated = [(x, y) for x, y, f in zip(xs, ys, on_front) if not f]
+    if dominated:  # a legend entry only for what is drawn
+        ax.scatter([x for x, _ in dominated], [y for _, y in dominated], s=30, color="0.6", label="dominated",
+                   zorder=2)
     front = sorted((x, y) for x, y, f in zip(xs, ys, on_front) if f)
     # A staircase: the best accuracy reachable within an energy budget only changes at frontier points;
     # a straight line between two of them would promise trade-offs nobody measured.
@@ -150,7 +157,7 @@ def plot_frontier(points: Sequence[Any], path: str | Path | None = None, *, axis
     if is_estimate(method_label):
         sub += " (CPU time x W/core model, not a measurement)"
     ax.set_title(f"{heading}\n{sub}", fontsize=10)
-    return _png(fig, path)
+    return fig
 
 
 def plot_frontiers_by_axis(points: Sequence[Any], directory: str | Path, *, axis_key: str = "axis",
@@ -171,58 +178,128 @@ def plot_frontiers_by_axis(points: Sequence[Any], directory: str | Path, *, axis
     return out
 
 
+def _axis_scale(ax, values: Sequence[float], which: str = "x") -> bool:
+    """A log axis only when the values span more than LOG_AXIS_MIN_RATIO (labels of a short log axis
+    overlap and say little); else linear from 0, so the distance from the origin reads as the cost."""
+    log = bool(values) and _log_scale_wanted(list(values))
+    if log:
+        (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    elif values:
+        (ax.set_xlim if which == "x" else ax.set_ylim)(0, max(values) * 1.08 or 1.0)
+    return log
+
+
 def plot_finetune_curves(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapping[str, Any]]],
-                         path: str | Path | None = None, *, cutoff: float | None = None,
-                         higher_is_better: bool = True, score_name: str = "score", method: str | None = None,
-                         title: str | None = None, size_in: tuple[float, float] = (11.0, 4.5),
-                         dpi: int = DEFAULT_DPI) -> bytes:
-    """Dev score against training time and against training energy, log x axes (HULK, Figure 2).
+                         path: str | Path | None = None, **kwargs: Any) -> bytes:
+    """finetune_figure(curves, **kwargs) as PNG bytes; also written to `path` when given."""
+    return _png(finetune_figure(curves, **kwargs), path)
+
+
+def finetune_figure(curves: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Mapping[str, Any]]], *,
+                    cutoff: float | None = None, higher_is_better: bool = True, score_name: str = "score",
+                    method: str | None = None, title: str | None = None,
+                    size_in: tuple[float, float] = (11.0, 4.5), dpi: int = DEFAULT_DPI):
+    """Dev score against training time (left) and training energy (right), every evaluation a point
+    (HULK, Figure 2).
 
     `curves` is the fine-tuning protocol's curve (a list of dicts with step, train_duration_s,
-    train_energy_j, wall_s, score) or {name: curve} to compare several models. Training-only time
-    is drawn solid and wall-clock time including evaluation dashed, since each answers a different
-    question (DAWNBench vs MLPerf). Points at zero time or energy cannot sit on a log axis and are
-    left out. Returns the PNG bytes; also writes them to `path` when given.
+    train_energy_j, wall_s, score) or {name: curve} to compare several models. Training-only time is
+    drawn solid; wall-clock time including evaluation dashed, since each answers a different question
+    (DAWNBench vs MLPerf). The first evaluation that reaches the cut-off is a star. Axes are linear from 0
+    unless the values span more than LOG_AXIS_MIN_RATIO. The legend lists only what is drawn.
+    Returns the matplotlib Figure (Agg canvas).
     """
     named = dict(curves) if isinstance(curves, Mapping) else {"": curves}
     if not any(named.values()):
         raise UsageError("no fine-tuning curve points to plot")
     fig = _figure(size_in, dpi)
     ax_t, ax_e = fig.subplots(1, 2, sharey=True)
+    xs_t: list[float] = []
+    xs_e: list[float] = []
+    evaluations = 0
     for i, (name, curve) in enumerate(named.items()):
         colour = f"C{i}"
         tag = f"{name}: " if name else ""
 
         def series(x_key: str, curve=curve) -> tuple[list[float], list[float]]:
             pairs = [(float(r[x_key]), float(r["score"])) for r in curve
-                     if is_number(r.get(x_key)) and r[x_key] > 0 and is_number(r.get("score"))]
+                     if is_number(r.get(x_key)) and r[x_key] >= 0 and is_number(r.get("score"))]
             return [x for x, _ in pairs], [y for _, y in pairs]
 
-        ax_t.plot(*series("train_duration_s"), "o-", color=colour, markersize=3, label=f"{tag}training time")
-        if any("wall_s" in r for r in curve):
-            ax_t.plot(*series("wall_s"), "--", color=colour, alpha=0.6, label=f"{tag}wall clock incl. eval")
-        ax_e.plot(*series("train_energy_j"), "o-", color=colour, markersize=3, label=f"{tag}training energy")
+        for ax, key, label, style, xs_all in (
+                (ax_t, "train_duration_s", "training time", "o-", xs_t),
+                (ax_t, "wall_s", "wall clock incl. evaluation", "x--", xs_t),
+                (ax_e, "train_energy_j", "training energy", "o-", xs_e)):
+            x, y = series(key)
+            if not x:
+                continue  # nothing to draw, so no legend entry either
+            count = f" ({len(x)} evaluation{'s' if len(x) != 1 else ''})" if style == "o-" else ""
+            ax.plot(x, y, style, color=colour, markersize=5 if style == "o-" else 4,
+                    alpha=1.0 if style == "o-" else 0.6, label=f"{tag}{label}{count}")
+            xs_all += x
+        evaluations += sum(1 for r in curve if is_number(r.get("score")))
         if cutoff is not None:
             # Mark the first evaluation at or above the cut-off: the point the protocol scores.
             hit = next((r for r in curve if is_number(r.get("score"))
                         and (r["score"] >= cutoff if higher_is_better else r["score"] <= cutoff)), None)
             if hit is not None:
                 for ax, key in ((ax_t, "train_duration_s"), (ax_e, "train_energy_j")):
-                    if is_number(hit.get(key)) and hit[key] > 0:
-                        ax.plot([hit[key]], [hit["score"]], "*", color=colour, markersize=13,
-                                markeredgecolor="black", zorder=5)
-    for ax in (ax_t, ax_e):
-        ax.set_xscale("log")
-        ax.grid(True, which="both", alpha=0.3)
+                    if is_number(hit.get(key)):
+                        ax.plot([hit[key]], [hit["score"]], "*", color=colour, markersize=14,
+                                markeredgecolor="black", zorder=5, label=f"{tag}cut-off reached")
+    method_label = method or "unknown method"
+    for ax, xs, x_title in ((ax_t, xs_t, "training time (s)"),
+                            (ax_e, xs_e, f"training energy (J, {method_label})")):
+        log = _axis_scale(ax, xs)
+        ax.set_xlabel(x_title + (", log scale" if log else ""))
+        ax.grid(True, which="major", alpha=0.3)
         if cutoff is not None:
             ax.axhline(cutoff, color="tab:red", linestyle=":", linewidth=1.5, label=f"cut-off {cutoff:g}")
         ax.legend(loc="lower right", fontsize=8)
-    method_label = method or "unknown method"
-    ax_t.set_xlabel("time (s, log scale)")
-    ax_e.set_xlabel(f"training energy (J, {method_label}, log scale)")
     ax_t.set_ylabel(f"dev {score_name}")
-    sub = f"energy method: {method_label}"
+    sub = f"{evaluations} evaluation{'s' if evaluations != 1 else ''}; energy method: {method_label}"
     if is_estimate(method_label):
         sub += " (CPU time x W/core model, not a measurement)"
     fig.suptitle(f"{title or 'Fine-tuning curve'}\n{sub}", fontsize=10)
-    return _png(fig, path)
+    return fig
+
+
+def plot_baseline_vs_current(comparisons: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+                             path: str | Path | None = None, **kwargs: Any) -> bytes:
+    """baseline_figure(comparisons, **kwargs) as PNG bytes; also written to `path` when given."""
+    return _png(baseline_figure(comparisons, **kwargs), path)
+
+
+def baseline_figure(comparisons: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
+                    units: Mapping[str, str] | None = None, title: str = "", method: str | None = None,
+                    size_in: tuple[float, float] = (8.0, 3.2), dpi: int = DEFAULT_DPI):
+    """One panel per quantity (e.g. {"time": (baseline samples, current samples), "energy": (...)}):
+    every sample a dot, the mean a bar with +-1 sd whiskers, baseline left and current right, the change of
+    the mean in the panel's title. Returns the matplotlib Figure (Agg canvas)."""
+    panels = {k: ([float(x) for x in b if is_number(x)], [float(x) for x in c if is_number(x)])
+              for k, (b, c) in comparisons.items()}
+    panels = {k: v for k, v in panels.items() if v[0] and v[1]}
+    if not panels:
+        raise UsageError("no quantity has samples on both sides to compare")
+    units = dict(units or {})
+    fig = _figure(size_in, dpi)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, (base, cur)) in zip(axes, panels.items()):
+        for pos, samples, colour in ((0, base, "0.45"), (1, cur, "tab:blue")):
+            mean = sum(samples) / len(samples)
+            sd = (sum((x - mean) ** 2 for x in samples) / (len(samples) - 1)) ** 0.5 if len(samples) > 1 else 0.0
+            ax.errorbar([pos + 0.12], [mean], yerr=[sd], fmt="_", markersize=24, capsize=6, color=colour, zorder=3)
+            # The samples left of their mean, spread a little (deterministically) so equal values stay visible.
+            spread = [pos - 0.15 + 0.05 * ((i % 5) - 2) for i in range(len(samples))]
+            ax.scatter(spread, samples, s=14, color=colour, alpha=0.7, zorder=2)
+        base_mean, cur_mean = sum(base) / len(base), sum(cur) / len(cur)
+        change = f"{(cur_mean - base_mean) / abs(base_mean) * 100:+.1f} %" if base_mean else "n/a"
+        ax.set_xticks([0, 1], [f"baseline\n(n={len(base)})", f"current\n(n={len(cur)})"])
+        ax.set_xlim(-0.6, 1.6)
+        unit = units.get(name, "")
+        ax.set_ylabel(f"{name} ({unit})" if unit else name)
+        ax.set_title(f"{name}: {change}", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    sub = f"mean ± sd, every sample a dot; energy method: {method}" if method else "mean ± sd, every sample a dot"
+    fig.suptitle(f"{title}\n{sub}" if title else sub, fontsize=9)
+    return fig

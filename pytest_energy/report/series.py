@@ -46,10 +46,11 @@ def primary_series(record: TestRecord) -> Series | None:
     return series[0] if series else None
 
 
-def energy_table(records: list[TestRecord], tablefmt: str = "simple") -> str:
-    """One row per test (and per labelled window in it), with units and the energy method."""
-    from tabulate import tabulate
+ENERGY_HEADERS = ["test", "rounds", "time s (mean ± sd)", "energy J (mean ± sd)", "avg power W", "method"]
 
+
+def energy_rows(records: list[TestRecord]) -> list[list[str]]:
+    """One row per test (and per labelled window in it), in run order, with units and the energy method."""
     rows = []
     for record in records:
         for s in series_of(record):
@@ -57,9 +58,16 @@ def energy_table(records: list[TestRecord], tablefmt: str = "simple") -> str:
             mean_t, _ = mean_sd(s.duration.samples)
             power = mean_e / mean_t if mean_t > 0 else math.nan
             name = record.name if not s.label else f"{record.name} › {s.label}"
-            rows.append([name, len(s.duration.samples), mean_pm_sd(s.duration.samples),
+            rows.append([name, str(len(s.duration.samples)), mean_pm_sd(s.duration.samples),
                          mean_pm_sd(s.energy.samples), number(power, 3), s.energy.method or "unknown"])
+    return rows
+
+
+def energy_table(records: list[TestRecord], tablefmt: str = "simple") -> str:
+    """energy_rows as a tabulate table ("" when no test has a time and energy series)."""
+    from tabulate import tabulate
+
+    rows = energy_rows(records)
     if not rows:
         return ""
-    headers = ["test", "rounds", "time s (mean ± sd)", "energy J (mean ± sd)", "avg power W", "method"]
-    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+    return tabulate(rows, headers=ENERGY_HEADERS, tablefmt=tablefmt, disable_numparse=True)

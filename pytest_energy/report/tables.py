@@ -20,6 +20,19 @@ INFERENCE_HEADERS = ["test", "examples", "batch", "energy/ex", "latency mean", "
 VERDICT_HEADERS = ["test", "metric", "baseline", "current", "change", "p", "rule", "verdict"]
 
 
+class Footnotes:
+    """Each distinct text (a verdict's hint) once, numbered in order of first use; every output lays the
+    marks and the list out in its own format."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def number(self, text: str) -> int:
+        if text not in self.texts:
+            self.texts.append(text)
+        return self.texts.index(text) + 1
+
+
 def _flops(x: Any) -> str:
     return f"{x:.3g}" if fmt.is_number(x) else fmt.MISSING
 

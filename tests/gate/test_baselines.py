@@ -193,3 +193,41 @@ def test_missing_none_and_empty_mean_the_same_and_gpu_order_does_not_matter():
     assert machine_mismatch({"method": "rapl"}, {"method": "rapl", "gpus": [], "cpu_model": None}) == []
     assert machine_mismatch({"gpus": ["A", "B"]}, {"gpus": ["B", "A"]}) == []
     assert machine_mismatch({"gpus": ["A", "A"]}, {"gpus": ["A"]}) != []
+
+
+def test_long_module_paths_get_short_unique_file_names(tmp_path):
+    deep = "/".join(f"folder_{i:02d}_with_a_long_name" for i in range(12))
+    a, b = f"{deep}/test_a.py::t", f"{deep}/x/test_a.py::t"
+    name_a, name_b = baseline_filename(a), baseline_filename(b)
+    assert len(name_a) <= 205 and len(name_b) <= 205 and name_a != name_b
+    assert name_a.endswith("test_a.json")  # the module's own name stays readable
+    store = BaselineStore(tmp_path)
+    store.save([entry(a), entry(b)])  # [Errno 36] File name too long before
+    assert store.load(a) == entry(a) and store.load(b) == entry(b)
+
+
+def test_duplicate_keys_are_an_error_not_last_one_wins(tmp_path):
+    store = BaselineStore(tmp_path)
+    [path] = store.save([entry()])
+    text = path.read_text()
+    doubled = text.replace('"entries": {', '"entries": {' + f'"{NODE}": {{}},', 1)
+    path.write_text(doubled)
+    with pytest.raises(BaselineError, match="appears twice"):
+        store.load(NODE)
+    assert path.read_text() == doubled  # left as it was
+
+
+def test_the_lock_file_stays_out_of_the_baseline_folder(tmp_path, monkeypatch):
+    import tempfile
+    from pathlib import Path
+
+    from pytest_energy.gate.baselines import lock_path_for
+
+    store = BaselineStore(tmp_path / "baselines")
+    store.save([entry()])
+    assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == ["benchmarks__test_inference.json"]
+    lock = lock_path_for(tmp_path / "baselines")
+    assert lock.parent == Path(tempfile.gettempdir()) and lock.exists()
+    monkeypatch.chdir(tmp_path)
+    assert lock_path_for("baselines") == lock  # one folder, one lock, however it is named
+    assert lock_path_for(tmp_path / "other") != lock

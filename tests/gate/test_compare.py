@@ -11,7 +11,6 @@ from pytest_energy.config import DEFAULT_TOLERANCE, TestSettings, parse_toleranc
 from pytest_energy.gate.compare import DEFAULT_ALPHA, Verdict, compare_metric, compare_record
 from pytest_energy.errors import UsageError
 from pytest_energy.report.format import verdict_line
-from pytest_energy.report.markdown import comparison_markdown
 from pytest_energy.records import Metric
 
 
@@ -201,31 +200,6 @@ def test_message_names_everything():
     for part in ("energy_j", "100 J", "120 J", "+20.0 %", "p=", "REGRESSION", "tolerance 8 %", "within-run Welch"):
         assert part in msg, part
     assert "no baseline" in verdict_line(compare_record({}, {"energy_j": energy(BASE)}, TOL_10)[0])
-
-
-# --- markdown summary ------------------------------------------------------------------------------------
-
-def test_comparison_markdown():
-    reg = compare_metric(energy(BASE), energy([x * 1.2 for x in BASE]))
-    ok = compare_metric(energy(BASE, name="duration_s", unit="s"), energy(BASE, name="duration_s", unit="s"))
-    new = compare_record({}, {"energy_j": energy(BASE)}, TOL_10)[0]
-    md = comparison_markdown(
-        {"b.py::test_b[x|y]": [new], "a.py::test_a": [reg, ok]},
-        {"a.py::test_a": "estimate", "b.py::test_b[x|y]": "nvml-counter"})
-    lines = md.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.startswith("| Test"))
-    rows = lines[header + 2: header + 5]
-    assert rows[0].startswith("| `a.py::test_a` | energy_j | estimate |")  # sorted by node id, then as given
-    assert "**REGRESSION**" in rows[0] and "100 J" in rows[0] and "120 J" in rows[0] and "+20.0 %" in rows[0]
-    assert rows[1].startswith("| `a.py::test_a` | duration_s | estimate | 100 s | 100 s | +0.0 %")
-    assert "`b.py::test_b[x\\|y]`" in rows[2] and "nvml-counter" in rows[2] and "NO_BASELINE" in rows[2]
-    assert all(row.count(" | ") == 9 for row in rows)  # the escaped pipe did not split a cell
-    assert "3 metric(s) in 2 test(s): 1 REGRESSION, 1 NO_BASELINE, 1 PASS" in md
-    assert "not measured" in md  # the estimate method is called out
-
-
-def test_comparison_markdown_empty():
-    assert "No energy benchmark" in comparison_markdown({}, {})
 
 
 def test_verdict_round_trips_through_plain_data():

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from pytest_energy.errors import UsageError
-from pytest_energy.measure import Measurer
 from pytest_energy.meters.estimate import EstimateMeter
-
-SLEEP_S = 1.5
-
-
-def _average_power(meter, work=lambda: time.sleep(SLEEP_S)):
-    with meter:
-        with Measurer(meter).measure("sleep") as w:
-            work()
-    return w
-
 
 def test_estimate_is_cpu_time_times_watts_and_labelled():
     cpu_s = iter([1.0, 3.5])

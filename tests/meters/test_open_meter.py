@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 
 from pytest_energy.errors import MeterUnavailable, UsageError
-from pytest_energy.measure import Measurer
 from pytest_energy.meters import open_meter
-
-SLEEP_S = 1.5
-
-
-def _average_power(meter, work=lambda: time.sleep(SLEEP_S)):
-    with meter:
-        with Measurer(meter).measure("sleep") as w:
-            work()
-    return w
-
 
 def test_auto_falls_back_with_reasons(no_nvml, tmp_path):
     meter = open_meter("auto", powercap_root=str(tmp_path / "none"))

@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
 from pytest_energy.errors import MeasurementError, MeterUnavailable
-from pytest_energy.measure import Measurer
 from pytest_energy.meters.rapl import RaplMeter
-
-SLEEP_S = 1.5
-
-
-def _average_power(meter, work=lambda: time.sleep(SLEEP_S)):
-    with meter:
-        with Measurer(meter).measure("sleep") as w:
-            work()
-    return w
-
 
 def test_rapl_reads_package_and_dram_only(fake_rapl):
     root, package, dram = fake_rapl
@@ -44,6 +32,23 @@ def test_rapl_counter_wrap_around(tmp_path, rapl_zone):
         end = meter.read()
     assert meter.delta_j(start, middle)["cpu-package-0"] == pytest.approx(1.5)
     assert meter.delta_j(start, end)["cpu-package-0"] == pytest.approx(10.5)
+
+
+def test_rapl_counter_reset_is_an_error_not_a_wrap(tmp_path, rapl_zone):
+    """A counter that steps backwards far from max_energy_range_uj was reset: reading it as a wrap would
+    report ~62 kJ in milliseconds. The window fails; the next one is measured again."""
+    root = tmp_path / "powercap"
+    energy = rapl_zone(root, "package-0", "intel-rapl:0", 200_000_000_000)  # max 262,143 J
+    with RaplMeter(str(root)) as meter:
+        start = meter.read()
+        energy.write_text("1000000\n")  # reset: back to 1 J
+        with pytest.raises(MeasurementError, match="stepped backwards.*reset"):
+            meter.read()
+        energy.write_text("3000000\n")  # +2 J after the reset
+        after = meter.read()
+        energy.write_text("4000000\n")
+        assert meter.delta_j(after, meter.read())["cpu-package-0"] == pytest.approx(1.0)
+    assert start.energy_j["cpu-package-0"] == pytest.approx(0.0)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

@@ -8,11 +8,11 @@ import time
 from pathlib import Path
 
 import pytest
+from pytest_energy.meters.fake import constant_power_meter
 from pytest_energy.meters.fake import manual_measurer as fake_measurer
 
 from pytest_energy.errors import UsageError
 from pytest_energy.measure import Measurer
-from pytest_energy.meters.base import DeviceInfo, Meter, Reading
 from pytest_energy.protocols import FinetuneResult, finetune_to_cutoff, make_trainer_callback
 
 
@@ -142,20 +142,6 @@ def test_importing_protocols_does_not_import_heavy_libraries():
 # ---- Hugging Face Trainer callback ------------------------------------------------------------------
 
 
-class WallClockMeter(Meter):
-    """Constant 10 W on the real clock: energy tracks time, so windows of a real Trainer run are comparable."""
-
-    name = "wall"
-    min_window_s = 0.0
-
-    def devices(self):
-        return [DeviceInfo("w0", "wall", "estimate")]
-
-    def read(self):
-        t = time.perf_counter()
-        return Reading(t, {"w0": 10.0 * t})
-
-
 @pytest.fixture(scope="module")
 def tiny_trainer_parts():
     pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate")
@@ -195,7 +181,7 @@ def run_trainer(tmp_path, parts, cutoff, eval_sleep_s=0.0):
                              per_device_train_batch_size=8, per_device_eval_batch_size=32, report_to=[],
                              save_strategy="no", logging_strategy="no", use_cpu=True, disable_tqdm=True,
                              include_num_input_tokens_seen="all")
-    callback = make_trainer_callback(Measurer(WallClockMeter(), sync=lambda: None), cutoff)
+    callback = make_trainer_callback(Measurer(constant_power_meter(10.0), sync=lambda: None), cutoff)
     trainer = Trainer(model=make_model(), args=args, train_dataset=train, eval_dataset=dev,
                       compute_metrics=accuracy, callbacks=[callback])
     trainer.train()
@@ -229,7 +215,7 @@ def test_trainer_callback_not_reached_and_eval_excluded(tmp_path, tiny_trainer_p
 
 
 def test_trainer_callback_result_before_training_is_an_error(tiny_trainer_parts):
-    callback = make_trainer_callback(Measurer(WallClockMeter(), sync=lambda: None), 0.9)
+    callback = make_trainer_callback(Measurer(constant_power_meter(10.0), sync=lambda: None), 0.9)
     with pytest.raises(UsageError, match="no result yet"):
         _ = callback.result
 
@@ -238,7 +224,7 @@ def test_trainer_callback_result_before_training_is_an_error(tiny_trainer_parts)
 
 # $PYTEST_ENERGY_DATA_DIR/SST-2, else the shared folder beside the checkout (../shared/data/glue).
 _GLUE_DIR = Path(os.environ.get("PYTEST_ENERGY_DATA_DIR")
-                 or Path(__file__).resolve().parents[2] / "shared" / "data" / "glue")
+                 or Path(__file__).resolve().parents[3] / "shared" / "data" / "glue")
 SST2_DIR = _GLUE_DIR / "SST-2"
 
 

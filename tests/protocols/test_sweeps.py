@@ -6,7 +6,7 @@ import pytest
 
 from pytest_energy.errors import UsageError
 from pytest_energy.measure import Measurer
-from pytest_energy.meters.base import DeviceInfo, Meter, Reading
+from pytest_energy.meters.fake import stepping_meter
 from pytest_energy.errors import Unsupported
 from pytest_energy.protocols.sweeps import SweepPoint, complete_axes, run_sweep, sweep_configs
 from pytest_energy.reference.models import (
@@ -19,22 +19,6 @@ from pytest_energy.reference.models import (
 from pytest_energy.reference.tasks import TextExample
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie", "a", "short", "probe", "sentence"]
-
-
-class StepMeter(Meter):
-    """Every read advances the clock 1 s and the counter 2 J: windows are deterministic."""
-
-    name = "fake"
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def devices(self):
-        return [DeviceInfo("fake0", "fake device", "estimate")]
-
-    def read(self):
-        self.reads += 1
-        return Reading(float(self.reads), {"fake0": 2.0 * self.reads})
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +122,7 @@ def test_tiny_sweep_with_fake_meter_records_every_point(tiny):
     examples = [TextExample(s, y) for s, y in [("good movie", 1), ("bad movie", 0), ("a good", 1),
                                                 ("a bad short movie", 0)] * 3]
     labels = [e.label for e in examples]
-    measurer = Measurer(StepMeter(), sync=lambda: None)
+    measurer = Measurer(stepping_meter(1.0, 2.0), sync=lambda: None)
 
     def refuse_fp16(settings):
         if settings["precision"] == "fp16":

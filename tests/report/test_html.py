@@ -134,3 +134,46 @@ def test_report_sweep_points_get_the_base_point_on_every_axis():
     assert [(p["axis"], p["value"]) for p in points] == [
         ("max_length", 64), ("max_length", 128), ("precision", "fp32"), ("precision", "bf16")]
     assert next(p for p in points if p["value"] == "fp32")["j_per_example"] == 0.4
+
+
+HINT = "spread too large to decide: run more rounds"
+
+
+def report_with_baseline():
+    report = json_report()
+    bench = report["benchmarks"][0]
+    bench["stats"]["data"] = [0.5, 0.51, 0.49]
+    bench["energy"]["data"] = [5.0, 5.2, 4.8]
+    bench["energy"]["series"] = "rounds"
+    bench["energy"]["baseline"] = {"datetime": "2025-01-01T00:00:00", "commit": "abc",
+                                   "duration_s": {"mean": 0.4, "stddev": 0.01, "n": 3, "samples": [0.4, 0.41, 0.39]},
+                                   "energy_j": {"mean": 4.0, "stddev": 0.1, "n": 3, "samples": [4.0, 4.1, 3.9]}}
+    bench["energy"]["comparison"] = [
+        {"metric": "energy_j", "unit": "J", "kind": "measured", "verdict": "INCONCLUSIVE", "baseline_value": 4.0,
+         "current_value": 5.0, "change_pct": 25.0, "p_value": 0.07, "tolerance": 0.08, "n_baseline": 3,
+         "n_current": 3, "hint": HINT, "rule": "within-run Welch"},
+        {"metric": "duration_s", "unit": "s", "kind": "measured", "verdict": "INCONCLUSIVE", "baseline_value": 0.4,
+         "current_value": 0.5, "change_pct": 25.0, "p_value": 0.06, "tolerance": 0.08, "n_baseline": 3,
+         "n_current": 3, "hint": HINT, "rule": "within-run Welch"}]
+    return report
+
+
+def test_verdict_table_has_human_columns_and_each_hint_once_as_a_footnote():
+    page = render_html_report(report_with_baseline(), plots=False)
+    table = page[page.index("<h2>Baseline verdicts</h2>"):page.index("<h2>Benchmarks</h2>")]
+    for heading in ("Test", "Metric", "Baseline", "Current", "Change", "p", "Tolerance", "Verdict"):
+        assert f"<th>{heading}</th>" in table
+    assert "baseline_value" not in table and "change_pct" not in table
+    assert ">4 J<" in table and ">5 J<" in table and ">+25.0 %<" in table and ">8 %<" in table and ">3/3<" in table
+    assert table.count(HINT) == 1  # the footnote, once, though two verdicts (shown twice each) carry it
+    assert table.count('href="#hint-1"') == 4 and '<li id="hint-1">' in table
+
+
+def test_a_baseline_vs_current_chart_per_compared_benchmark():
+    pytest.importorskip("matplotlib")
+    with_baseline = render_html_report(report_with_baseline(), sweep_points=[])
+    without = render_html_report(json_report(), sweep_points=[])
+    assert "<h2>Baseline vs current</h2>" in with_baseline and "Baseline vs current" not in without
+    section = with_baseline[with_baseline.index("<h2>Baseline vs current</h2>"):]
+    assert len(re.findall(r'<img src="data:image/png;base64,', section)) == 1
+    assert html_escaped(f"test_a[{EVIL}] (rounds): baseline of 2025-01-01 00:00:00") in section

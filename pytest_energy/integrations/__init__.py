@@ -1,0 +1,1 @@
+"""pytest-energy inside other tools' workflows. Each module is imported only when its tool is in use."""
