@@ -123,6 +123,14 @@ def test_stored_reference_scores_gates_and_reports(suite):
     assert "finetune.duration_s: " not in failure  # only the score moved
     assert dropped.ret == 1
 
+    # A reference run measures the reference model under the same node ids as the model's baselines: it is
+    # compared (here 2x slower than the baseline) but never failed on.
+    reference_again = run(suite, "bert-large", 0.1, "--energy-save-reference")
+    reference_again.assert_outcomes(passed=2)
+    reference_again.stdout.fnmatch_lines(["*finetune.duration_s*+*REGRESSION*",
+                                          "test_finetune_sst2: recording the HULK reference "
+                                          "(--energy-save-reference): compared, not gated"])
+
 
 @pytest.mark.filterwarnings("default::pytest_energy.errors.ShortWindowWarning")
 def test_another_machine_class_is_not_scored_and_says_so(suite, fake_nvml):
