@@ -166,6 +166,10 @@ FLAGS: tuple[tuple[str, str], ...] = (
      "no rounds, no baselines, no gate, no reports"),
     ("--energy-save-baseline", "write this run's results to the baseline folder (other tests' entries are kept)"),
     ("--energy-require-baseline", "fail an energy benchmark that has no baseline (strict CI)"),
+    ("--energy-save-reference", "store this run's fine-tuning and inference costs per task as the HULK reference "
+     "of this machine class (<baseline dir>/hulk-reference.json); later runs score against it"),
+    ("--energy-hulk-paper", "also place this run's times beside HULK's published Tables 3 and 4 (other "
+     "hardware: one RTX 2080 Ti; time only)"),
 )
 
 
@@ -270,6 +274,8 @@ class SessionConfig:
     baseline_dir: str = DEFAULT_BASELINE_DIR  # absolute after from_pytest; relative to rootdir otherwise
     save_baseline: bool = False
     require_baseline: bool = False
+    save_reference: bool = False  # store this run's HULK costs (analysis/hulk_store.py)
+    hulk_paper: bool = False  # show HULK's published tables beside this run (analysis/hulk_paper.py)
     json_path: str | None = None
     markdown_path: str | None = None
     html_path: str | None = None
@@ -280,6 +286,13 @@ class SessionConfig:
     @property
     def baseline_path(self) -> Path:
         return Path(self.rootdir, self.baseline_dir)
+
+    @property
+    def reference_path(self) -> Path:
+        """The stored HULK reference, kept beside the baselines."""
+        from .analysis.hulk_store import REFERENCE_FILENAME
+
+        return self.baseline_path / REFERENCE_FILENAME
 
     @classmethod
     def from_pytest(cls, config: Any) -> SessionConfig:
@@ -296,6 +309,8 @@ class SessionConfig:
             baseline_dir=str(Path(rootdir, values["baseline_dir"])),
             save_baseline=bool(config.getoption("energy_save_baseline")),
             require_baseline=bool(config.getoption("energy_require_baseline")),
+            save_reference=bool(config.getoption("energy_save_reference")),
+            hulk_paper=bool(config.getoption("energy_hulk_paper")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
             carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
 
