@@ -193,6 +193,10 @@ FLAGS: tuple[tuple[str, str], ...] = (
      "compared (another machine class, e.g. the meter fell back from NVML to the estimate)"),
     ("--energy-fail-on-inconclusive", "fail a benchmark with an INCONCLUSIVE verdict (by default INCONCLUSIVE "
      "passes: the change could not be told from the noise)"),
+    ("--energy-save-reference", "store this run's fine-tuning and inference costs per task as the HULK reference "
+     "of this machine class (<baseline dir>/hulk-reference.json); later runs score against it"),
+    ("--energy-hulk-paper", "also place this run's times beside HULK's published Tables 3 and 4 (other "
+     "hardware: one RTX 2080 Ti; time only)"),
 )
 
 
@@ -302,6 +306,8 @@ class SessionConfig:
     min_round_s: float | None = None  # None: CALIBRATION_FACTOR x the meter's update period
     history: int = HISTORY_LENGTH
     probe: str = "auto"
+    save_reference: bool = False  # store this run's HULK costs (analysis/hulk_store.py)
+    hulk_paper: bool = False  # show HULK's published tables beside this run (analysis/hulk_paper.py)
     json_path: str | None = None
     markdown_path: str | None = None
     html_path: str | None = None
@@ -312,6 +318,13 @@ class SessionConfig:
     @property
     def baseline_path(self) -> Path:
         return Path(self.rootdir, self.baseline_dir)
+
+    @property
+    def reference_path(self) -> Path:
+        """The stored HULK reference, kept beside the baselines."""
+        from .analysis.hulk_store import REFERENCE_FILENAME
+
+        return self.baseline_path / REFERENCE_FILENAME
 
     @classmethod
     def from_pytest(cls, config: Any) -> SessionConfig:
@@ -334,6 +347,8 @@ class SessionConfig:
             require_baseline=bool(config.getoption("energy_require_baseline")),
             fail_on_inconclusive=bool(config.getoption("energy_fail_on_inconclusive")),
             min_round_s=values["min_round_s"], history=values["history"], probe=values["probe"],
+            save_reference=bool(config.getoption("energy_save_reference")),
+            hulk_paper=bool(config.getoption("energy_hulk_paper")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
             carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
 

@@ -87,6 +87,8 @@ class RunResult:
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
     baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
+    # The stored HULK reference this run was scored against (EnergySession.reference_info).
+    hulk_reference: dict[str, Any] | None = None
 
     @property
     def records(self) -> list[TestRecord]:
@@ -102,6 +104,7 @@ class EnergySession:
         self._baselines: dict[str, Any] | None = None
         self._fingerprint: dict[str, Any] | None = None
         self._history_context = None
+        self._reference = None  # analysis.hulk_store.ReferenceFile, read at start
         self.results: list[BenchmarkResult] = []
         self.device_state_start: dict[str, Any] | None = None
         # One id per pytest session, shared by every test it saves: the history rule estimates the drift
@@ -170,9 +173,11 @@ class EnergySession:
         return self._store
 
     def load_baselines(self) -> None:
-        """Read every baseline file up front: a damaged one stops the run before anything is measured."""
+        """Read every baseline file, and the stored HULK reference beside them, up front: a damaged one stops
+        the run before anything is measured."""
         if self._baselines is None:
             self._baselines = self.store.load_all()
+        self.load_reference()
 
     def fingerprint(self) -> dict[str, Any]:
         """Stable facts about this machine: computed once (it asks the driver and the platform), then
@@ -195,10 +200,47 @@ class EnergySession:
                                                    self.probing)
         return self._history_context
 
+    # -- the stored HULK reference (analysis/hulk_store.py) ---------------------------------------
+    def load_reference(self) -> None:
+        """Read the stored HULK reference up front: a damaged file stops the run before anything is measured."""
+        if self._reference is None:
+            from .analysis.hulk_store import load_reference
+
+            path = self.config.reference_path
+            self._reference = load_reference(path, self.config.display_path(path))
+
+    def reference_entry(self) -> tuple[Any, str]:
+        """(this machine class's stored reference or None, why none)."""
+        self.load_reference()
+        return self._reference.match(self.fingerprint())
+
+    def add_reference_scores(self, record: TestRecord) -> None:
+        """HULK scores against the stored reference become metrics of the test, before it is judged."""
+        entry, _ = self.reference_entry()
+        if entry is not None:
+            from .analysis.hulk_store import add_scores
+
+            add_scores(record, entry)
+
+    def reference_info(self) -> dict[str, Any]:
+        """What the reports say about the stored reference."""
+        entry, note = self.reference_entry()
+        return {"path": self.config.display_path(self.config.reference_path), "note": note,
+                "entry": entry.to_dict() if entry is not None else None}
+
+    def save_reference(self, commit: dict[str, Any], datetime_iso: str) -> tuple[list[str], list[str]]:
+        """Store this run's HULK costs as the reference of its machine class: (files written, slots skipped)."""
+        from .analysis.hulk_store import reference_from_records, save_reference
+
+        entry, problems = reference_from_records([b.record for b in self.results], self.fingerprint(), commit,
+                                                 datetime_iso)
+        return [str(save_reference(self.config.reference_path, entry))], problems
+
     def judge(self, record: TestRecord, settings: TestSettings) -> Outcome:
         """Compare a finished test with its baseline and decide whether it fails."""
         from .gate.judge import judge
 
+        self.add_reference_scores(record)
         self.load_baselines()
         baseline_file = self.config.display_path(self.store.path_for(record.nodeid))
         shared = (self.placement or {}).get("shared")
@@ -207,10 +249,17 @@ class EnergySession:
                                   "load, so it is not compared with the baseline"],
                            baseline_file=baseline_file, gating=not self.config.save_baseline)
         entry = self._baselines.get(record.nodeid) if self._baselines else None
-        return judge(record, entry, settings, machine=self.fingerprint(), baseline_file=baseline_file,
-                     save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline,
-                     fail_on_inconclusive=self.config.fail_on_inconclusive,
-                     context=self.history_context() if entry is not None else None)
+        outcome = judge(record, entry, settings, machine=self.fingerprint(), baseline_file=baseline_file,
+                        save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline,
+                        fail_on_inconclusive=self.config.fail_on_inconclusive,
+                        context=self.history_context() if entry is not None else None)
+        if self.config.save_reference:
+            # A reference run measures the reference model (BERT-large) under the node ids whose baselines
+            # belong to the model under test: shown, never failed on.
+            outcome.gating = False
+            outcome.failure = None
+            outcome.notes.append("recording the HULK reference (--energy-save-reference): compared, not gated")
+        return outcome
 
     def _run_entry(self, b: BenchmarkResult, machine: dict[str, Any], commit: dict[str, Any], datetime_iso: str):
         """This run of one test as a baseline entry whose history is this run alone."""
@@ -332,6 +381,14 @@ class EnergySession:
             unsaved = self.unsaved_shared()
             if unsaved:
                 run.errors.append(unsaved)
+        try:
+            run.hulk_reference = self.reference_info()
+            if self.config.save_reference:
+                written, skipped = self.save_reference(run.commit_info, run.datetime)
+                run.written += written
+                run.hulk_reference["saved"] = skipped
+        except EnergyError as exc:
+            run.errors.append(str(exc))
         run.machine_info = {**machine_info(self.meter), **self.fingerprint()}
         run.session_info = self.session_info()
         run.session_info.update(exitstatus=exitstatus, tests_failed=tests_failed,

@@ -8,6 +8,15 @@ import pytest
 
 from pytest_energy.meters.fake import FakeDriver, FakeGpu
 
+# pytester's in-process runs unload every module a run imported when it ends. matplotlib imported inside one
+# (an --energy-html report draws figures) and again later mixes two generations of its classes
+# ("Invalid arguments to set_clip_path"), so it is imported once here, before any run.
+try:
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+except ImportError:  # the plots extra is optional; tests that draw skip without it
+    pass
+
 
 @pytest.fixture(autouse=True, scope="session")
 def _offline_hub():

@@ -59,6 +59,8 @@ READABLE_SCHEMAS = (1, 2)
 # temperatures change under the same hardware and must never block a comparison. `distributed` is set
 # only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
 MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core", "distributed")
+# Other files kept in the baseline folder: the stored HULK reference (analysis/hulk_store.py).
+NOT_BASELINES = ("hulk-reference.json",)
 
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,
                  "extra_info": dict}
@@ -336,7 +338,8 @@ class BaselineStore:
             return {}
         entries: dict[str, BaselineEntry] = {}
         for path in sorted(self.directory.glob("*.json")):
-            entries.update(_read(path))
+            if path.name not in NOT_BASELINES:
+                entries.update(_read(path))
         return entries
 
     def save(self, entries: list[BaselineEntry],

@@ -12,6 +12,7 @@ that costs nanoseconds and needs no sensor.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -57,8 +58,12 @@ class InferenceResult:
     examples_per_s: float  # examples / metered wall time of the loop
     peak_memory_bytes: int | None
     peak_memory_source: str | None
-    accuracy: float | None = None  # when labels were given
+    accuracy: float | None = None  # when labels were given: share of predictions equal to their label
     correct: int | None = None
+    # The task's quality figure and its name: accuracy, or what `score=` computed (e.g. entity F1 for NER,
+    # where "equal to the label" would mean a whole sentence tagged right).
+    score: float | None = None
+    score_name: str | None = None
     j_per_correct: float | None = None  # None also when nothing was correct (the figure would be infinite)
     tokens: int | None = None  # when every batch reported tokens through PredictOutput
     j_per_token: float | None = None
@@ -67,7 +72,7 @@ class InferenceResult:
     samples: dict[str, list[float]] = field(default_factory=dict)  # per pass: PASS_FIGURES and the J/ ratios
 
     def summary(self) -> str:
-        acc = "" if self.accuracy is None else f", accuracy {self.accuracy:.4g}"
+        acc = "" if self.score is None else f", {self.score_name} {self.score:.4g}"
         return (f"{self.examples} examples at batch {self.batch_size}: {self.j_per_example:.4g} J/example, "
                 f"{self.ms_per_example_mean:.3g} ms/example (p50 {self.ms_per_example_p50:.3g}, "
                 f"p99 {self.ms_per_example_p99:.3g}){acc} [{self.method}]")
@@ -102,6 +107,9 @@ class InferenceResult:
                               self._samples("peak_memory_bytes")))
         if self.accuracy is not None:
             out.append(Metric(PREFIX + "accuracy", "1", "higher", "deterministic", [self.accuracy]))
+        if self.score is not None and self.score_name != "accuracy":
+            out.append(Metric(PREFIX + score_metric_key(self.score_name or "score"), "1", "higher", "deterministic",
+                              [self.score]))
         if self.j_per_correct is not None:
             out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured",
                               self._samples("j_per_correct"), m))
@@ -110,6 +118,11 @@ class InferenceResult:
         if self.j_per_token is not None:
             out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured", self._samples("j_per_token"), m))
         return out
+
+
+def score_metric_key(name: str) -> str:
+    """'entity F1' -> 'entity_f1': the metric name of a score."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "score"
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -205,7 +218,9 @@ def _pass_figures(window: Window, latencies: list[float], count: int, correct: i
 
 def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequence[Any], *,
               batch_size: int = 1, warmup: int = 10, labels: Sequence[Any] | None = None,
-              n: int = 1000, rounds: int = 1, between: Callable[[], Any] | None = None) -> InferenceResult:
+              n: int = 1000, score: Callable[[list, list], float] | None = None,
+              score_name: str = "accuracy", rounds: int = 1,
+              between: Callable[[], Any] | None = None) -> InferenceResult:
     """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`, `rounds` times.
 
     Examples are not cycled when there are fewer than `n`: repeating them would count the same predictions
@@ -214,10 +229,16 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
     window and one sample of every measured metric; `between()` runs before each pass and after the last,
     outside the windows (the fixture's calibration probe). `predict(batch)` returns one prediction per
     example, or a `PredictOutput(predictions, tokens)`. With `labels` (aligned with `examples`), accuracy
-    and J per correct prediction are reported (from the last pass); a prediction is correct when it equals
-    its label.
+    and J per correct prediction are reported (from the last pass: a fixed model predicts the same in every
+    pass); a prediction is correct when it equals its label. `score(predictions, labels) -> float` computes
+    the task's own figure instead of accuracy for the reports (e.g. entity-level F1 for NER), recorded as
+    `inference.<score_name>`; it needs `labels`.
     """
     count = _check_arguments(examples, labels, batch_size, warmup, n, rounds)
+    if not isinstance(score_name, str) or not score_name.strip():
+        raise UsageError(f"score_name must be a non-empty string, got {score_name!r}")
+    if score is not None and labels is None:
+        raise UsageError("inference(score=...) needs labels to score the predictions against")
     chosen = list(examples[:count])
     batches = [chosen[i:i + batch_size] for i in range(0, count, batch_size)]
     for _ in range(warmup):
@@ -268,4 +289,10 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
         result.correct = correct
         result.accuracy = correct / count  # type: ignore[operator]
         result.j_per_correct = mean.get("j_per_correct")
+        result.score, result.score_name = result.accuracy, "accuracy"
+        if score is not None:
+            value = score(predictions, list(labels[:count]))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise UsageError(f"score() must return a finite number, got {value!r}")
+            result.score, result.score_name = float(value), score_name
     return result

@@ -48,12 +48,33 @@ def _spec(task: TaskSpec | TaskData | str) -> TaskSpec:
     return task_spec(task)
 
 
+LABEL_IDS_ATTR = "pytest_energy_label_ids"  # on a model whose own head was kept: its label id -> the task's
+
+
+def matching_head(id2label: Any, spec: TaskSpec) -> list[int] | None:
+    """For a checkpoint already fine-tuned on the task's labels (its config's id2label names, any case and
+    order: roberta-large-mnli says CONTRADICTION, NEUTRAL, ENTAILMENT), the task label id of each model label
+    id; None when the names are not exactly the task's (a base model says LABEL_0, LABEL_1)."""
+    if not isinstance(id2label, Mapping) or len(id2label) != len(spec.label_names):
+        return None
+    try:
+        names = [str(id2label[i]).lower() for i in range(len(id2label))]
+    except KeyError:
+        return None
+    task_names = [name.lower() for name in spec.label_names]
+    if sorted(names) != sorted(task_names):
+        return None
+    return [task_names.index(name) for name in names]
+
+
 def load_model(name_or_path: str = EMBEDDED, task: TaskSpec | TaskData | str = "synthetic", *,
-               seed: int = 0, device: str | None = None) -> tuple[Any, Any]:
+               seed: int = 0, device: str | None = None, keep_head: bool = False) -> tuple[Any, Any]:
     """(model, tokenizer) with a fresh head for `task`: sequence or token classification.
 
     The head is initialised under `torch.manual_seed(seed)`, so runs are repeatable. `device` defaults to
-    "cuda" when available, else "cpu".
+    "cuda" when available, else "cpu". With `keep_head=True` a checkpoint that already has a head for
+    exactly the task's labels (see `matching_head`) keeps it, for inference without fine-tuning: predictions
+    are then mapped to the task's label ids by name, and the model carries LABEL_IDS_ATTR.
     """
     import torch
     import transformers
@@ -66,8 +87,15 @@ def load_model(name_or_path: str = EMBEDDED, task: TaskSpec | TaskData | str = "
     torch.manual_seed(seed)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
-        model = auto.from_pretrained(path, num_labels=len(labels), id2label=labels,
-                                     label2id={v: k for k, v in labels.items()})
+        kept = None
+        if keep_head:
+            kept = matching_head(getattr(transformers.AutoConfig.from_pretrained(path), "id2label", None), spec)
+        if kept is not None:
+            model = auto.from_pretrained(path)
+            setattr(model, LABEL_IDS_ATTR, kept)
+        else:
+            model = auto.from_pretrained(path, num_labels=len(labels), id2label=labels,
+                                         label2id={v: k for k, v in labels.items()})
     except (OSError, ValueError) as exc:
         raise DataError(
             f"cannot load model {name_or_path!r} for {spec.title}: {type(exc).__name__}: "
@@ -126,6 +154,9 @@ def _decode(model: Any, enc: Any, batch: list) -> list:
     with torch.inference_mode():
         logits = model(**{k: v.to(_device(model)) for k, v in enc.items() if k != "labels"}).logits
     best = logits.argmax(-1).tolist()
+    label_ids = getattr(model, LABEL_IDS_ATTR, None)
+    if label_ids is not None:  # a kept head orders the labels its own way
+        best = [[label_ids[x] for x in row] if isinstance(row, list) else label_ids[row] for row in best]
     if not isinstance(batch[0], TaggedExample):
         return best
     out = []
@@ -153,6 +184,9 @@ def make_train_step(model: Any, tokenizer: Any, train: list, *, batch_size: int 
 
     if not train:
         raise UsageError("make_train_step needs at least one training example")
+    if getattr(model, LABEL_IDS_ATTR, None) is not None:
+        raise UsageError("this model kept its own classification head (load_model(keep_head=True)), whose label "
+                         "order differs from the task's: fine-tune a fresh head instead (keep_head=False)")
     if batch_size < 1 or max_length < 2:
         raise UsageError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size}, {max_length}")
     torch.manual_seed(seed)

@@ -8,14 +8,21 @@ Options (command line > ini key > environment variable > default):
   --energy-task       energy_task      PYTEST_ENERGY_TASK      synthetic (default) | sst2 | mnli | conll2003
   --energy-model      energy_model     PYTEST_ENERGY_MODEL     embedded (default, packaged all-MiniLM-L6-v2) | a HF
                                                                name | a folder
-  --energy-data-dir   energy_data_dir  PYTEST_ENERGY_DATA_DIR  folder holding SST-2/, MNLI/, CoNLL-2003/ (else the
-                                                               datasets cache)
+  --energy-data-dir   energy_data_dir  PYTEST_ENERGY_DATA_DIR  folder holding SST-2/, MNLI/, CoNLL-2003/ (other
+                                                               spellings and CoNLL-2003's original eng.train /
+                                                               eng.testa too; see tasks.LAYOUTS); else the datasets
+                                                               cache
 Protocol overrides (environment only): PYTEST_ENERGY_CUTOFF, PYTEST_ENERGY_EVAL_EVERY, PYTEST_ENERGY_MAX_STEPS,
 PYTEST_ENERGY_MAX_DEV, PYTEST_ENERGY_LR, PYTEST_ENERGY_INFERENCE_N, PYTEST_ENERGY_TORCH_THREADS (the `torch_threads`
 fixture: intra-op threads of the metered benchmarks, default 1; 0 leaves torch's default).
 
 Cut-offs are HULK's (SST-2 0.90, MNLI 0.85, CoNLL-2003 F1 0.91, generated task 0.90); a real task gets HULK's
-limit of five epochs before it is "n/a". Real tasks on a CPU take hours: run them on a GPU.
+limit of five epochs before it is "n/a". Real tasks on a CPU take hours: run them on a GPU. A data folder with
+only the dev files serves the inference benchmarks (with a model already fine-tuned on the task, e.g.
+roberta-large-mnli, its own head is used); fine-tuning then fails, naming the missing training file.
+
+test_finetune.py and test_inference.py declare their HULK task (`extra_info["hulk_task"]`, the task name): that
+is how a stored reference (--energy-save-reference, pytest_energy.analysis.hulk_store) finds their costs.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ from ..errors import DataError, UsageError
 
 # Per task: how to fine-tune and how often to evaluate. max_steps None = five epochs (HULK's n/a limit).
 PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
-    "synthetic": dict(eval_every=10, max_steps=200, batch_size=32, max_length=32, lr=1e-4, max_dev=200),
+    # Every 5 steps: MiniLM crosses 0.90 after 7-9 evaluations (35-45 steps), so time to cut-off has resolution.
+    "synthetic": dict(eval_every=5, max_steps=200, batch_size=32, max_length=32, lr=1e-4, max_dev=200),
     "sst2": dict(eval_every=50, max_steps=None, batch_size=32, max_length=64, lr=5e-5, max_dev=None),
     "mnli": dict(eval_every=500, max_steps=None, batch_size=32, max_length=128, lr=5e-5, max_dev=None),
     "conll2003": dict(eval_every=100, max_steps=None, batch_size=32, max_length=128, lr=5e-5, max_dev=None),
@@ -114,11 +122,25 @@ def choose(config: pytest.Config) -> Bench:
 
 
 def load_or_fail(fn, *args, **kwargs):
-    """Run a task/model loader; a DataError fails the test with its own message (what to download, where)."""
+    """Run a task/model loader; a DataError fails the test with its own message (what to download, where).
+
+    Failed outside the `except` block: inside it, pytest would print the DataError as the context of the
+    failure and then the failure, the same message twice.
+    """
     try:
         return fn(*args, **kwargs)
     except DataError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        message = str(exc)
+    pytest.fail(message, pytrace=False)
+
+
+def require_training_data(data) -> None:
+    """Fine-tuning needs training examples; a folder with only the dev files serves inference only."""
+    if not data.train:
+        missing = data.extra.get("train_missing", "the training split")
+        pytest.fail(f"fine-tuning {data.spec.title} needs its training data, and {missing} is missing "
+                    f"(loaded: {data.source}). The dev files alone serve the inference benchmarks "
+                    "(benchmarks/test_inference.py) with a model already fine-tuned on the task.", pytrace=False)
 
 
 def fresh_model(bench: Bench, data) -> tuple[Any, Any]:
@@ -197,12 +219,40 @@ def task_data(bench: Bench, full_task_data):
 
 
 @pytest.fixture(scope="session")
-def finetuned(bench: Bench, task_data):
-    """A model fine-tuned to the cut-off as unmetered setup, for the inference benchmarks (HULK measures
-    inference on the models fine-tuned in the fine-tuning phase)."""
-    from ..protocols.finetune import train_to_cutoff
-    from .models import make_evaluate, make_train_step
+def finetuned_models() -> dict:
+    """Models that reached the cut-off in this session's fine-tuning benchmark, by Bench: (model, tokenizer,
+    about). test_finetune.py leaves its model here, so the inference benchmarks measure the model fine-tuned in
+    the fine-tuning phase, as HULK does, instead of training a second one (half the suite's training time)."""
+    return {}
 
+
+@pytest.fixture(scope="session")
+def finetuned(bench: Bench, task_data, finetuned_models):
+    """A model fine-tuned to the cut-off as unmetered setup, for the inference benchmarks (HULK measures
+    inference on the models fine-tuned in the fine-tuning phase).
+
+    The fine-tuning benchmark's own model when it reached the cut-off in this session (`finetuned_models`);
+    otherwise (run alone, under pytest-xdist on another worker, not reached) one is fine-tuned here, unmetered.
+    Without training data (a folder with the dev files only) nothing is fine-tuned: a model that already has a
+    head for the task's labels keeps it; any other gets an untrained head, and its time and energy per example
+    are still HULK's inference costs, but its accuracy is chance (extra_info["head"] says which).
+    """
+    from ..protocols.finetune import train_to_cutoff
+    from .models import LABEL_IDS_ATTR, load_model, make_evaluate, make_train_step
+
+    if bench in finetuned_models:
+        model, tokenizer, about = finetuned_models[bench]
+        model.eval()
+        return model, tokenizer, about
+
+    if not task_data.train:
+        model, tokenizer = load_or_fail(load_model, bench.model, task_data, seed=bench.seed, keep_head=True)
+        head = ("the model's own head for these labels (no training data: not fine-tuned here)"
+                if getattr(model, LABEL_IDS_ATTR, None) is not None else
+                "UNTRAINED: no training data and the model has no head for these labels; time and energy per "
+                "example are valid, accuracy is chance")
+        model.eval()
+        return model, tokenizer, {"finetuned_steps": 0, "finetuned_dev_score": None, "head": head}
     model, tokenizer = fresh_model(bench, task_data)
     train_step = make_train_step(model, tokenizer, task_data.train, batch_size=bench.batch_size,
                                  max_length=bench.max_length, lr=bench.lr, seed=bench.seed)

@@ -153,3 +153,16 @@ def test_nvml_is_chosen_without_torch_seeing_cuda(fake_nvml, monkeypatch):
 
 
 # -- RAPL -------------------------------------------------------------------------------------
+
+
+def test_fake_energy_counter_never_goes_backwards():
+    """Reads within one counter step report the same value (a fake that moved back made negative windows)."""
+    from pytest_energy.meters.fake import FakeDriver
+
+    driver = FakeDriver([FakeGpu(counter_update_s=0.002)])
+    nvml = driver.module()
+    nvml.nvmlInit()
+    handle = nvml.nvmlDeviceGetHandleByIndex(0)
+    readings = [nvml.nvmlDeviceGetTotalEnergyConsumption(handle) for _ in range(20000)]
+    assert all(b >= a for a, b in zip(readings, readings[1:]))
+    assert readings[-1] > readings[0]

@@ -119,6 +119,38 @@ def test_rounds_repeat_the_pass_each_pass_one_sample_warmup_once(clocked):
     assert r.rounds == 3 and r.duration_s == pytest.approx(0.009) and r.ms_per_example_mean == pytest.approx(1.5)
 
 
+def test_task_score_replaces_accuracy_in_reports(clocked):
+    """NER: "prediction == label" is a whole sentence tagged right; entity F1 is the task's figure."""
+    from pytest_energy.reference.tasks import entity_f1
+
+    measurer, clock = clocked
+    gold = [("B-PER", "I-PER", "O"), ("B-LOC", "O")]
+    guess = [("B-PER", "I-PER", "O"), ("B-LOC", "B-ORG")]
+
+    def predict(batch):
+        clock.advance(0.01, 1.0)
+        return [guess[i] for i in batch]
+
+    r = inference(measurer, predict, [0, 1], warmup=0, labels=gold, score=lambda p, y: entity_f1(y, p),
+                  score_name="entity F1")
+    assert r.accuracy == 0.5  # one sentence of two exactly right
+    assert r.score == pytest.approx(0.8) and r.score_name == "entity F1"  # P 2/3, R 2/2
+    m = {x.name: x for x in r.metrics()}
+    assert m["inference.entity_f1"].samples == [pytest.approx(0.8)] and m["inference.entity_f1"].better == "higher"
+    assert "entity F1 0.8" in r.summary()
+    from pytest_energy.report.tables import INFERENCE_HEADERS, protocol_rows
+    from pytest_energy.records import TestRecord
+
+    _, rows = protocol_rows([TestRecord("t.py::t", "t", protocols=[r.to_dict()])])
+    assert rows[0][INFERENCE_HEADERS.index("score")] == "0.8 entity F1"
+    plain = inference(measurer, predict, [0, 1], warmup=0, labels=gold)
+    assert plain.score == plain.accuracy == 0.5 and plain.score_name == "accuracy"
+    with pytest.raises(UsageError, match="needs labels"):
+        inference(measurer, predict, [0, 1], warmup=0, score=lambda p, y: 1.0)
+    with pytest.raises(UsageError, match="finite number"):
+        inference(measurer, predict, [0, 1], warmup=0, labels=gold, score=lambda p, y: float("nan"))
+
+
 @pytest.mark.parametrize("kwargs", [dict(batch_size=0), dict(warmup=-1), dict(n=0), dict(labels=[1]),
                                     dict(rounds=0), dict(rounds=True)])
 def test_bad_arguments(kwargs):

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -17,8 +19,8 @@ from pytest_energy.reference.tasks import (
     load_task,
     synthetic_task,
     task_spec,
+    to_iob2,
 )
-
 
 
 # ---- entity F1 ----------------------------------------------------------------------------------------
@@ -84,7 +86,7 @@ def test_sst2_folder_via_env_and_argument(tmp_path, monkeypatch):
     monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     d = load_task("sst2")
     assert d.train == [TextExample('it \'s a "great" film', 1), TextExample('bad "', 0)]
-    assert d.dev == {"dev": [TextExample("fine .", 1)]} and d.source == str(tmp_path / "SST-2")
+    assert d.dev == {"dev": [TextExample("fine .", 1)]} and d.source == f"{tmp_path / 'SST-2'} (train.tsv + dev.tsv)"
     monkeypatch.delenv(DATA_DIR_ENV)
     assert load_task("sst-2", tmp_path / "SST-2").train == d.train  # the task folder itself also works
 
@@ -116,6 +118,43 @@ def test_conll_folder(tmp_path):
     assert d.score({"dev": [("B-PER",)]}) == 1.0 and d.spec.cutoff == 0.91
 
 
+# The researcher's sample files: invented sentences in every layout users have (manifest.json: the parse).
+SAMPLES = Path(__file__).parent / "conll_samples"
+SAMPLE_LAYOUTS = {"original": "eng.train + eng.testa", "hf": "train.txt + valid.txt",
+                  "devtxt": "train.txt + dev.txt", "flair": "eng.train + eng.testa", "crlf": "train.txt + valid.txt"}
+
+
+@pytest.mark.parametrize("layout", sorted(SAMPLE_LAYOUTS))
+def test_conll_as_distributed(layout):
+    """Original eng.train/eng.testa (IOB1), the HF copy, dev.txt naming, flair's conll_03/, CRLF: all load,
+    to the same words and IOB2 tags; the test files (eng.testb, test.txt) are never read as dev."""
+    expected = json.loads((SAMPLES / "manifest.json").read_text())["expected"]
+    d = load_task("conll2003", SAMPLES / layout)
+    assert SAMPLE_LAYOUTS[layout] in d.source
+    for split, examples in (("train", d.train), ("dev", d.dev["dev"])):
+        assert [list(e.words) for e in examples] == [s["words"] for s in expected[split]]
+        assert [list(e.tags) for e in examples] == [s["ner_iob2"] for s in expected[split]]
+        assert [sorted(map(list, bio_entities(e.tags))) for e in examples] == \
+               [sorted(s["entities"]) for s in expected[split]]
+    assert list(d.dev) == ["dev"] and d.train  # dev is eng.testa / valid.txt / dev.txt, never the test set
+
+
+def test_iob1_to_iob2_keeps_entities():
+    iob1 = ("I-PER", "I-PER", "B-PER", "O", "I-LOC", "I-ORG", "I-ORG")
+    assert to_iob2(iob1) == ("B-PER", "I-PER", "B-PER", "O", "B-LOC", "B-ORG", "I-ORG")
+    assert bio_entities(to_iob2(iob1)) == bio_entities(iob1)
+    assert to_iob2(to_iob2(iob1)) == to_iob2(iob1)  # a no-op on IOB2
+
+
+def test_mnli_dev_files_alone_give_a_task_without_training_data(tmp_path):
+    header = "index\tgenre\tsentence1\tsentence2\tlabel1\tlabel2\tgold_label\n"
+    write(tmp_path / "multinli" / "dev_matched.tsv", header + "0\tfic\tx\ty\tneutral\tneutral\tneutral\n")
+    write(tmp_path / "multinli" / "dev_mismatched.tsv", header + "0\tgov\tp\tq\tentailment\tentailment\tentailment\n")
+    d = load_task("mnli", tmp_path)
+    assert d.train == [] and d.extra["train_missing"] == str(tmp_path / "multinli" / "train.tsv")
+    assert set(d.dev) == {"dev_matched", "dev_mismatched"} and "no train.tsv" in d.source
+
+
 def test_malformed_folder_is_a_data_error(tmp_path):
     write(tmp_path / "SST-2" / "train.tsv", "text\tlabel\nx\t1\n")
     write(tmp_path / "SST-2" / "dev.tsv", "sentence\tlabel\nx\t1\n")
@@ -134,13 +173,58 @@ def test_missing_everywhere_says_what_was_tried_and_how_to_fix(tmp_path, monkeyp
         raise ConnectionError("Couldn't reach the Hub (offline)\nlong traceback text")
 
     monkeypatch.setattr(datasets, "load_dataset", offline)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     with pytest.raises(DataError) as info:
-        load_task("conll2003", tmp_path / "nowhere")
+        load_task("conll2003")
     msg = str(info.value)
-    assert "'conll2003'" in msg and str(tmp_path / "nowhere" / "CoNLL-2003") in msg
-    assert "datasets.load_dataset('eriktks/conll2003'): ConnectionError: Couldn't reach" in msg
+    assert "'conll2003'" in msg and "local folder: none given" in msg
+    assert "datasets.load_dataset('eriktks/conll2003') (HF_DATASETS_OFFLINE=1: the local cache only): " \
+           "ConnectionError: Couldn't reach" in msg
     assert "long traceback" not in msg and DATA_DIR_ENV in msg and "valid.txt" in msg
     assert isinstance(info.value.__cause__, ConnectionError)
+
+
+def test_a_data_folder_is_the_only_place_looked_in(tmp_path, monkeypatch):
+    """A named folder that lacks the task fails at once, listing what was tried; the hub is never asked."""
+    import datasets
+
+    def never(*args, **kwargs):
+        raise AssertionError("the hub must not be tried when a data folder is given")
+
+    monkeypatch.setattr(datasets, "load_dataset", never)
+    write(tmp_path / "conll2003" / "train.txt", "EU NNP B-NP B-ORG\n")
+    write(tmp_path / "conll2003" / "test.txt", "EU NNP B-NP B-ORG\n")
+    with pytest.raises(DataError) as info:
+        load_task("conll2003", tmp_path)
+    msg = str(info.value)
+    assert f"folder {tmp_path / 'CoNLL-2003'}: does not exist" in msg
+    assert (f"folder {tmp_path / 'conll2003'}: has test.txt, train.txt but no dev file "
+            "(looked for conllpp_dev.txt, dev.txt, eng.testa, valid.txt)") in msg
+    assert "datasets.load_dataset: not tried, because a data folder was given (data_dir argument)" in msg
+    for accepted in ("train.txt + valid.txt", "train.txt + dev.txt", "eng.train + eng.testa"):
+        assert accepted in msg
+    assert "eng.testb is the test set and is not used" in msg
+
+
+def test_an_unreachable_hub_is_not_retried(monkeypatch):
+    """Online mode but no network: one quick connection attempt, then one DataError; no load_dataset retries."""
+    import datasets
+
+    from pytest_energy.reference import tasks
+
+    def never(*args, **kwargs):
+        raise AssertionError("load_dataset must not be called when the hub cannot be reached")
+
+    for name in tasks.OFFLINE_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets, "load_dataset", never)
+    monkeypatch.setenv("HF_ENDPOINT", "https://hub.invalid")
+    with pytest.raises(DataError) as info:
+        load_task("sst2")
+    msg = str(info.value)
+    assert "not tried, the hub is unreachable: hub.invalid:443 cannot be reached" in msg
+    assert "set HF_DATASETS_OFFLINE=1" in msg
 
 
 def test_real_offline_hub_without_cache_is_a_data_error(tmp_path):
@@ -152,10 +236,11 @@ def test_real_offline_hub_without_cache_is_a_data_error(tmp_path):
     assert out.startswith("DataError: cannot load task 'mnli'") and "dev_matched.tsv" in out
 
 
-def test_datasets_not_installed(tmp_path, monkeypatch):
+def test_datasets_not_installed(monkeypatch):
     monkeypatch.setitem(sys.modules, "datasets", None)
+    monkeypatch.delenv(DATA_DIR_ENV, raising=False)
     with pytest.raises(DataError, match="'datasets' package is not installed"):
-        load_task("sst2", tmp_path)
+        load_task("sst2")
 
 
 # ---- models -------------------------------------------------------------------------------------------
@@ -214,5 +299,5 @@ def test_hub_layouts_are_converted(monkeypatch, tmp_path):
     assert sst2.train == [TextExample("good .", 1)] and sst2.source == "datasets:nyu-mll/glue/sst2"
     mnli = load_task("mnli")
     assert mnli.train == [TextExample("p", 2, "h")] and set(mnli.dev) == {"dev_matched", "dev_mismatched"}
-    conll = load_task("conll2003", tmp_path / "empty")  # folder missing, falls through to datasets
+    conll = load_task("conll2003")
     assert conll.dev["dev"] == [TaggedExample(("Peter", "runs"), ("B-PER", "O"))]
