@@ -12,7 +12,7 @@ from __future__ import annotations
 from pytest_energy.reference.plugin import PROTOCOL_DEFAULTS, about_run, fresh_model, max_steps, require_training_data
 
 
-def test_finetune_to_cutoff(energy, bench, task_data, finetuned_models, request):
+def test_finetune_to_cutoff(energy, bench, task_data, finetuned_models, request, torch_threads):
     from pytest_energy.reference.models import EMBEDDED, count_model_flops, make_evaluate, make_train_step
 
     require_training_data(task_data)
@@ -25,6 +25,7 @@ def test_finetune_to_cutoff(energy, bench, task_data, finetuned_models, request)
                                  max_length=bench.max_length, lr=bench.lr, seed=bench.seed, padding="max_length")
     evaluate = make_evaluate(model, tokenizer, task_data, max_length=bench.max_length)
     energy.extra_info.update(about_run(bench, task_data))
+    energy.extra_info["torch_threads"] = torch_threads
     energy.extra_info["hulk_task"] = bench.task  # its column in HULK's tables (stored reference)
 
     result = energy.finetune_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,

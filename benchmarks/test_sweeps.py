@@ -112,7 +112,7 @@ def _params(task: str) -> list:
         for value in values:
             label = f"{value}of6" if axis == "depth" else value
             out.append(pytest.param(axis, value, id=f"{axis}-{label}",
-                                    marks=pytest.mark.energy(group=f"sweep {task}: {axis}")))
+                                    marks=pytest.mark.energy(group=f"sweep {task}: {axis}", rounds=1)))
     return out
 
 

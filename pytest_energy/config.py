@@ -21,12 +21,14 @@ from typing import Any
 
 from .analysis.carbon import STRUBELL_US_G_PER_KWH, STRUBELL_USD_PER_KWH, CarbonConfig
 from .errors import UsageError
+from .gate.history import HISTORY_LENGTH
 
 METER_CHOICES = ("auto", "nvml", "rapl", "estimate")
+PROBE_CHOICES = ("auto", "on", "off")
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
-# 8 %: with 5 rounds and 5 % noise it keeps A/A false alarms < 1 % and still catches a 15 % regression
-# >= 95 % of the time (tools/gate_statistics.py measures both; docs/statistics.md).
+# 8 %, a factor of 1.08 either way: wide enough that within-run noise alone rarely crosses it, narrow enough
+# that a 15 % regression does (tools/gate_statistics.py measures both; docs/statistics.md).
 DEFAULT_TOLERANCE = 0.08
 DEFAULT_WATTS_PER_CORE = 10.0
 DEFAULT_BASELINE_DIR = "baselines"
@@ -95,6 +97,16 @@ def _path(text: str) -> str:
     return str(text)
 
 
+def _auto_or_seconds(text: str) -> float | None:
+    """'auto' -> None (decided by the meter), else seconds >= 0."""
+    if text == "auto":
+        return None
+    try:
+        return _number(0.0, 3600.0)(text)
+    except UsageError as exc:
+        raise UsageError(f"expected 'auto' or seconds: {exc}") from None
+
+
 def _gpus_per_worker(text: str) -> int | None:
     """'auto' -> None (split the visible GPUs evenly); an integer >= 0 (0: do not split)."""
     return None if text == "auto" else _integer(0)(text)
@@ -130,8 +142,18 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("meter", "NAME", "energy meter: auto (NVML, else RAPL, else estimate), nvml, rapl or estimate",
            "auto", _choice(METER_CHOICES)),
-    Option("rounds", "N", "metered rounds per benchmark", str(DEFAULT_ROUNDS), _integer(1)),
+    Option("rounds", "N", "metered rounds per benchmark (energy(fn) rounds; passes of energy.inference)",
+           str(DEFAULT_ROUNDS), _integer(1)),
     Option("warmup", "N", "unmetered warmup rounds per benchmark", str(DEFAULT_WARMUP), _integer(0)),
+    Option("min-round-s", "SECONDS", "energy(fn) calls fn often enough per round that a round lasts this long "
+           "(auto: ten update periods of the meter; 0: one call per round); figures are per call", "auto",
+           _auto_or_seconds),
+    Option("history", "N", "runs kept per metric in each baseline's history (--energy-save-baseline appends "
+           "this run; with 3 or more the gate judges against the run-to-run spread)", str(HISTORY_LENGTH),
+           _integer(1)),
+    Option("probe", "WHEN", "calibration probe around every round, so that wall-clock metrics are compared "
+           "net of machine-wide slowness: auto (on unless the meter is NVML), on or off", "auto",
+           _choice(PROBE_CHOICES)),
     Option("tolerance", "PCT", "regression tolerance for measured metrics, e.g. 10% or 0.1 (a change must also "
            "be significant)", format_tolerance(DEFAULT_TOLERANCE), parse_tolerance),
     Option("idle-s", "SECONDS", "measure idle power for this long before the first benchmark and report "
@@ -164,8 +186,13 @@ FLAGS: tuple[tuple[str, str], ...] = (
     ("--energy-skip", "skip energy benchmarks and meter nothing, even when --energy is given (e.g. in addopts)"),
     ("--energy-disable", "run energy benchmarks once each, unmetered, as a smoke test (like --benchmark-disable): "
      "no rounds, no baselines, no gate, no reports"),
-    ("--energy-save-baseline", "write this run's results to the baseline folder (other tests' entries are kept)"),
-    ("--energy-require-baseline", "fail an energy benchmark that has no baseline (strict CI)"),
+    ("--energy-save-baseline", "add this run to each test's baseline history (other tests' entries are kept; "
+     "a metric whose verdict was REGRESSION or IMPROVED starts a new history)"),
+    ("--energy-reset-baseline", "with --energy-save-baseline: start every saved test's history afresh with this run"),
+    ("--energy-require-baseline", "fail an energy benchmark that has no baseline, or whose baseline could not be "
+     "compared (another machine class, e.g. the meter fell back from NVML to the estimate)"),
+    ("--energy-fail-on-inconclusive", "fail a benchmark with an INCONCLUSIVE verdict (by default INCONCLUSIVE "
+     "passes: the change could not be told from the noise)"),
     ("--energy-save-reference", "store this run's fine-tuning and inference costs per task as the HULK reference "
      "of this machine class (<baseline dir>/hulk-reference.json); later runs score against it"),
     ("--energy-hulk-paper", "also place this run's times beside HULK's published Tables 3 and 4 (other "
@@ -273,7 +300,12 @@ class SessionConfig:
     rootdir: str = "."
     baseline_dir: str = DEFAULT_BASELINE_DIR  # absolute after from_pytest; relative to rootdir otherwise
     save_baseline: bool = False
+    reset_baseline: bool = False
     require_baseline: bool = False
+    fail_on_inconclusive: bool = False
+    min_round_s: float | None = None  # None: CALIBRATION_FACTOR x the meter's update period
+    history: int = HISTORY_LENGTH
+    probe: str = "auto"
     save_reference: bool = False  # store this run's HULK costs (analysis/hulk_store.py)
     hulk_paper: bool = False  # show HULK's published tables beside this run (analysis/hulk_paper.py)
     json_path: str | None = None
@@ -298,6 +330,9 @@ class SessionConfig:
     def from_pytest(cls, config: Any) -> SessionConfig:
         """Parse every option of `config` (pytest's Config, or anything with getoption/getini)."""
         values = {option.key: parse_option(config, option) for option in OPTIONS}
+        if config.getoption("energy_reset_baseline") and not config.getoption("energy_save_baseline"):
+            raise UsageError("--energy-reset-baseline starts a new baseline history, so it needs "
+                             "--energy-save-baseline as well")
         rootdir = str(getattr(config, "rootpath", None) or os.getcwd())
         carbon = CarbonConfig(grid_gco2e_per_kwh=values["grid_intensity"], pue=values["pue"],
                               electricity_usd_per_kwh=values["price_kwh"],
@@ -308,7 +343,10 @@ class SessionConfig:
             cpu_watts_per_core=values["cpu_watts_per_core"], rootdir=rootdir,
             baseline_dir=str(Path(rootdir, values["baseline_dir"])),
             save_baseline=bool(config.getoption("energy_save_baseline")),
+            reset_baseline=bool(config.getoption("energy_reset_baseline")),
             require_baseline=bool(config.getoption("energy_require_baseline")),
+            fail_on_inconclusive=bool(config.getoption("energy_fail_on_inconclusive")),
+            min_round_s=values["min_round_s"], history=values["history"], probe=values["probe"],
             save_reference=bool(config.getoption("energy_save_reference")),
             hulk_paper=bool(config.getoption("energy_hulk_paper")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
@@ -345,6 +383,7 @@ class TestSettings:
     deterministic_tolerance: float = 0.0  # steps to cut-off, tokens, FLOPs: exact by default
     group: str | None = None
     reference: str | None = None  # node id of the HULK reference benchmark (e.g. BERT-large)
+    min_round_s: float | None = None  # energy(fn) calibration target; None: from the meter
 
     def __post_init__(self) -> None:
         for name, minimum in (("rounds", 1), ("warmup", 0)):
@@ -377,7 +416,8 @@ def settings_for(session: SessionConfig, marker_kwargs: dict[str, Any] | None = 
     `tolerance` is either one value ("5%") for every measured metric or a dict per metric
     ({"energy_j": "5%", "duration_s": "15%"}). Unknown arguments are an error, never ignored.
     """
-    base = TestSettings(rounds=session.rounds, warmup=session.warmup, tolerance=session.tolerance)
+    base = TestSettings(rounds=session.rounds, warmup=session.warmup, tolerance=session.tolerance,
+                        min_round_s=session.min_round_s)
     kwargs = dict(marker_kwargs or {})
     unknown = sorted(set(kwargs) - set(MARKER_ARGS))
     if unknown:

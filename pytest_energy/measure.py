@@ -9,6 +9,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 from .errors import MeasurementError, ShortWindowWarning, UsageError
@@ -106,20 +107,79 @@ def _read_vm_hwm_bytes() -> int | None:
     return None
 
 
+# `energy(fn)` makes each round last at least this many of the meter's update periods (pytest-benchmark
+# calibrates timing the same way): a round of NVML's ~100 ms counter is then >= 1 s, and its quantisation
+# at most ~10 % of one round; the per-call figures are the round's divided by its calls.
+CALIBRATION_FACTOR = 10
+MAX_CALLS_PER_ROUND = 10_000_000
+
+
+def calibrate(fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
+              min_round_s: float, max_calls: int = MAX_CALLS_PER_ROUND) -> int:
+    """Calls per round so that one round of `fn` lasts at least `min_round_s` of wall time.
+
+    Times 1 call, then as many as that timing says are needed (+10 %), until one timed batch reaches the
+    target: usually two batches, at most ~2 x `min_round_s` of unmetered calls. 1 when min_round_s <= 0
+    (then `fn` is not called at all).
+    """
+    kwargs = kwargs or {}
+    calls = 1
+    if not min_round_s > 0:
+        return calls
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn(*args, **kwargs)
+        elapsed_s = time.perf_counter() - t0
+        if elapsed_s >= min_round_s or calls >= max_calls:
+            return calls
+        needed = math.ceil(calls * 1.1 * min_round_s / elapsed_s) if elapsed_s > 0 else calls * 10
+        calls = min(max_calls, max(needed, calls + 1))
+
+
+def per_call(window: Window, calls: int) -> Window:
+    """A round of `calls` calls as per-call figures: time and energy divided by the calls (peak memory is
+    the round's). The window says how many calls it averages (`calls`)."""
+    if calls == 1:
+        return window
+    devices = tuple(replace(d, energy_j=d.energy_j / calls) for d in window.devices)
+    net = None if window.net_energy_j is None else window.net_energy_j / calls
+    return replace(window, duration_s=window.duration_s / calls, energy_j=window.energy_j / calls,
+                   devices=devices, net_energy_j=net, calls=calls)
+
+
 class Measurer:
     """Turns meter readings into windows. One per session; shared by every test.
 
     `idle_power_w` maps device id to its idle power (W) measured before the session; when given,
-    each window reports net-of-idle energy beside the gross figure.
+    each window reports net-of-idle energy beside the gross figure. `probe` (pytest_energy.probe.probe, or
+    None: no probe) is what `take_probe` runs between rounds.
     """
 
     def __init__(self, meter: Meter, idle_power_w: dict[str, float] | None = None,
-                 sync: Callable[[], None] = sync_cuda) -> None:
+                 sync: Callable[[], None] = sync_cuda, probe: Callable[[], Any] | None = None) -> None:
         self.meter = meter
         self.idle_power_w = idle_power_w
         self._sync = sync
+        self._probe = probe
         self._memory = _PeakMemory()
         self._names = {d.device: d for d in meter.devices()}
+
+    @property
+    def probing(self) -> bool:
+        return self._probe is not None
+
+    def take_probe(self) -> float | None:
+        """Run the calibration probe (pytest_energy.probe); its wall seconds, or None when there is no
+        probe or this one is unusable (the process's own threads were busy during it)."""
+        if self._probe is None:
+            return None
+        result = self._probe()
+        return result.wall_s if result.usable else None
+
+    def min_round_s(self) -> float:
+        """How long a calibrated round must last with this meter: CALIBRATION_FACTOR update periods."""
+        return CALIBRATION_FACTOR * self.meter.min_window_s
 
     def _read(self) -> Reading:
         self._sync()
@@ -194,21 +254,31 @@ class Measurer:
                 "at 0 mW; the energy of this window is unknown")
 
     def run(self, fn: Callable[..., Any], args: tuple = (), kwargs: dict | None = None, *,
-            rounds: int, warmup: int, label: str = "round") -> tuple[Any, list[Window]]:
-        """`warmup` unmetered calls, then `rounds` metered calls; returns the last result and every round."""
+            rounds: int, warmup: int, label: str = "round", calls: int = 1,
+            between: Callable[[], Any] | None = None) -> tuple[Any, list[Window]]:
+        """`warmup` unmetered rounds, then `rounds` metered ones, each of `calls` calls; returns the last
+        result and every round as per-call figures (`per_call`). `between` runs before every metered round
+        and after the last (the probe), outside the windows."""
         if rounds < 1:
             raise UsageError(f"rounds must be >= 1, got {rounds}")
         if warmup < 0:
             raise UsageError(f"warmup must be >= 0, got {warmup}")
+        if calls < 1:
+            raise UsageError(f"calls per round must be >= 1, got {calls}")
         kwargs = kwargs or {}
         result = None
-        for _ in range(warmup):
+        for _ in range(warmup * calls):
             result = fn(*args, **kwargs)
         windows = []
         for _ in range(rounds):
+            if between is not None:
+                between()
             with self.measure(label) as w:
-                result = fn(*args, **kwargs)
-            windows.append(w)
+                for _ in range(calls):
+                    result = fn(*args, **kwargs)
+            windows.append(per_call(w, calls))
+        if between is not None:
+            between()
         return result, windows
 
 

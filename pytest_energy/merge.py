@@ -16,8 +16,9 @@ A suite too big for one runner is sharded over several (a CI matrix), each shard
 * **The verdict.** Exit 1 when any shard gated a REGRESSION or failed by itself (its pytest exit status);
   0 otherwise; 2 when the input is unusable. Nothing is re-judged: each shard was judged on its runner,
   against the baseline of its class.
-* **The baseline update** (`--save-baseline`) writes every result with the fingerprint and commit it was
-  measured with into `--baseline-dir`, as `pytest --energy-save-baseline` would; results measured on
+* **The baseline update** (`--save-baseline`) adds every result, with the fingerprint and commit it was
+  measured with, to its test's run history in `--baseline-dir`, as `pytest --energy-save-baseline` would
+  (each shard is one run; the reports carry no probe seconds, so these runs are unprobed); results measured on
   shared devices are left out. One test measured on two classes needs `--class-dirs`, which writes each
   class into `<baseline-dir>/<class>/` (run that class's shards with `--energy-baseline-dir` pointing there).
 
@@ -167,10 +168,14 @@ def merge_reports(shards: Sequence[tuple[str, dict[str, Any]]], *, expected_shar
 
 
 def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) -> tuple[list[str], list[str]]:
-    """Write every merged result as a baseline; returns (files written, notes). MergeError before anything
-    is written when a test was measured on two classes without `class_dirs`, or an entry cannot be stored."""
-    from .gate.baselines import BaselineEntry, BaselineStore
-    from .records import Metric
+    """Add every merged result to its test's baseline history, as `pytest --energy-save-baseline` does;
+    returns (files written, notes). Each shard is one run (its id derived from the shard's report); a metric
+    the shard's history rule called REGRESSION or IMPROVED starts a new history. The reports carry no probe
+    seconds, so these runs count as unprobed. MergeError before anything is written when a test was
+    measured on two classes without `class_dirs`, or an entry cannot be stored."""
+    from .gate.baselines import BaselineEntry, BaselineStore, append_run
+    from .gate.history import RULE_PREFIX, RunSummary
+    from .records import Kind, Metric
 
     if not class_dirs:
         seen: dict[str, str] = {}
@@ -181,6 +186,7 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
                     raise MergeError(f"{entry['fullname']} was measured on two machine classes ({other}, {slug}); "
                                      "one baseline folder holds one entry per test: use --class-dirs")
     plan: dict[str, list[BaselineEntry]] = {}
+    restart: dict[str, set[str]] = {}
     notes = []
     for slug, entries in merged.by_class.items():
         for shard, entry, doc in entries:
@@ -193,14 +199,27 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
             except (KeyError, TypeError, ValueError) as exc:
                 raise MergeError(f"{shard}: {entry['fullname']}: a metric cannot be read back: {exc}") from None
             directory = os.path.join(baseline_dir, slug) if class_dirs else baseline_dir
+            commit = doc.get("commit_info") or {}
+            when = str(doc.get("datetime") or "")
+            run_id = "shard-" + hashlib.sha256(f"{shard}|{when}|{commit.get('id')}".encode()).hexdigest()[:12]
+            history = {name: [RunSummary.of(m.samples, run_id)] for name, m in metrics.items()
+                       if m.kind == Kind.MEASURED and m.samples}
+            restart[entry["fullname"]] = {v["metric"] for v in energy.get("comparison") or []
+                                          if v.get("verdict") in ("REGRESSION", "IMPROVED")
+                                          and str(v.get("rule", "")).startswith(RULE_PREFIX)}
             plan.setdefault(directory, []).append(BaselineEntry(
-                nodeid=entry["fullname"], machine=energy["machine"], commit=doc.get("commit_info") or {},
-                datetime=str(doc.get("datetime") or ""), method=str(energy["machine"].get("method")),
-                metrics=metrics, extra_info=entry.get("extra_info") or {}))
+                nodeid=entry["fullname"], machine=energy["machine"], commit=commit, datetime=when,
+                method=str(energy["machine"].get("method")), metrics=metrics, extra_info=entry.get("extra_info") or {},
+                history=history, runs={run_id: {"datetime": when, "commit": commit.get("id"), "probe_s": None,
+                                                "probe_id": None}}))
+
+    def combine(old: BaselineEntry | None, new: BaselineEntry) -> BaselineEntry:
+        return append_run(old, new, restart=restart.get(new.nodeid, set()))
+
     written = []
     try:
         for directory, entries in sorted(plan.items()):
-            written += [str(p) for p in BaselineStore(directory).save(entries)]
+            written += [str(p) for p in BaselineStore(directory).save(entries, combine=combine)]
     except EnergyError as exc:
         raise MergeError(f"baselines: {exc}" + (f" (already written: {', '.join(written)})" if written else "")) \
             from None

@@ -24,6 +24,7 @@ SESSION = pytest.StashKey[EnergySession]()
 MODE = pytest.StashKey[RunMode]()
 RECORD = pytest.StashKey[TestRecord]()
 SETTINGS = pytest.StashKey[TestSettings]()
+FIXTURE = pytest.StashKey[Any]()  # the test's EnergyFixture: closed (its last probe) before the gate judges
 
 SKIP_REASON = RunMode().skip_reason
 ONLY_REASON = "not an energy benchmark (--energy-only)"
@@ -153,7 +154,9 @@ def _fixture_for(item: pytest.Item):
         measurer = session.measurer
     except EnergyError as exc:
         pytest.fail(f"pytest-energy: {exc}", pytrace=False)
-    return EnergyFixture(measurer, _record(item), settings)
+    fixture = EnergyFixture(measurer, _record(item), settings)
+    item.stash[FIXTURE] = fixture
+    return fixture
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -198,6 +201,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     record = item.stash.get(RECORD, None)
     if call.when != "call" or record is None or not record.metrics:
         return report
+    fixture = item.stash.get(FIXTURE, None)
+    if report.passed and fixture is not None:
+        fixture.close()  # a test metered through pytest-benchmark's `benchmark` has no energy fixture
     from .gate.judge import Outcome
     from .report.format import failure_message
 

@@ -127,6 +127,9 @@ class Window:
     peak_memory_source: str | None = None  # "torch.cuda.max_memory_allocated" | "rss-hwm" | "rss-lifetime"
     warnings: list[str] = field(default_factory=list)
     closed: bool = False
+    # energy(fn) rounds of several calls: duration_s, energy_j, devices and net_energy_j are per call (the
+    # round's divided by `calls`); peak memory is the round's.
+    calls: int = 1
     # Under torchrun, a window combined over ranks keeps each rank's part:
     # [{"rank", "host", "energy_j", "duration_s", "devices": [device ids]}]; None for one process.
     per_rank: list[dict[str, Any]] | None = None
@@ -201,6 +204,9 @@ class TestRecord:
     extra_info: dict[str, Any] = field(default_factory=dict)
     # Protocol results (finetune/inference) as plain dicts, for the JSON and HTML reports.
     protocols: list[dict[str, Any]] = field(default_factory=list)
+    # Wall seconds of the calibration probe (pytest_energy.probe) taken around this test's rounds: the gate
+    # divides wall-clock metrics by their geometric mean. Empty when the session does not probe.
+    probe_s: list[float] = field(default_factory=list)
 
     def metric(self, name: str, unit: str, *, better: str = Better.LOWER, kind: str = Kind.MEASURED,
                method: str | None = None) -> Metric:
@@ -222,6 +228,7 @@ class TestRecord:
             "metrics": {k: m.to_dict() for k, m in self.metrics.items()},
             "windows": [w.to_dict() for w in self.windows],
             "extra_info": plain(self.extra_info), "protocols": plain(self.protocols),
+            "probe_s": list(self.probe_s),
         }
 
     @classmethod
@@ -231,4 +238,5 @@ class TestRecord:
             metrics={k: Metric.from_dict(m) for k, m in d.get("metrics", {}).items()},
             windows=[Window.from_dict(w) for w in d.get("windows", [])],
             extra_info=d.get("extra_info", {}), protocols=d.get("protocols", []),
+            probe_s=[float(x) for x in d.get("probe_s", [])],
         )

@@ -10,6 +10,7 @@ Reports receive a `RunResult`: data, never the session or the meter.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +86,7 @@ class RunResult:
     baselines: dict[str, Any] = field(default_factory=dict)
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
+    baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
     # The stored HULK reference this run was scored against (EnergySession.reference_info).
     hulk_reference: dict[str, Any] | None = None
 
@@ -101,9 +103,13 @@ class EnergySession:
         self._store = None
         self._baselines: dict[str, Any] | None = None
         self._fingerprint: dict[str, Any] | None = None
+        self._history_context = None
         self._reference = None  # analysis.hulk_store.ReferenceFile, read at start
         self.results: list[BenchmarkResult] = []
         self.device_state_start: dict[str, Any] | None = None
+        # One id per pytest session, shared by every test it saves: the history rule estimates the drift
+        # common to a run from it (gate/history.py).
+        self.run_id = uuid.uuid4().hex[:12]
         self.ranks = None  # distributed.ranks.RankContext under torchrun (set before the meter is opened)
         self.placement: dict[str, Any] | None = None  # where this process runs (see BenchmarkResult)
 
@@ -124,11 +130,19 @@ class EnergySession:
         return self._meter
 
     @property
+    def probing(self) -> bool:
+        """Whether rounds are bracketed by the calibration probe (pytest_energy.probe): `--energy-probe`,
+        where auto means on unless the meter is NVML (GPU-bound time does not follow a CPU probe)."""
+        return self.config.probe == "on" or (self.config.probe == "auto" and self.meter.name != "nvml")
+
+    @property
     def measurer(self) -> Measurer:
         """Opened at the first energy benchmark, after measuring idle power if asked to."""
         if self._measurer is None:
+            from .probe import probe
+
             idle = measure_idle_power(self.meter, self.config.idle_s) if self.config.idle_s > 0 else None
-            self._measurer = Measurer(self.meter, idle)
+            self._measurer = Measurer(self.meter, idle, probe=probe if self.probing else None)
             self.device_state_start = self._device_state()
         return self._measurer
 
@@ -174,6 +188,17 @@ class EnergySession:
             meter = self.meter
             self._fingerprint = self.ranks.fingerprint() if self.ranks is not None else fingerprint(meter)
         return self._fingerprint
+
+    def history_context(self):
+        """The pooled run histories of this machine class (gate.judge.pool_histories), computed once from
+        the baselines loaded at the start: never from this run."""
+        if self._history_context is None:
+            from .gate.judge import pool_histories
+
+            self.load_baselines()
+            self._history_context = pool_histories((self._baselines or {}).values(), self.fingerprint(),
+                                                   self.probing)
+        return self._history_context
 
     # -- the stored HULK reference (analysis/hulk_store.py) ---------------------------------------
     def load_reference(self) -> None:
@@ -225,7 +250,9 @@ class EnergySession:
                            baseline_file=baseline_file, gating=not self.config.save_baseline)
         entry = self._baselines.get(record.nodeid) if self._baselines else None
         outcome = judge(record, entry, settings, machine=self.fingerprint(), baseline_file=baseline_file,
-                        save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline)
+                        save_baseline=self.config.save_baseline, require_baseline=self.config.require_baseline,
+                        fail_on_inconclusive=self.config.fail_on_inconclusive,
+                        context=self.history_context() if entry is not None else None)
         if self.config.save_reference:
             # A reference run measures the reference model (BERT-large) under the node ids whose baselines
             # belong to the model under test: shown, never failed on.
@@ -234,22 +261,64 @@ class EnergySession:
             outcome.notes.append("recording the HULK reference (--energy-save-reference): compared, not gated")
         return outcome
 
-    def save_baselines(self, commit: dict[str, Any], datetime_iso: str) -> list[str]:
-        """Write the baselines of every recorded test, each with the fingerprint of the process that measured
-        it; returns the files written. Results measured on shared devices are left out (`unsaved_shared`)."""
+    def _run_entry(self, b: BenchmarkResult, machine: dict[str, Any], commit: dict[str, Any], datetime_iso: str):
+        """This run of one test as a baseline entry whose history is this run alone."""
         from .gate.baselines import BaselineEntry
+        from .gate.history import RunSummary
+        from .probe import PROBE_ID, probe_value
 
-        entries = []
-        for b in self.results:
-            if b.shared:
-                continue
-            machine = b.machine or self.fingerprint()
-            entries.append(BaselineEntry(nodeid=b.record.nodeid, machine=machine, commit=commit,
-                                         datetime=datetime_iso, method=machine["method"], metrics=b.record.metrics,
-                                         extra_info=b.record.extra_info))
+        record = b.record
+        probe_s = probe_value(record.probe_s) if self.probing else None
+        history = {name: [RunSummary.of(m.samples, run_id=self.run_id)]
+                   for name, m in record.metrics.items() if m.kind == "measured" and m.samples}
+        run = {"datetime": datetime_iso, "commit": commit.get("id"), "probe_s": probe_s,
+               "probe_id": PROBE_ID if probe_s is not None else None}
+        return BaselineEntry(nodeid=record.nodeid, machine=machine, commit=commit, datetime=datetime_iso,
+                             method=machine["method"], metrics=record.metrics, extra_info=record.extra_info,
+                             history=history, runs={self.run_id: run})
+
+    def save_baselines(self, commit: dict[str, Any], datetime_iso: str, notes: list[str] | None = None) -> list[str]:
+        """Add this run to the baseline history of every recorded test; returns the files written.
+
+        A metric whose history-rule verdict in this run was REGRESSION or IMPROVED starts a new history (the
+        change was accepted by saving: it must not be averaged with the old code), as does everything with
+        --energy-reset-baseline. Each history keeps the last --energy-history runs. `notes` collects what
+        changed, for the terminal.
+        """
+        from .gate.baselines import append_run
+        from .gate.compare import Rule
+
+        # Each result with the fingerprint of the process that measured it (an xdist worker sees only its
+        # GPUs); results measured on devices other workers were using are not saved (`unsaved_shared`).
+        entries = [self._run_entry(b, b.machine or self.fingerprint(), commit, datetime_iso)
+                   for b in self.results if not b.shared]
         if not entries:
             return []
-        return [str(p) for p in self.store.save(entries)]
+        # Only a verdict of the history rule restarts a history: while a history holds fewer than 3 runs the
+        # within-run rule decides, and on a drifting runner it calls unchanged code REGRESSION or IMPROVED
+        # (docs/statistics.md); restarting then would keep the history from ever reaching 3 runs.
+        restart = {b.record.nodeid: frozenset(v.metric for v in b.outcome.verdicts
+                                              if v.verdict in ("REGRESSION", "IMPROVED") and Rule.is_history(v.rule))
+                   for b in self.results if b.outcome is not None}
+        notes = notes if notes is not None else []
+        keep, reset = self.config.history, self.config.reset_baseline
+        lengths: list[int] = []
+
+        def combine(old, new):
+            stored = append_run(old, new, keep=keep, restart=restart.get(new.nodeid, frozenset()), reset=reset)
+            lengths.extend(len(runs) for runs in stored.history.values())
+            if old is not None and restart.get(new.nodeid) and not reset:
+                notes.append(f"{new.nodeid}: new history for {', '.join(sorted(restart[new.nodeid]))} "
+                             "(its REGRESSION or IMPROVED is accepted by this save)")
+            return stored
+
+        written = [str(p) for p in self.store.save(entries, combine=combine)]
+        if lengths:
+            span = str(min(lengths)) if min(lengths) == max(lengths) else f"{min(lengths)} to {max(lengths)}"
+            how = "started afresh (--energy-reset-baseline)" if reset else f"appended (keeping the last {keep})"
+            notes.insert(0, f"baseline history: run {self.run_id} {how} for {len(entries)} test(s); the "
+                            f"histories now hold {span} run(s) (the gate judges by history from 3)")
+        return written
 
     def compared_baselines(self) -> dict[str, Any]:
         """The baseline entries this run's verdicts were computed against, for the reports' charts."""
@@ -306,7 +375,7 @@ class EnergySession:
         run.baselines = self.compared_baselines()
         if self.config.save_baseline:
             try:
-                run.written += self.save_baselines(run.commit_info, run.datetime)
+                run.written += self.save_baselines(run.commit_info, run.datetime, run.baseline_notes)
             except EnergyError as exc:
                 run.errors.append(str(exc))
             unsaved = self.unsaved_shared()

@@ -21,3 +21,41 @@ def test_marker_settings_validation():
         settings_for(base, {"rounds": 0})
     with pytest.raises(UsageError, match="bad tolerance"):
         settings_for(base, {"tolerance": "5 percent"})
+
+
+class _Config:
+    """What SessionConfig.from_pytest reads: options by dest, ini keys unset."""
+
+    def __init__(self, **options):
+        self.options = options
+
+    def getoption(self, dest):
+        return self.options.get(dest)
+
+    def getini(self, key):
+        from pytest_energy.config import UNSET
+
+        return UNSET
+
+
+def test_history_probe_and_calibration_options():
+    config = SessionConfig.from_pytest(_Config())
+    assert (config.history, config.probe, config.min_round_s) == (10, "auto", None)
+    assert not (config.reset_baseline or config.fail_on_inconclusive)
+    config = SessionConfig.from_pytest(_Config(energy_history="3", energy_probe="off", energy_min_round_s="0.5",
+                                               energy_save_baseline=True, energy_reset_baseline=True,
+                                               energy_fail_on_inconclusive=True))
+    assert (config.history, config.probe, config.min_round_s) == (3, "off", 0.5)
+    assert config.reset_baseline and config.fail_on_inconclusive
+    assert settings_for(config).min_round_s == 0.5
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"energy_history": "0"}, "--energy-history: must be >= 1"),
+    ({"energy_probe": "sometimes"}, "--energy-probe: unknown value 'sometimes'"),
+    ({"energy_min_round_s": "-1"}, "--energy-min-round-s: expected 'auto' or seconds"),
+    ({"energy_reset_baseline": True}, "--energy-reset-baseline .* needs --energy-save-baseline"),
+])
+def test_bad_history_options_name_the_option(options, message):
+    with pytest.raises(UsageError, match=message):
+        SessionConfig.from_pytest(_Config(**options))

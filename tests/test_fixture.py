@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pytest_energy.config import TestSettings
-from pytest_energy.errors import UsageError
+from pytest_energy.errors import ShortWindowWarning, UsageError
 from pytest_energy.fixture import EnergyFixture
 from pytest_energy.meters.fake import manual_measurer
 from pytest_energy.records import TestRecord
@@ -45,6 +45,79 @@ def test_record_metric_refuses_a_second_unit_for_one_name():
     energy.record_metric("m", "J", 1.0)
     with pytest.raises(UsageError, match="already recorded with unit 'J'"):
         energy.record_metric("m", "Wh", 1.0)
+
+
+def _probed_fixture(rounds: int = 3):
+    """A fixture on a manual meter whose probe returns 0.03 s more every time it runs."""
+    from pytest_energy.measure import Measurer
+    from pytest_energy.meters.fake import manual_meter
+    from pytest_energy.probe import ProbeResult
+
+    meter, clock = manual_meter()
+    taken = []
+
+    def probe():
+        taken.append(0.03 * (len(taken) + 1))
+        return ProbeResult(taken[-1], taken[-1], 0.0)
+
+    measurer = Measurer(meter, sync=lambda: None, probe=probe)
+    return EnergyFixture(measurer, TestRecord("t.py::t", "t"), TestSettings(rounds=rounds, warmup=0)), clock
+
+
+def test_the_probe_brackets_every_round_of_energy_fn_and_each_inference_pass():
+    energy, clock = _probed_fixture(rounds=3)
+    energy(clock.advance, 0.5, 10.0)
+    assert energy._record.probe_s == pytest.approx([0.03, 0.06, 0.09, 0.12])  # before each round, after the last
+    energy.close()
+    assert len(energy._record.probe_s) == 4  # nothing left to close
+
+    energy, clock = _probed_fixture(rounds=2)
+    energy.inference(lambda batch: clock.advance(0.01, 1.0) or [0] * len(batch), [1, 2, 3], warmup=1)
+    assert len(energy._record.probe_s) == 3
+    assert energy._record.metrics["inference.duration_s"].samples == pytest.approx([0.03, 0.03])  # 2 passes
+
+
+def test_the_probe_brackets_a_finetune_run_and_measure_windows():
+    energy, clock = _probed_fixture()
+
+    def train_step(step):
+        clock.advance(0.1, 1.0)
+
+    energy.finetune_to_cutoff(train_step, lambda: 1.0, cutoff=0.5, eval_every=2, max_steps=4)
+    assert len(energy._record.probe_s) == 2  # one run: before and after, however many windows it opened
+
+    energy, clock = _probed_fixture()
+    for _ in range(3):
+        with energy.measure("step"):
+            clock.advance(0.2, 2.0)
+    assert len(energy._record.probe_s) == 1  # before the first window only ...
+    energy.close()
+    assert len(energy._record.probe_s) == 2  # ... and once after the last, when the test ends
+
+
+def test_energy_fn_calibrates_and_pedantic_calls_exactly():
+    from pytest_energy.measure import Measurer
+    from pytest_energy.meters.fake import constant_power_meter
+
+    meter = constant_power_meter(10.0)
+    meter.min_window_s = 0.002  # a round must last 20 ms: many calls of a ~free function
+    energy = EnergyFixture(Measurer(meter, sync=lambda: None), TestRecord("t.py::t", "t"),
+                           TestSettings(rounds=2, warmup=0))
+    calls = []
+    energy(calls.append, 1)
+    per_round = energy.extra_info["calls_per_round"]
+    assert per_round > 100 and len(calls) >= 2 * per_round  # calibration calls come on top, unmetered
+    assert all(w.calls == per_round for w in energy._record.windows)
+    assert all(s < 0.02 / 100 for s in energy._record.metrics["duration_s"].samples)  # per call, not per round
+
+    energy = EnergyFixture(Measurer(meter, sync=lambda: None), TestRecord("t.py::t", "t"),
+                           TestSettings(rounds=2, warmup=1))
+    calls = []
+    with pytest.warns(ShortWindowWarning):  # pedantic: one call per round, as asked, however short
+        energy.pedantic(calls.append, args=(1,))
+    assert len(calls) == 3 and energy.extra_info["calls_per_round"] == 1
+    with pytest.raises(UsageError, match="iterations"):
+        _fixture().pedantic(print, iterations=0)
 
 
 def test_unrecorded_window_leaves_no_metric():

@@ -3,6 +3,9 @@
 A change to either format must be deliberate: regenerate with `PYTEST_ENERGY_UPDATE_GOLDEN=1 pytest
 tests/test_golden_formats.py`, review the diff, and say in the commit why the format changed (and, for
 baselines, that files written by the previous version still load).
+
+`baseline_v1.json` is the file pytest-energy 0.1 wrote (schema 1, before run histories); it is never
+regenerated: it pins that such files keep loading.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pytest_energy.config import SessionConfig, TestSettings
 from pytest_energy.gate.baselines import BaselineEntry, BaselineStore
 from pytest_energy.gate.judge import Outcome
 from pytest_energy.gate.compare import compare_record
+from pytest_energy.gate.history import RunSummary
 from pytest_energy.meters.fake import manual_measurer
 from pytest_energy.records import Metric, TestRecord
 from pytest_energy.report.json import build_report, json_text
@@ -53,13 +57,38 @@ def _check(name: str, text: str) -> None:
 
 def test_baseline_file_format(tmp_path):
     record = _record()
+    # Two saved runs: an earlier one with its probe, and this one (its energy_j history restarted after an
+    # accepted change, so it holds this run only).
+    runs = {"run-a": {"datetime": "2025-12-31T00:00:00+00:00", "commit": "1" * 40, "probe_s": 0.03,
+                      "probe_id": "v1-CPython-3.11"},
+            "run-b": {"datetime": "2026-01-01T00:00:00+00:00", "commit": "0" * 40, "probe_s": 0.0315,
+                      "probe_id": "v1-CPython-3.11"}}
+    history = {"duration_s": [RunSummary(0.48, 0.01, 3, "run-a"), RunSummary.of([0.5, 0.5, 0.5], "run-b")],
+               "energy_j": [RunSummary.of([10.0, 11.0, 12.0], "run-b")]}
     entry = BaselineEntry(nodeid=record.nodeid, machine=MACHINE, commit={"id": "0" * 40, "dirty": False},
                           datetime="2026-01-01T00:00:00+00:00", method="rapl", metrics=record.metrics,
-                          extra_info=record.extra_info)
+                          extra_info=record.extra_info, history=history, runs=runs)
     store = BaselineStore(tmp_path)
     [path] = store.save([entry])
     _check("baseline.json", path.read_text(encoding="utf-8"))
     assert store.load(record.nodeid) == entry  # and it reads back as it was written
+
+
+def test_schema_1_baseline_still_loads_as_a_history_of_one_run(tmp_path):
+    store = BaselineStore(tmp_path)
+    nodeid = "benchmarks/test_golden.py::test_it[a]"
+    store.path_for(nodeid).write_bytes((GOLDEN / "baseline_v1.json").read_bytes())
+    entry = store.load(nodeid)
+    assert entry.metrics["energy_j"].samples == [10.0, 11.0, 12.0]
+    [run] = entry.history["energy_j"]
+    assert (run.mean, run.sd, run.n) == (11.0, pytest.approx(1.0), 3) and run.run_id == "v1:2026-01-01T00:00:00+00:00"
+    assert "tokens" not in entry.history  # deterministic metrics keep no history
+    assert entry.runs[run.run_id]["probe_s"] is None
+
+    # The next save writes schema 2 and keeps that run as the oldest of the history.
+    store.save([entry])
+    assert json.loads(store.path_for(nodeid).read_text())["schema_version"] == 2
+    assert store.load(nodeid) == entry
 
 
 def test_json_report_format():
@@ -79,4 +108,4 @@ def test_json_report_format():
 
 @pytest.mark.skipif(not UPDATE, reason="only when regenerating golden files")
 def test_golden_files_were_regenerated():
-    assert sorted(p.name for p in GOLDEN.iterdir()) == ["baseline.json", "report.json"]
+    assert sorted(p.name for p in GOLDEN.iterdir()) == ["baseline.json", "baseline_v1.json", "report.json"]

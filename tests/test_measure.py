@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import types
 
 import pytest
@@ -117,3 +118,35 @@ def test_sync_cuda_only_when_cuda_is_already_initialised(monkeypatch):
     monkeypatch.delitem(sys.modules, "torch")
     sync_cuda()  # torch not imported: nothing to do, and torch is not imported by us
     assert "torch" not in sys.modules
+
+
+# --- calibration: enough calls per round that a round outlasts the meter's update period ------------------
+
+def test_calibrate_reaches_the_target_and_asks_nothing_without_one():
+    from pytest_energy.measure import calibrate
+
+    calls = []
+    assert calibrate(calls.append, (1,), min_round_s=0.0) == 1 and calls == []  # no target: not even called
+
+    def work():
+        t0 = time.perf_counter()
+        while time.perf_counter() - t0 < 1e-4:
+            pass
+
+    n = calibrate(work, min_round_s=0.02)
+    assert 150 <= n <= 300  # ~0.02 s / 1e-4 s, plus the 10 % margin
+    assert calibrate(work, min_round_s=1.0, max_calls=50) == 50
+    assert calibrate(lambda: time.sleep(0.03), min_round_s=0.02) == 1  # already long enough
+
+
+def test_rounds_of_several_calls_report_per_call_figures_and_probe_between_rounds():
+    readings = [(float(i), {"gpu0": 10.0 * i, "cpu-package-0": 4.0 * i}) for i in range(10)]
+    m = Measurer(_scripted(readings), sync=lambda: None)
+    calls, between = [], []
+    result, windows = m.run(calls.append, (7,), rounds=3, warmup=1, calls=4, between=lambda: between.append(1))
+    assert len(calls) == 4 * (1 + 3) and len(between) == 3 + 1  # warmup rounds are rounds of 4 calls too
+    assert [w.calls for w in windows] == [4, 4, 4]
+    assert [w.duration_s for w in windows] == [0.25] * 3 and [w.energy_j for w in windows] == [3.5] * 3
+    assert {d.device: d.energy_j for d in windows[0].devices} == {"gpu0": 2.5, "cpu-package-0": 1.0}
+    with pytest.raises(UsageError):
+        m.run(print, rounds=1, warmup=0, calls=0)

@@ -30,7 +30,9 @@ def test_b1(energy):
     energy(time.sleep, 0.1)
 """,
 }
-RUN = ("--energy", "--energy-meter", "nvml", "--energy-rounds", "3", "--energy-warmup", "0", "-p", "no:cacheprovider")
+# One call per round (no calibration to ~1 s rounds): the sleeps are the rounds.
+RUN = ("--energy", "--energy-meter", "nvml", "--energy-rounds", "3", "--energy-warmup", "0",
+       "--energy-min-round-s", "0", "-p", "no:cacheprovider")
 
 
 @pytest.fixture
@@ -48,6 +50,18 @@ def shards(pytester, fake_nvml):
 
 def _merge(pytester, *args: str) -> int:
     return main(["merge", *(str(pytester.path / a) if a.endswith(".json") and "/" not in a else a for a in args)])
+
+
+def test_each_merged_save_adds_a_run_to_the_history(pytester, shards, capsys):
+    _, run = shards
+    for _ in range(2):
+        run("test_shard_b").assert_outcomes(passed=1)
+        assert _merge(pytester, "test_shard_b.json", "--save-baseline", "--baseline-dir",
+                      str(pytester.path / "baselines")) == 0
+    stored = json.loads((pytester.path / "baselines" / "test_shard_b.json").read_text())
+    entry = stored["entries"]["test_shard_b.py::test_b1"]
+    assert [r["n"] for r in entry["metrics"]["energy_j"]["history"]] == [3, 3]
+    assert len(entry["runs"]) == 2 and all(r["probe_s"] is None for r in entry["runs"].values())
 
 
 def test_two_shards_merge_into_one_report_and_one_verdict(pytester, shards, capsys):

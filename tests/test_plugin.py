@@ -100,7 +100,7 @@ import pytest
 @pytest.mark.energy(rounds=2, warmup=3)
 def test_it(energy):
     calls = []
-    energy(calls.append, 1)
+    energy.pedantic(calls.append, args=(1,))  # one call per round: exactly warmup + rounds calls
     assert len(calls) == 5
 """)
     result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-rounds", "7")
@@ -133,7 +133,8 @@ def test_nvml_is_used_although_torch_sees_no_cuda(pytester, fake_nvml, monkeypat
     torch = pytest.importorskip("torch")
     assert not torch.cuda.is_available()
     pytester.makepyfile(PLAIN_AND_ENERGY)
-    result = pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "1")
+    result = pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "1",
+                                "--energy-min-round-s", "0")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*energy meter: nvml [[]nvml-counter]*"])
 
@@ -190,7 +191,9 @@ def test_work(energy):
 
 def _gate_run(pytester, work_s, *args):
     pytester._monkeypatch.setenv("WORK_S", str(work_s))
-    return pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "5", *args)
+    # One call per round: the rounds are the sleeps themselves (calibration would make each round ~1 s).
+    return pytester.runpytest("--energy", "--energy-meter", "nvml", "--energy-rounds", "5",
+                              "--energy-min-round-s", "0", *args)
 
 
 def test_gate_passes_same_work_and_fails_slower_work(pytester, fake_nvml):
@@ -200,9 +203,10 @@ def test_gate_passes_same_work_and_fails_slower_work(pytester, fake_nvml):
     saved.assert_outcomes(passed=2)
     baseline = pytester.path / "baselines" / "test_gate.json"
     doc = json.loads(baseline.read_text())
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2
     entry = doc["entries"]["test_gate.py::test_work"]
     assert len(entry["metrics"]["energy_j"]["samples"]) == 5
+    assert [run["n"] for run in entry["metrics"]["energy_j"]["history"]] == [5]  # one run of 5 rounds
     assert entry["machine"]["gpus"] == ["NVIDIA H100 80GB HBM3"]
 
     same = _gate_run(pytester, 0.3)
@@ -251,7 +255,7 @@ def test_missing_baseline_passes_with_a_note_or_fails_when_required(pytester, fa
     strict.stdout.fnmatch_lines(["*--energy-require-baseline: no baseline for this test*"])
 
 
-def test_machine_mismatch_does_not_gate(pytester, fake_nvml):
+def test_machine_mismatch_does_not_gate_unless_a_baseline_is_required(pytester, fake_nvml):
     fake_nvml(FakeGpu(name="NVIDIA A100-SXM4-40GB", power_w=100.0))
     pytester.makepyfile(test_gate=GATE_TEST)
     _gate_run(pytester, 0.1, "--energy-save-baseline").assert_outcomes(passed=2)
@@ -259,6 +263,34 @@ def test_machine_mismatch_does_not_gate(pytester, fake_nvml):
     other = _gate_run(pytester, 0.3)
     other.assert_outcomes(passed=2)
     other.stdout.fnmatch_lines(["*different machine class, not compared: gpus: *A100* != *H100*"])
+    # A strict gate must not pass silently because the comparison could not happen (e.g. NVML fell back
+    # to the estimate: another machine class).
+    strict = _gate_run(pytester, 0.3, "--energy-require-baseline")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines(["*--energy-require-baseline: baseline was measured on a different machine class*"])
+
+
+def test_inconclusive_passes_visibly_and_fails_with_the_strict_option(pytester, fake_nvml):
+    """One round a side cannot show a spread: a 2x change is INCONCLUSIVE, and the terminal says it passes."""
+    fake_nvml(FakeGpu(power_w=250.0))
+    pytester.makepyfile(test_gate=GATE_TEST)
+    one = ["--energy-rounds", "1"]
+    _gate_run(pytester, 0.1, *one, "--energy-save-baseline").assert_outcomes(passed=2)
+    lenient = _gate_run(pytester, 0.2, *one)
+    lenient.assert_outcomes(passed=2)
+    lenient.stdout.fnmatch_lines([
+        "*test_work*energy_j*+*within-run Welch*INCONCLUSIVE [[]1]*",
+        "[[]1] a single sample on one side gives no spread estimate: save 3 baseline runs*",
+        "*INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise. More rounds*"
+        "--energy-fail-on-inconclusive makes them fail.",
+    ])
+    strict = _gate_run(pytester, 0.2, *one, "--energy-fail-on-inconclusive")
+    strict.assert_outcomes(passed=1, failed=1)
+    strict.stdout.fnmatch_lines([
+        "*INCONCLUSIVE against baselines/test_gate.json fails with --energy-fail-on-inconclusive:*",
+        "*energy_j: * J -> * J (+*%, p=n/a, tolerance 8 %, n=1/1, within-run Welch) INCONCLUSIVE*",
+        "*INCONCLUSIVE verdict(s) FAIL their tests (--energy-fail-on-inconclusive)*",
+    ])
 
 
 def test_markdown_summary_goes_to_github_step_summary(pytester, fake_nvml, monkeypatch):
@@ -345,7 +377,8 @@ def test_small_mnli(energy):
 def test_json_records_gpu_temperature_and_clocks(pytester, fake_nvml):
     fake_nvml(FakeGpu())
     pytester.makepyfile(PLAIN_AND_ENERGY)
-    pytester.runpytest("--energy", "--energy-rounds", "1", "--energy-json", "r.json").assert_outcomes(passed=3)
+    pytester.runpytest("--energy", "--energy-rounds", "1", "--energy-min-round-s", "0",
+                       "--energy-json", "r.json").assert_outcomes(passed=3)
     session = json.loads((pytester.path / "r.json").read_text())["energy"]
     assert session["device_state_start"] == {"gpu0": {"temperature_c": 45, "sm_clock_mhz": 1980}}
     assert session["device_state_end"] == session["device_state_start"]
@@ -357,3 +390,33 @@ def test_zero_watts_per_core_is_rejected_not_replaced_by_the_default(pytester, n
     result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-cpu-watts-per-core", "0")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--energy-cpu-watts-per-core: must be a finite number > 0*got '0'*"])
+
+
+def test_rounds_repeat_the_inference_pass_from_the_marker_and_the_command_line(pytester, fake_nvml):
+    fake_nvml(FakeGpu())
+    pytester.makepyfile(test_inf="""
+import time
+import pytest
+
+def predict(batch):
+    time.sleep(0.01)  # a pass of 4 batches outlasts two steps of the fake GPU's 20 ms energy counter
+    return [0] * len(batch)
+
+@pytest.mark.energy(rounds=3)
+def test_marker(energy):
+    r = energy.inference(predict, list(range(4)), warmup=2, labels=[0] * 4)
+    assert r.rounds == 3
+
+def test_cli(energy):
+    r = energy.inference(predict, list(range(4)), warmup=2, labels=[0] * 4)
+    assert r.rounds == 2
+""")
+    result = pytester.runpytest("--energy", "--energy-rounds", "2", "--energy-json", "r.json", "-W",
+                                "ignore::pytest_energy.errors.ShortWindowWarning")
+    result.assert_outcomes(passed=2)
+    benches = {b["name"]: b for b in json.loads((pytester.path / "r.json").read_text())["benchmarks"]}
+    for name, passes in (("test_marker", 3), ("test_cli", 2)):
+        metrics = benches[name]["energy"]["metrics"]
+        assert len(metrics["inference.energy_j"]["samples"]) == passes  # one sample per pass
+        assert len(metrics["inference.ms_per_example_p99"]["samples"]) == passes
+        assert metrics["inference.accuracy"]["samples"] == [1.0]  # deterministic: one value

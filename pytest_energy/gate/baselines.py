@@ -1,10 +1,21 @@
 """The committed `baselines/` folder: one stable, diff-friendly JSON file per test module.
 
-File layout (schema_version 1):
+File layout (schema_version 2):
 
-    {"schema_version": 1,
+    {"schema_version": 2,
      "entries": {nodeid: {"machine": {...}, "commit": {...}, "datetime": iso, "method": str,
-                          "metrics": {name: Metric.to_dict()}, "extra_info": {...}}}}
+                          "metrics": {name: {**Metric.to_dict(),            # samples: the latest saved run
+                                             "history": [{"run_id", "mean", "sd", "n"}, ...]}},
+                          "runs": {run_id: {"datetime", "commit", "probe_s", "probe_id"}},
+                          "extra_info": {...}}}}
+
+Every measured metric keeps the run history the gate judges against (gate/history.py): one summary per
+saving run, oldest first, at most `--energy-history` of them. `runs` describes each run once (its probe
+seconds are shared by the test's metrics); run ids are per pytest session, shared by every test it saved,
+which is what lets the gate estimate the drift common to a run. Deterministic metrics keep no history.
+
+Schema 1 files (no history; written by pytest-energy 0.1) still load: their samples become a history of one
+run, with id "v1:<datetime>". The next save writes the file as schema 2.
 
 `benchmarks/test_inference.py::test_x[a]` lives in `benchmarks__test_inference.json`; parametrised ids are
 keys inside it. Files are written with sorted keys and 2-space indent so a re-recorded baseline diffs as
@@ -26,22 +37,24 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import BaselineError
 from ..files import write_atomic
-from ..records import Metric
+from ..records import Kind, Metric
+from .history import RunSummary
 
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; concurrent saves there are not protected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SCHEMA_VERSION", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename",
-           "comparable_fingerprint", "lock_path_for", "machine_mismatch"]
+__all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename",
+           "comparable_fingerprint", "lock_path_for", "machine_mismatch", "append_run"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, 2)
 # The fingerprint keys that decide whether a baseline is comparable at all. Versions, clocks and
 # temperatures change under the same hardware and must never block a comparison. `distributed` is set
 # only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
@@ -78,7 +91,13 @@ def baseline_filename(nodeid: str) -> str:
 
 @dataclass
 class BaselineEntry:
-    """The stored result of one test: its metrics and where and how they were measured."""
+    """The stored result of one test: its metrics, their run history, and where and how they were measured.
+
+    `metrics` hold the latest saved run's samples. `history` maps each measured metric to its runs, oldest
+    first (RunSummary without probe: probes live in `runs`, see `history_for`); `runs` describes each run
+    ({"datetime", "commit", "probe_s", "probe_id"}). A measured metric given without history gets one: its
+    samples as a single run (that is how a schema 1 entry reads).
+    """
 
     nodeid: str
     machine: dict[str, Any]
@@ -87,20 +106,51 @@ class BaselineEntry:
     method: str
     metrics: dict[str, Metric]
     extra_info: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, list[RunSummary]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        legacy = f"v1:{self.datetime}"
+        for name, metric in self.metrics.items():
+            if metric.kind == Kind.MEASURED and name not in self.history and metric.samples:
+                self.history[name] = [RunSummary.of(metric.samples, run_id=legacy)]
+                self.runs.setdefault(legacy, {"datetime": self.datetime, "commit": self.commit.get("id"),
+                                              "probe_s": None, "probe_id": None})
+
+    def history_for(self, name: str, probe_id: str | None = None) -> list[RunSummary]:
+        """The runs of metric `name`, oldest first, with each run's probe seconds when it was taken with
+        probe `probe_id` (pytest_energy.probe.PROBE_ID); runs probed otherwise count as unprobed."""
+        out = []
+        for h in self.history.get(name, []):
+            run = self.runs.get(h.run_id or "", {})
+            probe = run.get("probe_s") if probe_id is not None and run.get("probe_id") == probe_id else None
+            out.append(RunSummary(h.mean, h.sd, h.n, h.run_id, probe))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """The value stored under the node id (the node id itself is the key, so it is not repeated)."""
+        metrics = {}
+        for name, m in self.metrics.items():
+            metrics[name] = m.to_dict()
+            if name in self.history:
+                metrics[name]["history"] = [{"run_id": h.run_id, "mean": h.mean, "sd": h.sd, "n": h.n}
+                                            for h in self.history[name]]
+        used = {h.run_id for runs in self.history.values() for h in runs}
         return {
             "machine": dict(self.machine),
             "commit": dict(self.commit),
             "datetime": self.datetime,
             "method": self.method,
-            "metrics": {name: m.to_dict() for name, m in self.metrics.items()},
+            "metrics": metrics,
+            "runs": {rid: dict(run) for rid, run in self.runs.items() if rid in used},
             "extra_info": dict(self.extra_info),
         }
 
     @classmethod
     def from_dict(cls, nodeid: str, d: dict[str, Any]) -> BaselineEntry:
+        history = {name: [RunSummary(float(h["mean"]), float(h["sd"]), int(h["n"]), h["run_id"])
+                          for h in m["history"]]
+                   for name, m in d["metrics"].items() if "history" in m}
         return cls(
             nodeid=nodeid,
             machine=dict(d["machine"]),
@@ -109,7 +159,35 @@ class BaselineEntry:
             method=d["method"],
             metrics={name: Metric.from_dict(m) for name, m in d["metrics"].items()},
             extra_info=dict(d.get("extra_info", {})),
+            history=history,
+            runs={rid: dict(run) for rid, run in d.get("runs", {}).items()},
         )
+
+
+def append_run(old: BaselineEntry | None, new: BaselineEntry, *, keep: int = 10,
+               restart: frozenset[str] | set[str] = frozenset(), reset: bool = False) -> BaselineEntry:
+    """`new` (this run: a history of one run per measured metric) appended to `old`'s history.
+
+    A metric's history starts afresh with this run when `reset`, when it is in `restart` (its verdict in this
+    run was REGRESSION or IMPROVED: an accepted change must not be averaged with the old code), when the old
+    entry is from another machine class, or when its unit, direction or kind changed. Each history keeps
+    its last `keep` runs. Everything else (metrics' latest samples, machine, commit, extra_info) is `new`'s.
+    """
+    if old is None or reset or machine_mismatch(old.machine, new.machine):
+        return new
+    history: dict[str, list[RunSummary]] = {}
+    for name, runs in new.history.items():
+        before = old.metrics.get(name)
+        now = new.metrics[name]
+        same_kind = before is not None and (before.unit, before.better, before.kind) == (now.unit, now.better,
+                                                                                         now.kind)
+        earlier = old.history.get(name, []) if same_kind and name not in restart else []
+        history[name] = (list(earlier) + list(runs))[-keep:]
+    used = {h.run_id for runs in history.values() for h in runs}
+    runs = {rid: run for rid, run in {**old.runs, **new.runs}.items() if rid in used}
+    return BaselineEntry(nodeid=new.nodeid, machine=new.machine, commit=new.commit, datetime=new.datetime,
+                         method=new.method, metrics=new.metrics, extra_info=new.extra_info, history=history,
+                         runs=runs)
 
 
 # --- validation -------------------------------------------------------------------------------------------
@@ -137,13 +215,49 @@ def _check_metric(where: str, name: str, m: Any) -> None:
         raise ValueError(f"{where}: metric {name!r}: 'method' must be a string or null")
 
 
+def _check_history(where: str, name: str, m: dict[str, Any], runs: dict[str, Any]) -> None:
+    history = m.get("history")
+    if history is None:
+        return
+    if not isinstance(history, list) or not history:
+        raise ValueError(f"{where}: metric {name!r}: 'history' must be a non-empty list of runs")
+    for i, h in enumerate(history):
+        at = f"{where}: metric {name!r}: history[{i}]"
+        if not isinstance(h, dict):
+            raise ValueError(f"{at} is {type(h).__name__}, expected an object")
+        if not isinstance(h.get("run_id"), str) or h["run_id"] not in runs:
+            raise ValueError(f"{at}: 'run_id' {h.get('run_id')!r} is not one of the entry's 'runs'")
+        if not _is_number(h.get("mean")) or not _is_number(h.get("sd")) or h["sd"] < 0:
+            raise ValueError(f"{at}: 'mean' and 'sd' must be finite numbers, sd >= 0")
+        n = h.get("n")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"{at}: 'n' must be an integer >= 1, got {n!r}")
+
+
+def _check_runs(where: str, runs: Any) -> None:
+    if not isinstance(runs, dict):
+        raise ValueError(f"{where}: 'runs' is missing or not an object")
+    for rid, run in runs.items():
+        at = f"{where}: run {rid!r}"
+        if not isinstance(run, dict) or not isinstance(run.get("datetime"), str):
+            raise ValueError(f"{at} must be an object with a string 'datetime'")
+        if run.get("commit") is not None and not isinstance(run["commit"], str):
+            raise ValueError(f"{at}: 'commit' must be a string or null")
+        probe = run.get("probe_s")
+        if probe is not None and not (_is_number(probe) and probe > 0):
+            raise ValueError(f"{at}: 'probe_s' must be a positive number or null, got {probe!r}")
+        if run.get("probe_id") is not None and not isinstance(run["probe_id"], str):
+            raise ValueError(f"{at}: 'probe_id' must be a string or null")
+
+
 def _check_document(path: Path, doc: Any) -> dict[str, BaselineEntry]:
     """Validate a parsed baseline file strictly; return its entries. Raises ValueError with the problem."""
     if not isinstance(doc, dict):
         raise ValueError(f"top level is {type(doc).__name__}, expected an object")
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise ValueError(f"schema_version is {version!r}, this pytest-energy reads {SCHEMA_VERSION}")
+    if version not in READABLE_SCHEMAS or isinstance(version, bool):
+        readable = " and ".join(str(v) for v in READABLE_SCHEMAS)
+        raise ValueError(f"schema_version is {version!r}, this pytest-energy reads {readable}")
     entries = doc.get("entries")
     if not isinstance(entries, dict):
         raise ValueError("'entries' is missing or not an object")
@@ -157,8 +271,12 @@ def _check_document(path: Path, doc: Any) -> dict[str, BaselineEntry]:
         for key, typ in _ENTRY_FIELDS.items():
             if not isinstance(entry.get(key), typ):
                 raise ValueError(f"{where}: '{key}' is missing or not a {typ.__name__}")
+        runs = entry.get("runs", {}) if version == 1 else entry.get("runs")
+        _check_runs(where, runs)
         for name, m in entry["metrics"].items():
             _check_metric(where, name, m)
+            if version > 1:
+                _check_history(where, name, m, runs)
         out[nodeid] = BaselineEntry.from_dict(nodeid, entry)
     return out
 
@@ -224,9 +342,13 @@ class BaselineStore:
                 entries.update(_read(path))
         return entries
 
-    def save(self, entries: list[BaselineEntry]) -> list[Path]:
+    def save(self, entries: list[BaselineEntry],
+             combine: Callable[[BaselineEntry | None, BaselineEntry], BaselineEntry] | None = None) -> list[Path]:
         """Merge `entries` into their files (other tests' entries are kept); returns the files written.
 
+        `combine(stored, new)` decides what is stored for a test whose file already has an entry (e.g.
+        `append_run`); it runs under the lock, on the entry as it is on disk then, so concurrent saves add
+        their runs instead of losing one. Without it `new` replaces the stored entry.
         All files concerned are read and validated, and every new document is serialised, before the first
         write: a damaged file or an unserialisable entry raises BaselineError and nothing is written.
         """
@@ -240,8 +362,11 @@ class BaselineStore:
         with self._locked():
             texts: dict[Path, str] = {}
             for path in sorted(by_path):
-                merged = {nodeid: e.to_dict() for nodeid, e in _read(path).items()}
+                stored = _read(path)
+                merged = {nodeid: e.to_dict() for nodeid, e in stored.items()}
                 for entry in by_path[path]:
+                    if combine is not None:
+                        entry = combine(stored.get(entry.nodeid), entry)
                     _check_savable(entry)
                     merged[entry.nodeid] = entry.to_dict()
                 texts[path] = json.dumps({"schema_version": SCHEMA_VERSION, "entries": merged},
@@ -295,6 +420,13 @@ def _check_savable(entry: BaselineEntry) -> None:
             json.dumps(getattr(entry, key), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise BaselineError(f"{where}: '{key}' is not JSON-serialisable: {exc}") from None
+    try:
+        doc = entry.to_dict()
+        _check_runs(where, doc["runs"])
+        for name, m in doc["metrics"].items():
+            _check_history(where, name, m, doc["runs"])
+    except ValueError as exc:
+        raise BaselineError(str(exc)) from None
 
 
 # --- machine matching ------------------------------------------------------------------------------------

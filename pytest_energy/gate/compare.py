@@ -1,6 +1,9 @@
 """Compare a test's metrics with its stored baseline: PASS / IMPROVED / REGRESSION / INCONCLUSIVE.
 
-The rule for `kind="measured"` metrics (see docs/statistics.md for the derivation and the measured rates):
+A measured metric whose baseline has a run history of at least 3 runs is judged by the history rule
+(gate/history.py: this run against the spread of the earlier runs' means, which sees run-to-run drift).
+With fewer runs the within-run rule below compares this run's rounds with the latest saved run's rounds
+(see docs/statistics.md for the derivation and the measured rates of both):
 
     change = (mean(current) - mean(baseline)) / |mean(baseline)|, made "bad-positive" by the metric's direction
     REGRESSION    bad change  >  tolerance  AND one-sided Welch p (worse) < alpha
@@ -21,9 +24,12 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from collections.abc import Callable, Mapping, Sequence
+
 from ..config import DEFAULT_TOLERANCE
 from ..errors import UsageError
 from ..records import Better, Kind, Metric, VerdictKind
+from . import history as hist
 from .stats import t_isf, t_sf, welch
 
 __all__ = ["DEFAULT_ALPHA", "INCONCLUSIVE_FACTOR", "Rule", "Verdict", "compare_metric", "compare_record",
@@ -39,12 +45,17 @@ class Rule:
     WITHIN_RUN = "within-run Welch"
     DETERMINISTIC = "exact value"
     NONE = "not compared"
+    HISTORY = hist.RULE_PREFIX  # "history: 5 runs, probe-normalised, pooled": gate/history.py
+
+    @staticmethod
+    def is_history(rule: str) -> bool:
+        return rule.startswith(Rule.HISTORY)
 
 
-HINT_MORE_ROUNDS = ("spread too large to decide: run more rounds (--energy-rounds, or call a protocol "
-                    "several times)")
-HINT_ONE_ROUND = ("a single sample on one side gives no spread estimate: run more rounds (--energy-rounds, "
-                  "or call a protocol several times)")
+HINT_MORE_ROUNDS = ("spread too large to decide: run more rounds (--energy-rounds), or save 3 baseline runs "
+                    "(--energy-save-baseline) to judge against the run history")
+HINT_ONE_ROUND = ("a single sample on one side gives no spread estimate: save 3 baseline runs "
+                  "(--energy-save-baseline) to judge against the run history, or run more rounds (--energy-rounds)")
 HINT_NO_BASELINE = "no baseline stored: run with --energy-save-baseline"
 
 
@@ -66,6 +77,8 @@ class Verdict:
     n_current: int
     hint: str = ""
     rule: str = Rule.WITHIN_RUN
+    # History rule: the current value beyond which this metric is a REGRESSION (metric units); None otherwise.
+    limit: float | None = None
 
     @property
     def decisive(self) -> bool:
@@ -76,7 +89,7 @@ class Verdict:
                 "verdict": self.verdict.value, "baseline_value": self.baseline_value,
                 "current_value": self.current_value, "change_pct": self.change_pct, "p_value": self.p_value,
                 "tolerance": self.tolerance, "n_baseline": self.n_baseline, "n_current": self.n_current,
-                "hint": self.hint, "rule": self.rule}
+                "hint": self.hint, "rule": self.rule, "limit": self.limit}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Verdict:
@@ -191,15 +204,39 @@ class _Comparison:
         return f"{HINT_MORE_ROUNDS} (a regression of up to {bad_upper * 100:.0f} % cannot be ruled out)"
 
 
+    def from_history(self, hv: hist.HistoryVerdict) -> Verdict:
+        """The history rule's verdict: `baseline_value` is the value this run was expected to have."""
+        finite = [x if math.isfinite(x) else None for x in (hv.expected, hv.change, hv.limit)]
+        expected, change, limit = finite
+        return Verdict(
+            metric=self.current.name, unit=self.current.unit, kind=Kind(self.current.kind),
+            better=Better(self.current.better), verdict=hv.verdict, baseline_value=expected,
+            current_value=self.current_value, change_pct=None if change is None else change * 100.0,
+            p_value=hv.p_value, tolerance=self.tolerance, n_baseline=hv.k, n_current=len(self.current.samples),
+            hint="; ".join(x for x in [hv.hint, *hv.notes] if x), rule=hv.rule, limit=limit)
+
+
 def compare_metric(baseline: Metric, current: Metric, tolerance: float = DEFAULT_TOLERANCE,
-                   alpha: float = DEFAULT_ALPHA) -> Verdict:
-    """Compare one metric with its baseline (see the module docstring for the rule). Direction-aware."""
+                   alpha: float = DEFAULT_ALPHA, *, history: Sequence[hist.RunSummary] | None = None,
+                   pooled: Mapping[bool, hist.Pooled] | None = None, current_probe: float | None = None,
+                   exponent: float = 0.0, history_alpha: float = hist.HISTORY_ALPHA) -> Verdict:
+    """Compare one metric with its baseline (see the module docstring for the rules). Direction-aware.
+
+    `history`: the baseline's runs of this metric, oldest first (with probe seconds where usable); the
+    history rule decides when at least MIN_HISTORY_RUNS of them are usable, with `pooled` (gate/history.pool
+    of this metric's noise family), this test's `current_probe` and the metric's probe `exponent`.
+    """
     comparison = _Comparison(baseline, current, tolerance, alpha)
     incomparable = comparison.incomparable()
     if incomparable is not None:
         return incomparable
     if current.kind == Kind.DETERMINISTIC:
         return comparison.deterministic()
+    if history:
+        hv = hist.judge(current.samples, history, better=str(current.better), tolerance=tolerance,
+                        alpha=history_alpha, pooled=pooled, current_probe=current_probe, exponent=exponent)
+        if hv is not None:
+            return comparison.from_history(hv)
     return comparison.measured()
 
 
@@ -211,18 +248,28 @@ def no_baseline(current: Metric, tolerance: float) -> Verdict:
 
 
 def compare_record(baseline_metrics: dict[str, Metric], current_metrics: dict[str, Metric],
-                   tolerance_for: Any, alpha: float = DEFAULT_ALPHA) -> list[Verdict]:
+                   tolerance_for: Any, alpha: float = DEFAULT_ALPHA, *,
+                   histories: Mapping[str, Sequence[hist.RunSummary]] | None = None,
+                   pools: Callable[[str, str], Mapping[bool, hist.Pooled] | None] | None = None,
+                   current_probe: float | None = None, probing: bool = False) -> list[Verdict]:
     """Verdicts for every metric of the current run, sorted by metric name.
 
     `tolerance_for(name, deterministic)` gives each metric's tolerance (TestSettings.tolerance_for). A metric
     missing from the baseline gets NO_BASELINE; a metric only in the baseline is ignored (a test may
-    legitimately stop reporting it).
+    legitimately stop reporting it). `histories` (per metric), `pools(unit, name)` and `current_probe` feed the
+    history rule (compare_metric); with `probing` False no metric is divided by the probe.
     """
     verdicts = []
     for name in sorted(current_metrics):
         current = current_metrics[name]
         tolerance = tolerance_for(name, current.kind == Kind.DETERMINISTIC)
         baseline = baseline_metrics.get(name)
-        verdicts.append(no_baseline(current, tolerance) if baseline is None
-                        else compare_metric(baseline, current, tolerance, alpha))
+        if baseline is None:
+            verdicts.append(no_baseline(current, tolerance))
+            continue
+        exponent = hist.probe_exponent(current.unit) if probing else 0
+        verdicts.append(compare_metric(
+            baseline, current, tolerance, alpha, history=(histories or {}).get(name),
+            pooled=pools(current.unit, name) if pools is not None else None,
+            current_probe=current_probe if exponent else None, exponent=exponent))
     return verdicts

@@ -5,13 +5,16 @@ The decision is data (an Outcome); turning it into words is the report layer's j
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import TestSettings
-from ..records import TestRecord, VerdictKind
+from ..probe import PROBE_ID, probe_value
+from ..records import Kind, TestRecord, VerdictKind
 from .baselines import BaselineEntry, machine_mismatch
 from .compare import Verdict, compare_record
+from .history import Pooled, family, pool, probe_exponent
 
 
 @dataclass
@@ -23,33 +26,77 @@ class Outcome:
     baseline_file: str = ""  # where the baseline lives (as the user would type the path)
     failure: str | None = None  # why the test fails when it is not a regression (e.g. a missing baseline)
     gating: bool = True  # False while saving a baseline: regressions are shown, not failed
+    strict: bool = False  # --energy-fail-on-inconclusive: INCONCLUSIVE fails too
 
     @property
     def regressions(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.verdict == VerdictKind.REGRESSION]
 
     @property
+    def inconclusive(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.verdict == VerdictKind.INCONCLUSIVE]
+
+    @property
+    def failing(self) -> list[Verdict]:
+        """The verdicts that fail the test: regressions, and INCONCLUSIVE ones under a strict gate."""
+        if not self.gating:
+            return []
+        return [v for v in self.verdicts if v.verdict == VerdictKind.REGRESSION
+                or (self.strict and v.verdict == VerdictKind.INCONCLUSIVE)]
+
+    @property
     def failed(self) -> bool:
-        return self.failure is not None or (self.gating and bool(self.regressions))
+        return self.failure is not None or bool(self.failing)
 
     def to_dict(self) -> dict[str, Any]:
         return {"verdicts": [v.to_dict() for v in self.verdicts], "notes": list(self.notes),
-                "baseline_file": self.baseline_file, "failure": self.failure, "gating": self.gating}
+                "baseline_file": self.baseline_file, "failure": self.failure, "gating": self.gating,
+                "strict": self.strict}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Outcome:
         return cls(verdicts=[Verdict.from_dict(v) for v in d.get("verdicts", [])], notes=list(d.get("notes", [])),
                    baseline_file=d.get("baseline_file", ""), failure=d.get("failure"),
-                   gating=d.get("gating", True))
+                   gating=d.get("gating", True), strict=d.get("strict", False))
+
+
+@dataclass(frozen=True)
+class HistoryContext:
+    """What the history rule needs beyond one test's baseline entry: the pooled noise of the machine class
+    (per noise family, from every stored history; never from this run) and whether wall-clock metrics are
+    divided by the calibration probe."""
+
+    pools: Mapping[str, Mapping[bool, Pooled]] = field(default_factory=dict)
+    probing: bool = False
+
+    def pooled_for(self, unit: str, name: str = "") -> Mapping[bool, Pooled] | None:
+        return self.pools.get(family(unit, name))
+
+
+def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], probing: bool) -> HistoryContext:
+    """Pool the run histories of every stored test of this machine class, per noise family (gate/history.pool)."""
+    groups: dict[str, list] = {}
+    for entry in entries:
+        if machine_mismatch(entry.machine, machine):
+            continue
+        for name, metric in entry.metrics.items():
+            if metric.kind != Kind.MEASURED or name not in entry.history:
+                continue
+            exponent = probe_exponent(metric.unit) if probing else 0
+            runs = entry.history_for(name, PROBE_ID if probing else None)
+            groups.setdefault(family(metric.unit, name), []).append((runs, exponent))
+    return HistoryContext({name: pool(series) for name, series in groups.items()}, probing)
 
 
 def judge(record: TestRecord, entry: BaselineEntry | None, settings: TestSettings, *, machine: dict[str, Any],
-          baseline_file: str, save_baseline: bool = False, require_baseline: bool = False) -> Outcome:
+          baseline_file: str, save_baseline: bool = False, require_baseline: bool = False,
+          fail_on_inconclusive: bool = False, context: HistoryContext | None = None) -> Outcome:
     """Compare a finished test with its baseline entry (None: there is none) and decide whether it fails.
 
     A run that saves baselines never fails on a regression: the user is recording a new reference.
+    `context` (pool_histories) lets the history rule judge against the run-to-run spread.
     """
-    outcome = Outcome(baseline_file=baseline_file, gating=not save_baseline)
+    outcome = Outcome(baseline_file=baseline_file, gating=not save_baseline, strict=fail_on_inconclusive)
     unknown = sorted(set(settings.metric_tolerances) - set(record.metrics))
     if unknown:
         outcome.failure = (f"energy marker: tolerance for unknown metric(s) {', '.join(map(repr, unknown))}; "
@@ -65,8 +112,16 @@ def judge(record: TestRecord, entry: BaselineEntry | None, settings: TestSetting
         return outcome
     differences = machine_mismatch(entry.machine, machine)
     if differences:
-        outcome.notes.append("baseline was measured on a different machine class, not compared: "
-                             + "; ".join(differences))
+        note = "baseline was measured on a different machine class, not compared: " + "; ".join(differences)
+        outcome.notes.append(note)
+        if require_baseline and not save_baseline:
+            outcome.failure = f"--energy-require-baseline: {note}"
         return outcome
-    outcome.verdicts = compare_record(entry.metrics, record.metrics, settings.tolerance_for)
+    context = context or HistoryContext()
+    probe_id = PROBE_ID if context.probing else None
+    histories = {name: entry.history_for(name, probe_id) for name in entry.history}
+    current_probe = probe_value(record.probe_s) if context.probing else None
+    outcome.verdicts = compare_record(entry.metrics, record.metrics, settings.tolerance_for, histories=histories,
+                                      pools=context.pooled_for, current_probe=current_probe,
+                                      probing=context.probing)
     return outcome

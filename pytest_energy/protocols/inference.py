@@ -2,8 +2,9 @@
 
 Energy: the whole loop is ONE metering window. A batch-1 forward pass of a small model takes a few
 milliseconds, far below the update period of the sensors (NVML power ~100 ms, RAPL ~1 ms but noisy,
-the CPU-time estimate one clock tick), so per-batch energy windows would read 0 J or quantisation noise.
-Replicates must be whole runs of the loop (docs/statistics.md explains why chunks of one loop are not).
+the CPU-time estimate one scheduler tick), so per-batch energy windows would read 0 J or quantisation noise.
+Replicates are whole passes of the loop (`rounds`; docs/statistics.md explains why chunks of one loop are
+not): every measured metric gets one sample per pass, the warmup calls run once before the first pass.
 Latency: every batch is timed with perf_counter (after a GPU synchronisation) to get the distribution;
 that costs nanoseconds and needs no sensor.
 """
@@ -31,8 +32,16 @@ class PredictOutput(NamedTuple):
     tokens: int  # tokens fed to the model for this batch, padding included
 
 
+# The measured figures of one pass, as InferenceResult fields; each pass contributes one sample of each.
+PASS_FIGURES = ("duration_s", "energy_j", "j_per_example", "ms_per_example_mean", "ms_per_example_p50",
+                "ms_per_example_p90", "ms_per_example_p99", "examples_per_s")
+
+
 @dataclass
 class InferenceResult:
+    """Figures of the inference protocol. With several passes (`rounds`), every figure is the mean over the
+    passes and `samples` keeps each pass's value of the measured ones."""
+
     examples: int
     batch_size: int
     batches: int
@@ -59,6 +68,8 @@ class InferenceResult:
     tokens: int | None = None  # when every batch reported tokens through PredictOutput
     j_per_token: float | None = None
     warnings: list[str] = field(default_factory=list)
+    rounds: int = 1
+    samples: dict[str, list[float]] = field(default_factory=dict)  # per pass: PASS_FIGURES and the J/ ratios
 
     def summary(self) -> str:
         acc = "" if self.score is None else f", {self.score_name} {self.score:.4g}"
@@ -72,34 +83,40 @@ class InferenceResult:
         d["summary"] = self.summary()
         return d
 
+    def _samples(self, name: str) -> list[float]:
+        values = self.samples.get(name)
+        return list(values) if values else [float(getattr(self, name))]
+
     def metrics(self) -> list[Metric]:
-        """Metrics named "inference.<name>"; accuracy is deterministic (fixed model and data), the rest measured."""
+        """Metrics named "inference.<name>", one sample per pass; accuracy and tokens are deterministic
+        (fixed model and data), the rest measured."""
         m = self.method
         out = [
             # The whole metered loop, so reports list inference tests beside every other benchmark.
-            Metric(PREFIX + "duration_s", "s", "lower", "measured", [self.duration_s]),
-            Metric(PREFIX + "energy_j", "J", "lower", "measured", [self.energy_j], m),
-            Metric(PREFIX + "j_per_example", "J/example", "lower", "measured", [self.j_per_example], m),
-            Metric(PREFIX + "ms_per_example", "ms", "lower", "measured", [self.ms_per_example_mean]),
-            Metric(PREFIX + "ms_per_example_p50", "ms", "lower", "measured", [self.ms_per_example_p50]),
-            Metric(PREFIX + "ms_per_example_p90", "ms", "lower", "measured", [self.ms_per_example_p90]),
-            Metric(PREFIX + "ms_per_example_p99", "ms", "lower", "measured", [self.ms_per_example_p99]),
-            Metric(PREFIX + "examples_per_s", "example/s", "higher", "measured", [self.examples_per_s]),
+            Metric(PREFIX + "duration_s", "s", "lower", "measured", self._samples("duration_s")),
+            Metric(PREFIX + "energy_j", "J", "lower", "measured", self._samples("energy_j"), m),
+            Metric(PREFIX + "j_per_example", "J/example", "lower", "measured", self._samples("j_per_example"), m),
+            Metric(PREFIX + "ms_per_example", "ms", "lower", "measured", self._samples("ms_per_example_mean")),
+            Metric(PREFIX + "ms_per_example_p50", "ms", "lower", "measured", self._samples("ms_per_example_p50")),
+            Metric(PREFIX + "ms_per_example_p90", "ms", "lower", "measured", self._samples("ms_per_example_p90")),
+            Metric(PREFIX + "ms_per_example_p99", "ms", "lower", "measured", self._samples("ms_per_example_p99")),
+            Metric(PREFIX + "examples_per_s", "example/s", "higher", "measured", self._samples("examples_per_s")),
         ]
         if self.peak_memory_bytes is not None:
             out.append(Metric(PREFIX + "peak_memory_bytes", "B", "lower", "measured",
-                              [float(self.peak_memory_bytes)]))
+                              self._samples("peak_memory_bytes")))
         if self.accuracy is not None:
             out.append(Metric(PREFIX + "accuracy", "1", "higher", "deterministic", [self.accuracy]))
         if self.score is not None and self.score_name != "accuracy":
             out.append(Metric(PREFIX + score_metric_key(self.score_name or "score"), "1", "higher", "deterministic",
                               [self.score]))
         if self.j_per_correct is not None:
-            out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured", [self.j_per_correct], m))
+            out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured",
+                              self._samples("j_per_correct"), m))
         if self.tokens is not None:
             out.append(Metric(PREFIX + "tokens", "tokens", "lower", "deterministic", [float(self.tokens)]))
         if self.j_per_token is not None:
-            out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured", [self.j_per_token], m))
+            out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured", self._samples("j_per_token"), m))
         return out
 
 
@@ -127,12 +144,14 @@ def _as_list(predictions: Any) -> list:
 
 
 def _check_arguments(examples: Sequence[Any], labels: Sequence[Any] | None, batch_size: int, warmup: int,
-                     n: int) -> int:
+                     n: int, rounds: int = 1) -> int:
     """Validate the arguments; returns how many examples are used."""
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if not isinstance(warmup, int) or warmup < 0:
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise UsageError(f"warmup must be an int >= 0, got {warmup!r}")
+    if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+        raise UsageError(f"rounds must be an int >= 1, got {rounds!r}")
     if not isinstance(n, int) or n < 1:
         raise UsageError(f"n must be an int >= 1, got {n!r}")
     count = min(n, len(examples))
@@ -175,21 +194,47 @@ def _predictions_and_tokens(batches: list[list], outputs: list[Any]) -> tuple[li
     return predictions, tokens
 
 
+def _pass_figures(window: Window, latencies: list[float], count: int, correct: int | None,
+                  tokens: int | None) -> dict[str, float]:
+    """One pass's measured figures (PASS_FIGURES, and the per-correct / per-token energies when known)."""
+    figures = {
+        "duration_s": window.duration_s,
+        "energy_j": window.energy_j,
+        "j_per_example": window.energy_j / count,
+        "ms_per_example_mean": sum(latencies) / len(latencies),
+        "ms_per_example_p50": percentile(latencies, 50),
+        "ms_per_example_p90": percentile(latencies, 90),
+        "ms_per_example_p99": percentile(latencies, 99),
+        "examples_per_s": count / window.duration_s if window.duration_s > 0 else math.nan,
+    }
+    if window.peak_memory_bytes is not None:
+        figures["peak_memory_bytes"] = float(window.peak_memory_bytes)
+    if correct:
+        figures["j_per_correct"] = window.energy_j / correct
+    if tokens:
+        figures["j_per_token"] = window.energy_j / tokens
+    return figures
+
+
 def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequence[Any], *,
               batch_size: int = 1, warmup: int = 10, labels: Sequence[Any] | None = None,
               n: int = 1000, score: Callable[[list, list], float] | None = None,
-              score_name: str = "accuracy") -> InferenceResult:
-    """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`.
+              score_name: str = "accuracy", rounds: int = 1,
+              between: Callable[[], Any] | None = None) -> InferenceResult:
+    """Run `predict` over the first min(n, len(examples)) examples in batches of `batch_size`, `rounds` times.
 
     Examples are not cycled when there are fewer than `n`: repeating them would count the same predictions
     twice in the accuracy and let caches flatter the latency. `warmup` unmetered calls on the first batch
-    come first (allocator, kernel selection, lazy init). `predict(batch)` returns one prediction per
+    come first, once (allocator, kernel selection, lazy init). Each of the `rounds` passes is one metering
+    window and one sample of every measured metric; `between()` runs before each pass and after the last,
+    outside the windows (the fixture's calibration probe). `predict(batch)` returns one prediction per
     example, or a `PredictOutput(predictions, tokens)`. With `labels` (aligned with `examples`), accuracy
-    and J per correct prediction are reported; a prediction is correct when it equals its label.
-    `score(predictions, labels) -> float` computes the task's own figure instead of accuracy for the reports
-    (e.g. entity-level F1 for NER), recorded as `inference.<score_name>`; it needs `labels`.
+    and J per correct prediction are reported (from the last pass: a fixed model predicts the same in every
+    pass); a prediction is correct when it equals its label. `score(predictions, labels) -> float` computes
+    the task's own figure instead of accuracy for the reports (e.g. entity-level F1 for NER), recorded as
+    `inference.<score_name>`; it needs `labels`.
     """
-    count = _check_arguments(examples, labels, batch_size, warmup, n)
+    count = _check_arguments(examples, labels, batch_size, warmup, n, rounds)
     if not isinstance(score_name, str) or not score_name.strip():
         raise UsageError(f"score_name must be a non-empty string, got {score_name!r}")
     if score is not None and labels is None:
@@ -198,35 +243,52 @@ def inference(measurer: Measurer, predict: Callable[[list], Any], examples: Sequ
     batches = [chosen[i:i + batch_size] for i in range(0, count, batch_size)]
     for _ in range(warmup):
         predict(batches[0])
-    window, latencies, outputs = _metered_pass(measurer, predict, batches)
-    predictions, tokens = _predictions_and_tokens(batches, outputs)
-    energy_j = window.energy_j
+    passes: list[dict[str, float]] = []
+    windows: list[Window] = []
+    correct: int | None = None
+    tokens: int | None = None
+    for _ in range(rounds):
+        if between is not None:
+            between()
+        window, latencies, outputs = _metered_pass(measurer, predict, batches)
+        predictions, tokens = _predictions_and_tokens(batches, outputs)
+        if labels is not None:
+            correct = sum(1 for p, y in zip(predictions, labels[:count]) if p == y)
+        windows.append(window)
+        passes.append(_pass_figures(window, latencies, count, correct, tokens))
+    if between is not None:
+        between()
+    samples = {name: [p[name] for p in passes] for name in passes[0] if all(name in p for p in passes)}
+    mean = {name: math.fsum(values) / len(values) for name, values in samples.items()}
+    peaks = [w.peak_memory_bytes for w in windows if w.peak_memory_bytes is not None]
     result = InferenceResult(
         examples=count,
         batch_size=batch_size,
         batches=len(batches),
         warmup=warmup,
-        duration_s=window.duration_s,
-        energy_j=energy_j,
-        net_energy_j=window.net_energy_j,
-        method=window.method,
-        j_per_example=energy_j / count,
-        ms_per_example_mean=sum(latencies) / len(latencies),
-        ms_per_example_p50=percentile(latencies, 50),
-        ms_per_example_p90=percentile(latencies, 90),
-        ms_per_example_p99=percentile(latencies, 99),
-        examples_per_s=count / window.duration_s if window.duration_s > 0 else math.nan,
-        peak_memory_bytes=window.peak_memory_bytes,
-        peak_memory_source=window.peak_memory_source,
+        duration_s=mean["duration_s"],
+        energy_j=mean["energy_j"],
+        net_energy_j=(math.fsum(w.net_energy_j for w in windows) / rounds  # type: ignore[misc]
+                      if all(w.net_energy_j is not None for w in windows) else None),
+        method=windows[-1].method,
+        j_per_example=mean["j_per_example"],
+        ms_per_example_mean=mean["ms_per_example_mean"],
+        ms_per_example_p50=mean["ms_per_example_p50"],
+        ms_per_example_p90=mean["ms_per_example_p90"],
+        ms_per_example_p99=mean["ms_per_example_p99"],
+        examples_per_s=mean["examples_per_s"],
+        peak_memory_bytes=max(peaks) if peaks else None,
+        peak_memory_source=windows[-1].peak_memory_source,
         tokens=tokens,
-        j_per_token=energy_j / tokens if tokens else None,
-        warnings=list(window.warnings),
+        j_per_token=mean.get("j_per_token"),
+        warnings=sorted({m for w in windows for m in w.warnings}),
+        rounds=rounds,
+        samples=samples,
     )
     if labels is not None:
-        correct = sum(1 for p, y in zip(predictions, labels[:count]) if p == y)
         result.correct = correct
-        result.accuracy = correct / count
-        result.j_per_correct = energy_j / correct if correct else None
+        result.accuracy = correct / count  # type: ignore[operator]
+        result.j_per_correct = mean.get("j_per_correct")
         result.score, result.score_name = result.accuracy, "accuracy"
         if score is not None:
             value = score(predictions, list(labels[:count]))

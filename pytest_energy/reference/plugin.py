@@ -13,7 +13,8 @@ Options (command line > ini key > environment variable > default):
                                                                eng.testa too; see tasks.LAYOUTS); else the datasets
                                                                cache
 Protocol overrides (environment only): PYTEST_ENERGY_CUTOFF, PYTEST_ENERGY_EVAL_EVERY, PYTEST_ENERGY_MAX_STEPS,
-PYTEST_ENERGY_MAX_DEV, PYTEST_ENERGY_LR, PYTEST_ENERGY_INFERENCE_N.
+PYTEST_ENERGY_MAX_DEV, PYTEST_ENERGY_LR, PYTEST_ENERGY_INFERENCE_N, PYTEST_ENERGY_TORCH_THREADS (the `torch_threads`
+fixture: intra-op threads of the metered benchmarks, default 1; 0 leaves torch's default).
 
 Cut-offs are HULK's (SST-2 0.90, MNLI 0.85, CoNLL-2003 F1 0.91, generated task 0.90); a real task gets HULK's
 limit of five epochs before it is "n/a". Real tasks on a CPU take hours: run them on a GPU. A data folder with
@@ -27,6 +28,7 @@ is how a stored reference (--energy-save-reference, pytest_energy.analysis.hulk_
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -176,6 +178,28 @@ def pytest_report_header(config: pytest.Config) -> str:
 @pytest.fixture(scope="session")
 def bench(pytestconfig: pytest.Config) -> Bench:
     return choose(pytestconfig)
+
+
+@pytest.fixture
+def torch_threads() -> Iterator[int]:
+    """torch's intra-op threads while a metered reference benchmark runs: $PYTEST_ENERGY_TORCH_THREADS, default 1.
+
+    On a shared CPU runner, all-core torch is ungateable: when one OpenMP thread is preempted the others spin
+    at the barrier, and time and CPU time (the estimate's energy) drift 25-45 % from run to run, against
+    3-7 % single-threaded (docs/statistics.md). 0 keeps torch's default, e.g. on a dedicated runner. Restored
+    after the test; GPU kernels are not affected.
+    """
+    threads = _env_number("PYTEST_ENERGY_TORCH_THREADS", int, 1)
+    if threads < 0:
+        raise pytest.UsageError(f"$PYTEST_ENERGY_TORCH_THREADS: expected 0 or more, got {threads}")
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

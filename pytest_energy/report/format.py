@@ -78,7 +78,9 @@ def mean_pm_sd(samples: Sequence[float], digits: int = 3) -> str:
 
 def verdict_line(v: Any) -> str:
     """One human line for a Verdict, e.g.
-    'energy_j: 10 J -> 11.9 J (+19 %, p=0.0012, tolerance 8 %, n=5/5, within-run Welch) REGRESSION'."""
+    'energy_j: 10 J -> 11.9 J (+19 %, p=0.0012, tolerance 8 %, n=5/5, within-run Welch) REGRESSION', or with the
+    history rule 'energy_j: expected 10 J -> 19.8 J (+98 %, p=2.1e-06, tolerance 8 %, regression above 11.2 J,
+    1 round, history: 3 runs, pooled) REGRESSION'."""
     current = value(v.current_value, v.unit)
     if v.baseline_value is None:
         text = f"{v.metric}: {current} (no baseline) {v.verdict}"
@@ -87,10 +89,18 @@ def verdict_line(v: Any) -> str:
         if v.p_value is not None:
             parts.append(f"p={p_value(v.p_value)}")
         parts.append(f"tolerance {v.tolerance * 100:g} %")
-        if v.kind != "deterministic":
+        history = str(v.rule).startswith("history")
+        limit = getattr(v, "limit", None)
+        if history and is_number(limit):
+            parts.append(f"{'regression above' if v.better == 'lower' else 'regression below'} "
+                         f"{value(limit, v.unit)}")
+        if history:
+            parts.append(f"{v.n_current} round{'s' if v.n_current != 1 else ''}")
+        elif v.kind != "deterministic":
             parts.append(f"n={v.n_baseline}/{v.n_current}")
         parts.append(v.rule)
-        text = f"{v.metric}: {value(v.baseline_value, v.unit)} -> {current} ({', '.join(parts)}) {v.verdict}"
+        base = f"expected {value(v.baseline_value, v.unit)}" if history else value(v.baseline_value, v.unit)
+        text = f"{v.metric}: {base} -> {current} ({', '.join(parts)}) {v.verdict}"
     return f"{text}: {v.hint}" if v.hint else text
 
 
@@ -105,7 +115,7 @@ def _regression_heading(verdicts: Sequence[Any]) -> str:
 
 
 def failure_message(outcome: Any) -> str:
-    """The text a failing benchmark shows: the gate's rule and numbers for every regressed metric."""
+    """The text a failing benchmark shows: the gate's rule and numbers for every metric that fails it."""
     lines = []
     if outcome.failure:
         lines.append(outcome.failure)
@@ -113,4 +123,8 @@ def failure_message(outcome: Any) -> str:
     if regressions and outcome.gating:
         lines.append(f"{_regression_heading(regressions)} against {outcome.baseline_file}:")
         lines += ["  " + verdict_line(v) for v in regressions]
+    strict = [v for v in outcome.failing if v.verdict == "INCONCLUSIVE"]
+    if strict:
+        lines.append(f"INCONCLUSIVE against {outcome.baseline_file} fails with --energy-fail-on-inconclusive:")
+        lines += ["  " + verdict_line(v) for v in strict]
     return "\n".join(lines)

@@ -73,6 +73,7 @@ def comparison_lines(run: Any) -> list[str]:
                       f"(all metrics: {tally}; shown: time, energy and every REGRESSION/IMPROVED)"]
         lines += _table(rows, VERDICT_HEADERS)
         lines += [f"[{i}] {h}" for i, h in enumerate(hints, 1)]
+    lines += inconclusive_lines(run, counts.get(str(VerdictKind.INCONCLUSIVE), 0))
     # One line instead of one per benchmark when many share a note: a suite's first run has no
     # baselines at all, and a run on another machine class mismatches for every test.
     missing = [name for name, n in notes if n.startswith("no baseline")]
@@ -90,6 +91,17 @@ def comparison_lines(run: Any) -> list[str]:
     return lines
 
 
+def inconclusive_lines(run: Any, count: int) -> list[str]:
+    """Say what INCONCLUSIVE means for this run's exit status, and how to turn it into a decision."""
+    if not count:
+        return []
+    if run.config.fail_on_inconclusive:
+        return [f"{count} INCONCLUSIVE verdict(s) FAIL their tests (--energy-fail-on-inconclusive)."]
+    return [f"{count} INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise. More rounds "
+            "(--energy-rounds) or more saved baseline runs would decide them (each verdict's hint: above, and in the "
+            "JSON and markdown reports); --energy-fail-on-inconclusive makes them fail."]
+
+
 def terminal_lines(run: Any) -> list[str]:
     lines = header_lines(run.meter)
     table = energy_table(run.records)
@@ -104,5 +116,8 @@ def terminal_lines(run: Any) -> list[str]:
     footprint = footprint_line(run)
     if footprint:
         lines += ["", footprint]
+    notes = getattr(run, "baseline_notes", [])
+    if notes:
+        lines += [""] + notes
     lines += [f"wrote {p}" for p in run.written]
     return lines

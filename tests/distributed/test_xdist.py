@@ -30,8 +30,10 @@ def test_work(energy, cvd_at_import, i):
     energy(time.sleep, 0.3)  # long enough that a few ms of scheduling delay at an edge stays within 1 %
 """,
 }
+# --energy-min-round-s 0: one 0.3 s call per round, as the windows above are sized (calibration would make
+# each round ~1 s, ten NVML counter periods, and these tests three times slower).
 COMMON = ("-p", "fakegpus", "-p", "no:cacheprovider", "--energy", "--energy-meter", "nvml", "--energy-rounds", "2",
-          "--energy-warmup", "0")
+          "--energy-warmup", "0", "--energy-min-round-s", "0")
 
 
 def _benchmarks(path) -> list[dict]:

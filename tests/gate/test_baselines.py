@@ -8,9 +8,12 @@ import stat
 
 import pytest
 
+from pathlib import Path
+
 from pytest_energy.gate.baselines import (
-    SCHEMA_VERSION, BaselineEntry, BaselineStore, baseline_filename, machine_mismatch,
+    SCHEMA_VERSION, BaselineEntry, BaselineStore, append_run, baseline_filename, machine_mismatch,
 )
+from pytest_energy.gate.history import RunSummary
 from pytest_energy.errors import BaselineError
 from pytest_energy.records import Metric
 
@@ -45,7 +48,7 @@ def test_round_trip_and_stable_format(tmp_path):
     assert path == tmp_path / "baselines" / "benchmarks__test_inference.json"
     text = path.read_text()
     doc = json.loads(text)
-    assert doc["schema_version"] == SCHEMA_VERSION == 1
+    assert doc["schema_version"] == SCHEMA_VERSION == 2
     assert text == json.dumps(doc, sort_keys=True, indent=2) + "\n"
     assert store.load(NODE) == entry()
     assert store.load("benchmarks/test_inference.py::test_x[b]") is None
@@ -80,7 +83,7 @@ def test_load_all_without_directory_is_empty(tmp_path):
 
 
 def _valid_text():
-    return json.dumps({"schema_version": 1, "entries": {NODE: entry().to_dict()}}, sort_keys=True, indent=2) + "\n"
+    return json.dumps({"schema_version": 2, "entries": {NODE: entry().to_dict()}}, sort_keys=True, indent=2) + "\n"
 
 
 def _mutate(change):
@@ -96,7 +99,7 @@ DAMAGED = {
     "NaN constant": _valid_text().replace("10.0", "NaN", 1),
     "top-level list": "[]",
     "no schema": json.dumps({"entries": {}}),
-    "future schema": _mutate(lambda d: d.update(schema_version=2)),
+    "future schema": _mutate(lambda d: d.update(schema_version=3)),
     "entries list": _mutate(lambda d: d.update(entries=[])),
     "samples string": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(samples="1,2")),
     "samples bool": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(samples=[True])),
@@ -106,6 +109,14 @@ DAMAGED = {
     "metric renamed": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(name="x")),
     "machine missing": _mutate(lambda d: d["entries"][NODE].pop("machine")),
     "entry in the wrong file": _mutate(lambda d: d["entries"].update({"other.py::t": d["entries"][NODE]})),
+    "runs missing": _mutate(lambda d: d["entries"][NODE].pop("runs")),
+    "history of an unknown run": _mutate(
+        lambda d: d["entries"][NODE]["metrics"]["energy_j"]["history"][0].update(run_id="nowhere")),
+    "history n bool": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"]["history"][0].update(n=True)),
+    "history sd negative": _mutate(
+        lambda d: d["entries"][NODE]["metrics"]["energy_j"]["history"][0].update(sd=-1.0)),
+    "history empty": _mutate(lambda d: d["entries"][NODE]["metrics"]["energy_j"].update(history=[])),
+    "probe negative": _mutate(lambda d: next(iter(d["entries"][NODE]["runs"].values())).update(probe_s=-0.03)),
 }
 
 
@@ -150,6 +161,93 @@ def test_unsavable_samples_are_refused(tmp_path):
     assert store.path_for(NODE).read_bytes() == before
 
 
+# --- run history (schema 2) ---------------------------------------------------------------------------------
+
+def run_entry(run_id, energy_j=(10.0, 11.0), probe_s=0.03, machine=None, unit="J"):
+    """One run of one test as the session builds it: a history of this run alone."""
+    metrics = {"energy_j": Metric("energy_j", unit, "lower", "measured", list(energy_j), "estimate"),
+               "steps": Metric("steps", "steps", "lower", "deterministic", [40.0])}
+    return BaselineEntry(
+        nodeid=NODE, machine=dict(machine or MACHINE), commit={"id": run_id, "dirty": False},
+        datetime=f"2024-05-01T12:00:{len(run_id):02d}+00:00", method="estimate", metrics=metrics,
+        history={"energy_j": [RunSummary.of(energy_j, run_id)]},
+        runs={run_id: {"datetime": "2024-05-01T12:00:00+00:00", "commit": run_id, "probe_s": probe_s,
+                       "probe_id": "v1-test"}})
+
+
+def test_committed_schema_1_baselines_still_load():
+    """The repository's own baselines/ were written by schema 1: each becomes a history of one run."""
+    entries = BaselineStore(Path(__file__).parents[2] / "baselines").load_all()
+    assert entries
+    for entry in entries.values():
+        for name, metric in entry.metrics.items():
+            if metric.kind == "measured":
+                [run] = entry.history[name]
+                assert run.n == len(metric.samples) and run.run_id == f"v1:{entry.datetime}"
+            else:
+                assert name not in entry.history
+
+
+def test_saves_append_runs_and_keep_the_last_n(tmp_path):
+    store = BaselineStore(tmp_path)
+    for i in range(5):
+        store.save([run_entry(f"r{i}", energy_j=(10.0 + i, 11.0 + i))],
+                   combine=lambda old, new: append_run(old, new, keep=3))
+    loaded = store.load(NODE)
+    assert [r.run_id for r in loaded.history["energy_j"]] == ["r2", "r3", "r4"]
+    assert [r.mean for r in loaded.history["energy_j"]] == [12.5, 13.5, 14.5]
+    assert set(loaded.runs) == {"r2", "r3", "r4"}  # runs no history refers to are dropped
+    assert loaded.metrics["energy_j"].samples == [14.0, 15.0]  # the latest run's samples
+    assert "steps" not in loaded.history
+    probes = [r.probe for r in loaded.history_for("energy_j", "v1-test")]
+    assert probes == [0.03] * 3 and [r.probe for r in loaded.history_for("energy_j", "v2-other")] == [None] * 3
+
+
+def test_a_restarted_metric_a_reset_and_another_machine_start_new_histories():
+    old = append_run(run_entry("r0"), run_entry("r1"))
+    assert len(old.history["energy_j"]) == 2
+    assert [r.run_id for r in append_run(old, run_entry("r2"), restart={"energy_j"}).history["energy_j"]] == ["r2"]
+    assert [r.run_id for r in append_run(old, run_entry("r2"), reset=True).history["energy_j"]] == ["r2"]
+    other = dict(MACHINE, cpu_model="EPYC")
+    assert [r.run_id for r in append_run(old, run_entry("r2", machine=other)).history["energy_j"]] == ["r2"]
+    assert [r.run_id for r in append_run(old, run_entry("r2", unit="Wh")).history["energy_j"]] == ["r2"]
+    assert [r.run_id for r in append_run(old, run_entry("r2")).history["energy_j"]] == ["r0", "r1", "r2"]
+
+
+def test_a_schema_1_file_is_rewritten_as_schema_2_keeping_its_run(tmp_path):
+    store = BaselineStore(tmp_path)
+    v1 = {"schema_version": 1, "entries": {NODE: {k: v for k, v in entry().to_dict().items() if k != "runs"}}}
+    for m in v1["entries"][NODE]["metrics"].values():
+        m.pop("history", None)
+    store.path_for(NODE).write_text(json.dumps(v1))
+    store.save([run_entry("r1")], combine=append_run)
+    loaded = store.load(NODE)
+    assert [r.run_id for r in loaded.history["energy_j"]] == [f"v1:{entry().datetime}", "r1"]
+    assert json.loads(store.path_for(NODE).read_text())["schema_version"] == 2
+
+
+def _append_many(directory, worker, count):
+    store = BaselineStore(directory)
+    for i in range(count):
+        store.save([run_entry(f"w{worker}-{i}")], combine=lambda old, new: append_run(old, new, keep=1000))
+
+
+def _in_processes(target, directory, workers, per_worker):
+    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
+    procs = [ctx.Process(target=target, args=(str(directory), w, per_worker)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+
+
+def test_concurrent_appends_to_one_test_all_land(tmp_path):
+    """Each save appends under the lock to the entry as it is on disk then: no run is lost."""
+    _in_processes(_append_many, tmp_path, 4, 5)
+    assert len(BaselineStore(tmp_path).load(NODE).history["energy_j"]) == 4 * 5
+
+
 def _save_many(directory, worker, count):
     store = BaselineStore(directory)
     for i in range(count):
@@ -157,16 +255,8 @@ def _save_many(directory, worker, count):
 
 
 def test_concurrent_saves_from_several_processes_all_land(tmp_path):
-    ctx = multiprocessing.get_context("fork") if hasattr(os, "fork") else multiprocessing.get_context()
-    workers, per_worker = 6, 8
-    procs = [ctx.Process(target=_save_many, args=(str(tmp_path), w, per_worker)) for w in range(workers)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
-    loaded = BaselineStore(tmp_path).load_all()
-    assert len(loaded) == workers * per_worker
+    _in_processes(_save_many, tmp_path, 6, 8)
+    assert len(BaselineStore(tmp_path).load_all()) == 6 * 8
 
 
 # --- machine matching ---------------------------------------------------------------------------------------

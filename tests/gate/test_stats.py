@@ -8,7 +8,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.errors import UsageError
-from pytest_energy.gate.stats import describe, t_isf, t_sf, trimmed, welch, welch_one_sided
+from pytest_energy.gate.stats import (describe, digamma, f_sf, t_isf, t_sf, trigamma, trigamma_inverse, trimmed,
+                                      welch, welch_one_sided)
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
@@ -121,10 +122,44 @@ def test_t_sf_special_values():
 
 def test_t_isf_matches_scipy():
     scipy_stats = pytest.importorskip("scipy.stats")
-    for df in (1.0, 2.3, 4.0, 8.0, 100.0):
-        for p in (0.5, 0.1, 0.05, 0.01, 1e-4):
-            assert t_isf(p, df) == pytest.approx(scipy_stats.t.isf(p, df), rel=1e-9, abs=1e-12)
-    assert math.isnan(t_isf(0.7, 4.0)) and math.isnan(t_isf(0.05, 0.0))
+    for df in (0.3, 1.0, 2.0, 2.3, 4.0, 8.0, 22.5, 100.0, 1e4, math.inf):
+        for p in (0.5, 0.4, 0.1, 0.05, 0.01, 1e-3, 1e-4, 1e-8):
+            assert t_isf(p, df) == pytest.approx(scipy_stats.t.isf(p, df), rel=1e-9, abs=1e-11), (p, df)
+    assert math.isnan(t_isf(0.7, 4.0)) and math.isnan(t_isf(0.05, 0.0)) and math.isnan(t_isf(0.0, 4.0))
+
+
+@settings(max_examples=200)
+@given(st.floats(1e-9, 0.5), st.floats(0.5, 1e4))
+def test_t_isf_inverts_t_sf(p, df):
+    assert t_sf(t_isf(p, df), df) == pytest.approx(p, rel=1e-8)
+
+
+@settings(max_examples=200)
+@given(st.floats(1e-6, 1e6), st.floats(0.5, 50), st.floats(0.5, 200))
+def test_f_sf_matches_scipy(f, d1, d2):
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert f_sf(f, d1, d2) == pytest.approx(scipy_stats.f.sf(f, d1, d2), rel=1e-7, abs=1e-12)
+
+
+def test_f_sf_edges():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    assert f_sf(0.0, 2, 3) == 1.0 and f_sf(math.inf, 2, 3) == 0.0 and math.isnan(f_sf(1.0, 0, 3))
+    assert f_sf(2.0, 3, math.inf) == pytest.approx(scipy_stats.chi2.sf(6.0, 3), rel=1e-6)  # F(d1, inf) = chi2/d1
+
+
+@settings(max_examples=200)
+@given(st.floats(min_value=1e-3, max_value=1e4))
+def test_digamma_trigamma_and_inverse_match_scipy(x):
+    special = pytest.importorskip("scipy.special")
+    assert digamma(x) == pytest.approx(special.digamma(x), rel=1e-10, abs=1e-12)
+    assert trigamma(x) == pytest.approx(special.polygamma(1, x), rel=1e-10)
+    assert trigamma_inverse(trigamma(x)) == pytest.approx(x, rel=1e-6)
+
+
+def test_special_functions_reject_their_poles():
+    for fn in (digamma, trigamma, trigamma_inverse):
+        with pytest.raises(ValueError):
+            fn(0.0)
 
 
 # --- Welch ----------------------------------------------------------------------------------------------

@@ -88,6 +88,37 @@ def test_tokens_and_metrics(clocked):
     assert d["protocol"] == "inference" and "J/example" in d["summary"]
 
 
+def test_rounds_repeat_the_pass_each_pass_one_sample_warmup_once(clocked):
+    measurer, clock = clocked
+    calls, probes = [], []
+    slow = iter([1.0, 2.0, 1.5])  # the three passes take 1, 2 and 1.5 ms per example
+
+    def predict(batch):
+        calls.append(batch[0])
+        factor = current[0]
+        clock.advance(factor * 1e-3 * len(batch), 0.1 * factor * len(batch))
+        return PredictOutput([0] * len(batch), tokens=8 * len(batch))
+
+    current = [1.0]
+
+    def between():
+        probes.append(len(calls))
+        current[0] = next(slow, current[0])
+
+    r = inference(measurer, predict, list(range(6)), batch_size=2, warmup=2, labels=[0] * 6, rounds=3,
+                  between=between)
+    assert len(calls) == 2 + 3 * 3  # warmup once, then three passes of three batches
+    assert probes == [2, 5, 8, 11]  # before each pass and after the last, outside the windows
+    m = {x.name: x for x in r.metrics()}
+    assert m["inference.duration_s"].samples == pytest.approx([0.006, 0.012, 0.009])
+    assert m["inference.energy_j"].samples == pytest.approx([0.6, 1.2, 0.9])
+    assert m["inference.ms_per_example"].samples == pytest.approx([1.0, 2.0, 1.5])
+    assert m["inference.examples_per_s"].samples == pytest.approx([1000.0, 500.0, 1000 / 1.5])
+    assert m["inference.j_per_token"].samples == pytest.approx([0.0125, 0.025, 0.01875])
+    assert m["inference.accuracy"].samples == [1.0] and m["inference.tokens"].samples == [48.0]  # deterministic
+    assert r.rounds == 3 and r.duration_s == pytest.approx(0.009) and r.ms_per_example_mean == pytest.approx(1.5)
+
+
 def test_task_score_replaces_accuracy_in_reports(clocked):
     """NER: "prediction == label" is a whole sentence tagged right; entity F1 is the task's figure."""
     from pytest_energy.reference.tasks import entity_f1
@@ -120,7 +151,8 @@ def test_task_score_replaces_accuracy_in_reports(clocked):
         inference(measurer, predict, [0, 1], warmup=0, labels=gold, score=lambda p, y: float("nan"))
 
 
-@pytest.mark.parametrize("kwargs", [dict(batch_size=0), dict(warmup=-1), dict(n=0), dict(labels=[1])])
+@pytest.mark.parametrize("kwargs", [dict(batch_size=0), dict(warmup=-1), dict(n=0), dict(labels=[1]),
+                                    dict(rounds=0), dict(rounds=True)])
 def test_bad_arguments(kwargs):
     measurer, _ = fake_measurer()
     with pytest.raises(UsageError):
