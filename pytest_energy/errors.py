@@ -24,6 +24,14 @@ class BaselineError(EnergyError):
     """A baseline file is damaged, truncated, of the wrong schema, or cannot be written."""
 
 
+class BaselineSaveError(BaselineError):
+    """Some baselines could not be saved; `written` lists the files that were (each test is saved on its own)."""
+
+    def __init__(self, message: str, written: list | None = None) -> None:
+        super().__init__(message)
+        self.written = list(written or [])
+
+
 class ReportError(EnergyError):
     """A report file (JSON, markdown, HTML) cannot be written."""
 

@@ -221,6 +221,7 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
         for directory, entries in sorted(plan.items()):
             written += [str(p) for p in BaselineStore(directory).save(entries, combine=combine)]
     except EnergyError as exc:
+        written += [str(p) for p in getattr(exc, "written", [])]  # BaselineSaveError: the files that were saved
         raise MergeError(f"baselines: {exc}" + (f" (already written: {', '.join(written)})" if written else "")) \
             from None
     return written, notes

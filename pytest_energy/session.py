@@ -363,7 +363,7 @@ class EnergySession:
 
         `exitstatus` and `tests_failed` (pytest's, so far) go into the JSON report, where
         `python -m pytest_energy merge` reads whether a shard failed."""
-        from .errors import EnergyError
+        from .errors import BaselineSaveError, EnergyError
         from .machine import commit_info, machine_info, now_iso
         from .report.outputs import write_reports
 
@@ -376,6 +376,9 @@ class EnergySession:
         if self.config.save_baseline:
             try:
                 run.written += self.save_baselines(run.commit_info, run.datetime, run.baseline_notes)
+            except BaselineSaveError as exc:
+                run.written += [str(p) for p in exc.written]
+                run.errors.append(str(exc))
             except EnergyError as exc:
                 run.errors.append(str(exc))
             unsaved = self.unsaved_shared()

@@ -16,6 +16,12 @@ try:
     import matplotlib.figure  # noqa: F401
 except ImportError:  # the plots extra is optional; tests that draw skip without it
     pass
+# The same for torch, whose C extension cannot be loaded a second time in one process: a test that imports it
+# after an in-process run unloaded it would crash the whole session (order-dependent, "bad call flags").
+try:
+    import torch  # noqa: F401
+except ImportError:  # the torch extra is optional; tests that need it skip without it
+    pass
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -246,3 +246,18 @@ def test_long_module_path_keeps_every_baseline_and_the_report(pytester, no_nvml)
     names = sorted(p.name for p in (pytester.path / "baselines").glob("*.json"))
     assert len(names) == 2 and all(len(n) < 255 for n in names)
     assert len(json.loads((pytester.path / "out.json").read_text())["benchmarks"]) == 2
+
+
+@pytest.mark.skipif(hasattr(__import__("os"), "geteuid") and __import__("os").geteuid() == 0,
+                    reason="root writes whatever the folder's mode")
+def test_read_only_baseline_folder_is_a_usage_error_before_the_run(pytester, no_nvml):
+    pytester.makepyfile(ONE_BENCHMARK)
+    folder = pytester.path / "baselines"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        result = _estimate(pytester, "--energy-save-baseline")
+    finally:
+        folder.chmod(0o755)
+    assert result.ret == USAGE
+    result.stderr.fnmatch_lines(["*--energy-baseline-dir*no permission to write*"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -167,7 +168,10 @@ def test_trainer(energy, tmp_path):
 
 def test_trainer_callback_result_is_recorded_like_finetune_to_cutoff(pytester, no_nvml, monkeypatch):
     """The documented Trainer path reaches the row, the JSON, the baseline and the gate."""
-    pytest.importorskip("accelerate", reason="transformers.Trainer needs accelerate")
+    # find_spec, not importorskip: importing accelerate imports torch, which cannot be imported again in this
+    # process after a pytester in-process run has unloaded it; the Trainer runs in a subprocess anyway.
+    if importlib.util.find_spec("accelerate") is None:
+        pytest.skip("transformers.Trainer needs accelerate")
     pytester.makepyfile(TRAINER_TEST)
     common = ["--energy", "--energy-meter", "estimate", "-p", "no:cacheprovider", "-W", "ignore"]
     monkeypatch.setenv("EVAL_STEPS", "2")

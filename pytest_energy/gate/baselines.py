@@ -40,7 +40,7 @@ from pathlib import Path
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from ..errors import BaselineError
+from ..errors import BaselineError, BaselineSaveError
 from ..files import write_atomic
 from ..records import Kind, Metric
 from .history import RunSummary
@@ -196,6 +196,21 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+# Larger magnitudes are no physical figure but a damaged value, and sums of them overflow (math.fsum).
+_MAX_MAGNITUDE = 1e300
+
+
+def _check_values(at: str, name: str, values: list[float]) -> None:
+    """Values a metric can physically have: bounded, energy >= 0 (net-of-idle aside), durations > 0."""
+    for x in values:
+        if abs(x) > _MAX_MAGNITUDE:
+            raise ValueError(f"{at}: {x!r} is beyond any measurable value (|x| > {_MAX_MAGNITUDE:g})")
+        if name.endswith("energy_j") and "net_" not in name and x < 0:
+            raise ValueError(f"{at}: a negative energy ({x!r} J) cannot have been measured")
+        if name.endswith("duration_s") and x <= 0:
+            raise ValueError(f"{at}: a duration of {x!r} s cannot have been measured")
+
+
 def _check_metric(where: str, name: str, m: Any) -> None:
     if not isinstance(m, dict):
         raise ValueError(f"{where}: metric {name!r} is {type(m).__name__}, expected an object")
@@ -211,6 +226,7 @@ def _check_metric(where: str, name: str, m: Any) -> None:
     samples = m.get("samples")
     if not isinstance(samples, list) or not samples or not all(_is_number(x) for x in samples):
         raise ValueError(f"{where}: metric {name!r}: 'samples' must be a non-empty list of finite numbers")
+    _check_values(f"{where}: metric {name!r}: samples", name, samples)
     if m.get("method") is not None and not isinstance(m.get("method"), str):
         raise ValueError(f"{where}: metric {name!r}: 'method' must be a string or null")
 
@@ -229,6 +245,9 @@ def _check_history(where: str, name: str, m: dict[str, Any], runs: dict[str, Any
             raise ValueError(f"{at}: 'run_id' {h.get('run_id')!r} is not one of the entry's 'runs'")
         if not _is_number(h.get("mean")) or not _is_number(h.get("sd")) or h["sd"] < 0:
             raise ValueError(f"{at}: 'mean' and 'sd' must be finite numbers, sd >= 0")
+        _check_values(f"{at}: mean", name, [h["mean"]])
+        if h["sd"] > _MAX_MAGNITUDE:
+            raise ValueError(f"{at}: sd {h['sd']!r} is beyond any measurable value")
         n = h.get("n")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"{at}: 'n' must be an integer >= 1, got {n!r}")
@@ -349,8 +368,10 @@ class BaselineStore:
         `combine(stored, new)` decides what is stored for a test whose file already has an entry (e.g.
         `append_run`); it runs under the lock, on the entry as it is on disk then, so concurrent saves add
         their runs instead of losing one. Without it `new` replaces the stored entry.
-        All files concerned are read and validated, and every new document is serialised, before the first
-        write: a damaged file or an unserialisable entry raises BaselineError and nothing is written.
+        Every file concerned is read and validated before the first write: a damaged one raises BaselineError
+        and nothing is written. An entry that cannot be stored (a NaN sample, ...) is left out and the others
+        are saved; each file is written on its own. Entries left out or files that could not be written
+        raise BaselineSaveError at the end, naming each test and problem, with the files that were written.
         """
         by_path: dict[Path, list[BaselineEntry]] = {}
         for entry in entries:
@@ -359,21 +380,37 @@ class BaselineStore:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise BaselineError(f"cannot create baseline directory {self.directory}: {exc}") from exc
+        problems: list[str] = []
+        written: list[Path] = []
         with self._locked():
-            texts: dict[Path, str] = {}
-            for path in sorted(by_path):
-                stored = _read(path)
+            _remove_stale_temporaries(self.directory)
+            stored_by_path = {path: _read(path) for path in sorted(by_path)}  # a damaged file stops all here
+            for path, stored in stored_by_path.items():
                 merged = {nodeid: e.to_dict() for nodeid, e in stored.items()}
+                changed = False
                 for entry in by_path[path]:
-                    if combine is not None:
-                        entry = combine(stored.get(entry.nodeid), entry)
-                    _check_savable(entry)
+                    try:
+                        if combine is not None:
+                            entry = combine(stored.get(entry.nodeid), entry)
+                        _check_savable(entry)
+                    except BaselineError as exc:
+                        problems.append(str(exc))
+                        continue
                     merged[entry.nodeid] = entry.to_dict()
-                texts[path] = json.dumps({"schema_version": SCHEMA_VERSION, "entries": merged},
-                                         sort_keys=True, indent=2, allow_nan=False) + "\n"
-            for path, text in texts.items():
-                write_atomic(path, text, error=BaselineError, what="baseline file")
-        return sorted(texts)
+                    changed = True
+                if not changed:
+                    continue
+                text = json.dumps({"schema_version": SCHEMA_VERSION, "entries": merged},
+                                  sort_keys=True, indent=2, allow_nan=False) + "\n"
+                try:
+                    write_atomic(path, text, error=BaselineError, what="baseline file")
+                except BaselineError as exc:
+                    problems.append(str(exc))
+                    continue
+                written.append(path)
+        if problems:
+            raise BaselineSaveError("not every baseline was saved: " + "; ".join(problems), written)
+        return written
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
@@ -398,6 +435,32 @@ class BaselineStore:
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+
+_TEMPORARY = re.compile(r"\A\..+\.(\d+)\.[0-9a-f]{8}\.tmp\Z")  # files.write_atomic's temporary names
+
+
+def _remove_stale_temporaries(directory: Path) -> None:
+    """Remove temporary files of atomic writes whose process died before finishing (killed, not Ctrl-C:
+    an interrupted write removes its own). Called under the lock, so no live save of ours is affected."""
+    for path in directory.glob(".*.tmp"):
+        match = _TEMPORARY.match(path.name)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # that process is alive: maybe another save in progress elsewhere
+        except ProcessLookupError:
+            pass
+        except OSError:
+            continue  # alive but not ours (EPERM)
+        try:
+            path.unlink()
+        except OSError:
+            pass
 
 
 def lock_path_for(directory: str | os.PathLike[str]) -> Path:

@@ -107,6 +107,7 @@ class FakeGpu:
     power_reading: bool = True  # False: nvmlDeviceGetPowerUsage is NotSupported
     counter_frozen: bool = False  # True: the counter answers but never moves (a firmware fault)
     _energy_mj: float = 0.0
+    _counter_mj: int = 0  # the last counter value reported: the hardware counter never goes back
     _last_t: float = field(default_factory=time.monotonic)
 
     def advance(self, now: float) -> None:
@@ -187,7 +188,10 @@ class FakeDriver:
         # The energy was advanced to gpu._last_t: the step is measured from the same instant, else the
         # reading would creep between updates by the power times the time between two clock reads.
         stale_s = (gpu._last_t - self.t0) % step if step > 0 else 0.0
-        return int(gpu._energy_mj - gpu.power_w * stale_s * 1000.0)
+        # Two reads within one update period must agree exactly, as on the hardware: float rounding of the
+        # expression above may differ by a hair, and int() can turn that into a 1 mJ step backwards.
+        gpu._counter_mj = max(gpu._counter_mj, int(gpu._energy_mj - gpu.power_w * stale_s * 1000.0))
+        return gpu._counter_mj
 
     def nvmlDeviceGetPowerUsage(self, handle: FakeGpu) -> int:  # noqa: N802
         self._check("nvmlDeviceGetPowerUsage")

@@ -321,3 +321,52 @@ def test_the_lock_file_stays_out_of_the_baseline_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert lock_path_for("baselines") == lock  # one folder, one lock, however it is named
     assert lock_path_for(tmp_path / "other") != lock
+
+
+@pytest.mark.parametrize("name, samples, problem", [
+    ("energy_j", [1e308, 1e308], "beyond any measurable value"),
+    ("energy_j", [-5.03], "negative energy"),
+    ("duration_s", [0.0], "duration of 0.0 s"),
+    ("inference.duration_s", [-1.0], "duration of -1.0 s"),
+])
+def test_impossible_values_are_refused_on_load_naming_the_file(tmp_path, name, samples, problem):
+    """1e308 crashed the run (OverflowError in fsum); -5 J gave '-5.03 J -> 0 J REGRESSION' and 0 s '+inf %'."""
+    store = BaselineStore(tmp_path)
+    [path] = store.save([entry()])
+    doc = json.loads(path.read_text())
+    metric = {"name": name, "unit": "J" if "energy" in name else "s", "better": "lower", "kind": "measured",
+              "samples": samples, "method": None}
+    next(iter(doc["entries"].values()))["metrics"][name] = metric
+    path.write_text(json.dumps(doc))
+    with pytest.raises(BaselineError, match=rf"{path.name}.*{problem}"):
+        store.load_all()
+
+
+def test_net_energy_may_be_negative(tmp_path):
+    store = BaselineStore(tmp_path)
+    e = entry()
+    e.metrics["net_energy_j"] = Metric("net_energy_j", "J", "lower", "measured", [-0.5, 0.2], "estimate")
+    store.save([e])
+    assert store.load(NODE).metrics["net_energy_j"].samples == [-0.5, 0.2]
+
+
+def test_one_unsavable_entry_does_not_lose_the_others(tmp_path):
+    """A NaN sample in one test lost every baseline of the run; now that test is named and the rest saved."""
+    from pytest_energy.errors import BaselineSaveError
+
+    store = BaselineStore(tmp_path)
+    good, bad = entry("a/test_a.py::t"), entry("z/test_z.py::t", energy_j=(1.0, math.nan))
+    with pytest.raises(BaselineSaveError, match=r"test_z.*energy_j.*finite") as exc:
+        store.save([good, bad])
+    assert exc.value.written == [store.path_for("a/test_a.py::t")]
+    assert store.load("a/test_a.py::t") is not None and store.load("z/test_z.py::t") is None
+
+
+def test_temporaries_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
+    store = BaselineStore(tmp_path)
+    stale = tmp_path / ".benchmarks__test_inference.json.999999999.0123abcd.tmp"  # no such pid
+    stale.write_text("half a file")
+    mine = tmp_path / ".notes.txt.tmp"  # not one of ours: left alone
+    mine.write_text("x")
+    store.save([entry()])
+    assert not stale.exists() and mine.exists()
