@@ -116,8 +116,11 @@ _COST_LABELS = {"time": "Time", "energy": "Energy"}
 _NA_NOTE = f"{fmt.MISSING}: cut-off not reached"
 
 
-def _na_note(protocol: str) -> str:
-    return f" ({_NA_NOTE})" if protocol == "finetune" else ""
+def _na_note(protocol: str, models: dict[str, dict[str, float | None]]) -> str:
+    """The legend for n/a, only where a cell shows it: a title that always says "cut-off not reached"
+    reads as if it had not been."""
+    missing = protocol == "finetune" and any(c is None for costs in models.values() for c in costs.values())
+    return f" ({_NA_NOTE})" if missing else ""
 
 
 @dataclass
@@ -217,7 +220,7 @@ def _session_tables(run: Any) -> list[HulkTable]:
                 ref_name = model_of(ref)
             unit = next((r.metrics[metric].unit for r, _, _ in pairs if metric in r.metrics), "")
             tables.append(HulkTable("session", f"HULK {protocol} score = {ref_name} {cost} / model {cost}"
-                                    + _na_note(protocol), protocol, cost, unit, ref_name, models, tasks))
+                                    + _na_note(protocol, models), protocol, cost, unit, ref_name, models, tasks))
     return tables
 
 
@@ -294,8 +297,8 @@ def _stored_tables(run: Any) -> list[HulkTable]:
             unit = next((c["unit"] for s in stored.values() for n, c in s.costs.items() if n == cost), "")
             table = HulkTable("stored", f"HULK {protocol}{at} score against the stored reference = "
                               f"{reference.model} {cost} / model {cost} ({info['path']}, recorded "
-                              f"{reference.datetime[:10]} on this machine class)" + _na_note(protocol), protocol,
-                              cost, unit, ref_name, models, tasks, batch, list(group_notes))
+                              f"{reference.datetime[:10]} on this machine class)" + _na_note(protocol, models),
+                              protocol, cost, unit, ref_name, models, tasks, batch, list(group_notes))
             table.notes += _overall_lines(run, table, protocol, cost)
             tables.append(table)
     unused = sorted(set(reference.slots) - {slot.key for _, slot in filled})
@@ -342,7 +345,8 @@ def _paper_tables(run: Any) -> list[HulkTable]:
         notes += [f"erratum applied: {e['model']}, {e['task']}: printed {e['printed_time']:g} {unit}, used "
                   f"{e['time']:g} {unit} ({e['why']})" for e in hulk_paper.errata(protocol)]
         title = (f"HULK Table {doc[protocol]['table']} ({protocol}) beside this run: score = {doc['reference_model']} "
-                 f"time on the paper's GPU / model time" + _na_note(protocol).replace(")", "; -: not run)"))
+                 f"time on the paper's GPU / model time ({_NA_NOTE + '; ' if _na_note(protocol, models) else ''}"
+                 "-: not run)")
         tables.append(HulkTable("paper", title, protocol, "time", unit, doc["reference_model"], models,
                                 list(doc[protocol]["tasks"]), 1 if protocol == "inference" else None, notes))
     left_out = (f"not HULK tasks, left out: {', '.join(sorted(set(other)))} (HULK has "

@@ -79,3 +79,17 @@ def test_html_blocks_are_escaped():
     run = run_of([finetune_record("<b>x</b>", 10.0)], hulk_paper=True)
     (block,) = hulk_blocks(run, tablefmt="html")
     assert "<b>x</b>" not in block[1] and "&lt;b&gt;x&lt;/b&gt;" in block[1]
+
+
+def test_the_na_legend_only_where_a_cell_shows_na():
+    def titles(duration_s):
+        ref, model = finetune_record("sst2", 100.0, "large"), finetune_record("sst2", duration_s)
+        model.nodeid = "b.py::small"
+        benchmarks = [BenchmarkResult(ref, TestSettings()), BenchmarkResult(model, TestSettings(reference=ref.nodeid))]
+        run = RunResult(MeterInfo("estimate", (DeviceInfo("cpu-estimate", "Xeon", "estimate"),)), SessionConfig(),
+                        benchmarks)
+        return [t.title for t in hulk_tables(run)]
+
+    assert titles(50.0) == ["HULK finetune score = large time / model time",
+                            "HULK finetune score = large energy / model energy"]
+    assert all(t.endswith(" (n/a: cut-off not reached)") for t in titles(None))
