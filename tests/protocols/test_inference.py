@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 import types
 
 import numpy as np
@@ -78,7 +79,7 @@ def test_tokens_and_metrics(clocked):
     assert r.tokens == 160 and r.j_per_token == pytest.approx(1.0 / 160)
     assert r.correct == 0 and r.j_per_correct is None  # infinite: reported as absent, not inf
     m = {x.name: x for x in r.metrics()}
-    assert set(m) >= {"inference.j_per_example", "inference.ms_per_example", "inference.ms_per_example_p99",
+    assert set(m) >= {"inference.j_per_example", "inference.ms_per_example", "inference.ms_per_example_p50",
                       "inference.examples_per_s", "inference.accuracy", "inference.tokens", "inference.j_per_token"}
     assert "inference.j_per_correct" not in m
     assert m["inference.accuracy"].kind == "deterministic" and m["inference.accuracy"].better == "higher"
@@ -86,6 +87,21 @@ def test_tokens_and_metrics(clocked):
     assert m["inference.j_per_example"].method == "rapl" and m["inference.j_per_example"].unit == "J/example"
     d = r.to_dict()
     assert d["protocol"] == "inference" and "J/example" in d["summary"]
+
+
+@pytest.mark.parametrize(("batches", "gated"), [(99, []), (100, ["p90"]), (999, ["p90"]),
+                                                (1000, ["p90", "p99"])])
+def test_a_tail_quantile_is_gated_only_with_ten_batches_beyond_it(clocked, batches, gated):
+    measurer, clock = clocked
+
+    def predict(batch):
+        clock.advance(0.0001, 0.01)
+        return [0] * len(batch)
+
+    r = inference(measurer, predict, list(range(batches)), batch_size=1, warmup=0, n=batches)
+    names = {x.name for x in r.metrics()}
+    assert sorted(n.rsplit("_", 1)[1] for n in names if n.startswith("inference.ms_per_example_p9")) == gated
+    assert math.isfinite(r.ms_per_example_p99) and "inference.ms_per_example_p50" in names  # still reported
 
 
 def test_rounds_repeat_the_pass_each_pass_one_sample_warmup_once(clocked):
