@@ -89,16 +89,17 @@ def test_tokens_and_metrics(clocked):
     assert d["protocol"] == "inference" and "J/example" in d["summary"]
 
 
-@pytest.mark.parametrize(("batches", "gated"), [(99, []), (100, ["p90"]), (999, ["p90"]),
-                                                (1000, ["p90", "p99"])])
-def test_a_tail_quantile_is_gated_only_with_ten_batches_beyond_it(clocked, batches, gated):
+@pytest.mark.parametrize(("batches", "gate_tails", "gated"), [(99, True, []), (100, True, ["p90"]),
+                                                              (999, True, ["p90"]), (1000, True, ["p90", "p99"]),
+                                                              (1000, False, [])])
+def test_tail_quantiles_are_gated_on_request_with_ten_batches_beyond(clocked, batches, gate_tails, gated):
     measurer, clock = clocked
 
     def predict(batch):
         clock.advance(0.0001, 0.01)
         return [0] * len(batch)
 
-    r = inference(measurer, predict, list(range(batches)), batch_size=1, warmup=0, n=batches)
+    r = inference(measurer, predict, list(range(batches)), batch_size=1, warmup=0, n=batches, gate_tails=gate_tails)
     names = {x.name for x in r.metrics()}
     assert sorted(n.rsplit("_", 1)[1] for n in names if n.startswith("inference.ms_per_example_p9")) == gated
     assert math.isfinite(r.ms_per_example_p99) and "inference.ms_per_example_p50" in names  # still reported
