@@ -1,4 +1,5 @@
-"""The one way pytest-energy writes a file: atomically, with the user's umask.
+"""The one way pytest-energy writes a file: atomically, with the user's umask; and the one way it reads the
+JSON files it keeps (baselines, the stored HULK reference): strictly.
 
 Readers (a later run, a CI step, git) see the old file or the new one, never half of either, even if the
 process is killed half-way. Baselines and every report go through `write_atomic`.
@@ -6,9 +7,11 @@ process is killed half-way. Baselines and every report go through `write_atomic`
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
+from typing import Any
 
 from .errors import EnergyError
 
@@ -54,3 +57,39 @@ def _fsync_directory(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def read_json(path: str | os.PathLike[str], *, what: str, repair: str,
+              error: type[EnergyError] = EnergyError) -> Any:
+    """The JSON document in `path`, read strictly: UTF-8, standard JSON only (no NaN or Infinity), no key
+    twice in one object (a hand-merged file would silently keep the last value). Anything else raises `error`
+    naming `what`, the path and `repair` (what the user should do). A missing file raises FileNotFoundError,
+    which callers turn into "nothing stored yet"."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise  # not an OSError to report: the caller's "nothing stored yet"
+    except OSError as exc:
+        raise error(f"{what} {path}: cannot be read: {exc}") from exc
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
+                          object_pairs_hook=_reject_duplicate_keys)
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {path}: not UTF-8 text ({exc}); {repair}") from None
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError; so is a NaN/Infinity constant
+        hint = " (truncated?)" if not raw.rstrip().endswith(b"}") else ""  # both files hold one object
+        raise error(f"{what} {path}: not valid JSON{hint}: {exc}; {repair}") from None
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-standard JSON constant {name}")

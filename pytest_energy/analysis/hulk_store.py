@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BaselineError
-from ..files import write_atomic
+from ..files import read_json, write_atomic
 from ..records import Better, Kind, TestRecord
 
 __all__ = ["COSTS", "REFERENCE_FILENAME", "MachineReference", "ReferenceFile", "Slot", "StoredSlot",
@@ -227,17 +227,9 @@ def load_reference(path: str | Path, shown: str = "") -> ReferenceFile:
     messages print it."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        doc = read_json(path, what="HULK reference file", repair=_REPAIR, error=BaselineError)
     except FileNotFoundError:
         return ReferenceFile(path, shown=shown)
-    except OSError as exc:
-        raise BaselineError(f"HULK reference file {path}: cannot be read: {exc}") from exc
-    try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except UnicodeDecodeError as exc:
-        raise BaselineError(f"HULK reference file {path}: not UTF-8 text ({exc}); {_REPAIR}") from None
-    except ValueError as exc:
-        raise BaselineError(f"HULK reference file {path}: not valid JSON: {exc}; {_REPAIR}") from None
     try:
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise ValueError(f"not a HULK reference file ('schema' is not {SCHEMA!r})")
@@ -251,10 +243,6 @@ def load_reference(path: str | Path, shown: str = "") -> ReferenceFile:
     except ValueError as exc:
         raise BaselineError(f"HULK reference file {path}: {exc}; {_REPAIR}") from None
     return ReferenceFile(path, entries, shown)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
 
 
 def reference_from_records(records: list[TestRecord], machine: dict[str, Any], commit: dict[str, Any],

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import BaselineError, BaselineSaveError
-from ..files import write_atomic
+from ..files import read_json, write_atomic
 from ..records import Kind, Metric
 from .history import RunSummary
 
@@ -303,37 +303,13 @@ def _check_document(path: Path, doc: Any) -> dict[str, BaselineEntry]:
 def _read(path: Path) -> dict[str, BaselineEntry]:
     """Entries of one file ({} if it does not exist); BaselineError naming the file if it is unusable."""
     try:
-        raw = path.read_bytes()
+        doc = read_json(path, what="baseline file", repair=_REPAIR, error=BaselineError)
     except FileNotFoundError:
         return {}
-    except OSError as exc:
-        raise BaselineError(f"baseline file {path}: cannot be read: {exc}") from exc
-    try:
-        doc = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
-                         object_pairs_hook=_reject_duplicate_keys)
-    except UnicodeDecodeError as exc:
-        raise BaselineError(f"baseline file {path}: not UTF-8 text ({exc}); {_REPAIR}") from None
-    except ValueError as exc:  # json.JSONDecodeError is a ValueError; so is a NaN/Infinity constant
-        hint = " (truncated?)" if not raw.rstrip().endswith(b"}") else ""
-        raise BaselineError(f"baseline file {path}: not valid JSON{hint}: {exc}; {_REPAIR}") from None
     try:
         return _check_document(path, doc)
     except ValueError as exc:
         raise BaselineError(f"baseline file {path}: {exc}; {_REPAIR}") from None
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A key twice in one object (e.g. a hand-merged file) would silently keep the last value: refuse it."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key {key!r} appears twice in one object")
-        out[key] = value
-    return out
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-standard JSON constant {name}")
 
 
 # --- the store --------------------------------------------------------------------------------------------

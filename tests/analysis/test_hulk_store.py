@@ -148,6 +148,10 @@ def test_slots_come_from_protocols_and_tasks():
             "costs": {"time": {"metric": "finetune.duration_s", "unit": "s", "mean": -1, "n": 1}}}}}]}).encode(),
      "cost 'time' has mean -1"),
     (b'\xff\xfe', "not UTF-8"),
+    (b'{"schema": "pytest-energy/hulk-reference", "schema_version": 1, "schema_version": 1, "references": []}',
+     "key 'schema_version' appears twice"),
+    (b'{"schema": "pytest-energy/hulk-reference", "schema_version": 1, "references": [], "x": NaN}',
+     "non-standard JSON constant NaN"),
 ])
 def test_a_damaged_file_is_an_error_naming_it_and_is_never_overwritten(tmp_path, content, problem):
     path = tmp_path / REFERENCE_FILENAME
