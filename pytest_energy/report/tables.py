@@ -168,10 +168,8 @@ class HulkTable:
             body = f'<p class="note">{html.escape(self.message)}</p>' if tablefmt == "html" else self.message
         else:
             try:
-                body = format_hulk_table({m: {t: c for t, c in costs.items() if t in self.tasks}
-                                          for m, costs in self.models.items()}, self.reference,
-                                         cost_label=f"{_COST_LABELS.get(self.cost, self.cost)} ({self.unit})",
-                                         tablefmt=tablefmt, tasks=self.tasks)
+                body = format_hulk_table(self.models, self.reference, tasks=self.tasks, tablefmt=tablefmt,
+                                         cost_label=f"{_COST_LABELS.get(self.cost, self.cost)} ({self.unit})")
             except UsageError as exc:
                 body = f"cannot normalise: {exc}"
         if not self.notes:
