@@ -524,11 +524,15 @@ def subsample(data: TaskData, *, max_train: int | None = None, max_dev: int | No
                                dev={split: _subset(ex, max_dev, rng) for split, ex in data.dev.items()})
 
 
+def _load_call(path: str, config: str | None) -> str:
+    """The `datasets.load_dataset(...)` call for a hub dataset, as a user would type it."""
+    return f"datasets.load_dataset({path!r}" + (f", {config!r})" if config else ")")
+
+
 def _how_to_provide(spec: TaskSpec) -> str:
     layouts = "\n".join(f"    {layout.names}" + (f"   ({layout.about})" if layout.about else "")
                         for layout in LAYOUTS[spec.name])
-    hub = spec.hub[0]
-    call = f"datasets.load_dataset({hub[0]!r}" + (f", {hub[1]!r})" if hub[1] else ")")
+    call = _load_call(*spec.hub[0])
     return (f"Provide it as a folder: set ${DATA_DIR_ENV} (or --energy-data-dir / data_dir=) to a directory "
             f"holding {spec.folder}/ (other spellings such as {', '.join(k + '/' for k in FOLDER_KEYS[spec.name])} "
             f"are found too) with one of\n{layouts}\n  ({spec.layout}; the dev files alone serve inference "
@@ -574,7 +578,7 @@ def _load_real(spec: TaskSpec, data_dir: str | os.PathLike[str] | None) -> TaskD
                          "set in your datasets cache, set HF_DATASETS_OFFLINE=1 to read it from there")
             raise fail()
     for path, config in spec.hub:
-        call = f"datasets.load_dataset({path!r}" + (f", {config!r})" if config else ")")
+        call = _load_call(path, config)
         try:
             return _load_hub(spec, path, config)
         except Exception as exc:  # noqa: BLE001 - not cached, renamed...: report them all below
