@@ -41,7 +41,7 @@ class EnergyFixture:
         self._probe_due = False  # a window closed since the last probe: `close` takes one more
 
     def _probe(self) -> None:
-        """The calibration probe (pytest_energy.probe) before each round and after the last one: the gate
+        """The calibration probe (pytest_energy.measure.probe) before each round and after the last one: the gate
         divides this test's wall-clock metrics by their geometric mean. Nothing when the session does not
         probe."""
         self._probe_due = False

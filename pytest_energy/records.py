@@ -204,7 +204,7 @@ class TestRecord:
     extra_info: dict[str, Any] = field(default_factory=dict)
     # Protocol results (finetune/inference) as plain dicts, for the JSON and HTML reports.
     protocols: list[dict[str, Any]] = field(default_factory=list)
-    # Wall seconds of the calibration probe (pytest_energy.probe) taken around this test's rounds: the gate
+    # Wall seconds of the calibration probe (pytest_energy.measure.probe) taken around this test's rounds: the gate
     # divides wall-clock metrics by their geometric mean. Empty when the session does not probe.
     probe_s: list[float] = field(default_factory=list)
 

@@ -131,7 +131,7 @@ class EnergySession:
 
     @property
     def probing(self) -> bool:
-        """Whether rounds are bracketed by the calibration probe (pytest_energy.probe): `--energy-probe`,
+        """Whether rounds are bracketed by the calibration probe (pytest_energy.measure.probe): `--energy-probe`,
         where auto means on unless the meter is NVML (GPU-bound time does not follow a CPU probe)."""
         return self.config.probe == "on" or (self.config.probe == "auto" and self.meter.name != "nvml")
 
@@ -139,7 +139,7 @@ class EnergySession:
     def measurer(self) -> Measurer:
         """Opened at the first energy benchmark, after measuring idle power if asked to."""
         if self._measurer is None:
-            from .probe import probe
+            from .measure.probe import probe
 
             idle = measure_idle_power(self.meter, self.config.idle_s) if self.config.idle_s > 0 else None
             self._measurer = Measurer(self.meter, idle, probe=probe if self.probing else None)
@@ -265,7 +265,7 @@ class EnergySession:
         """This run of one test as a baseline entry whose history is this run alone."""
         from .gate.baselines import BaselineEntry
         from .gate.history import RunSummary
-        from .probe import PROBE_ID, probe_value
+        from .measure.probe import PROBE_ID, probe_value
 
         record = b.record
         probe_s = probe_value(record.probe_s) if self.probing else None

@@ -52,7 +52,7 @@ def _probed_fixture(rounds: int = 3):
     """A fixture on a manual meter whose probe returns 0.03 s more every time it runs."""
     from pytest_energy.measure import Measurer
     from pytest_energy.meters.fake import manual_meter
-    from pytest_energy.probe import ProbeResult
+    from pytest_energy.measure.probe import ProbeResult
 
     meter, clock = manual_meter()
     taken = []

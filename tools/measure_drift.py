@@ -1,7 +1,7 @@
 """Measure run-to-run drift on this machine, and what the calibration probe removes (not a unit test).
 
 Each run is a separate process (as CI runs are): it warms up, then does `--rounds` rounds of each workload,
-every round bracketed by the calibration probe (pytest_energy.probe). Reported, as coefficients of
+every round bracketed by the calibration probe (pytest_energy.measure.probe). Reported, as coefficients of
 variation (sd of natural logs): between runs (of the run means) and within runs (of the rounds), for wall
 time, wall time divided by the geometric mean of the probes just before and after the round, CPU time
 (what the estimate meter's energy is made of), and CPU time divided by the probes' CPU time.
@@ -47,7 +47,7 @@ def _python_work() -> int:
 def one_run(rounds: int) -> dict:
     import torch
 
-    from pytest_energy.probe import probe
+    from pytest_energy.measure.probe import probe
 
     torch.manual_seed(0)
     x = torch.randn(16, 768)

@@ -119,7 +119,7 @@ class BaselineEntry:
 
     def history_for(self, name: str, probe_id: str | None = None) -> list[RunSummary]:
         """The runs of metric `name`, oldest first, with each run's probe seconds when it was taken with
-        probe `probe_id` (pytest_energy.probe.PROBE_ID); runs probed otherwise count as unprobed."""
+        probe `probe_id` (pytest_energy.measure.probe.PROBE_ID); runs probed otherwise count as unprobed."""
         out = []
         for h in self.history.get(name, []):
             run = self.runs.get(h.run_id or "", {})

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import TestSettings
-from ..probe import PROBE_ID, probe_value
+from ..measure.probe import PROBE_ID, probe_value
 from ..records import Kind, TestRecord, VerdictKind
 from .baselines import BaselineEntry, machine_mismatch
 from .compare import Verdict, compare_record

@@ -19,7 +19,7 @@ import types
 import pytest
 
 from pytest_energy.meters.fake import ManualClock, manual_meter
-from pytest_energy.probe import ProbeResult
+from pytest_energy.measure.probe import ProbeResult
 
 WORKLOADS = """
 import gate_world
@@ -76,7 +76,7 @@ def world(pytester, monkeypatch):
     module.work = w.work
     monkeypatch.setitem(sys.modules, "gate_world", module)
     monkeypatch.setattr("pytest_energy.session.open_meter", lambda *a, **k: meter)
-    monkeypatch.setattr("pytest_energy.probe.probe", w.probe)
+    monkeypatch.setattr("pytest_energy.measure.probe.probe", w.probe)
     pytester.makepyfile(test_workloads=WORKLOADS)
     return w
 

@@ -27,11 +27,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from . import __version__
-from .errors import EnergyError, MeasurementError, ShortWindowWarning
-from .measure import Measurer
-from .meters import METER_CHOICES, Meter, open_meter
-from .report import format as fmt
+from .. import __version__
+from ..errors import EnergyError, MeasurementError, ShortWindowWarning
+from ..measure import Measurer
+from ..meters import METER_CHOICES, Meter, open_meter
+from ..report import format as fmt
 
 DEFAULT_LOAD_S = 15.0
 DEFAULT_IDLE_S = 2.0
@@ -216,7 +216,7 @@ def _no_sync() -> None:
 
 def check_gpu(gpu: Any, load_s: float, idle_s: float, torch: Any) -> GpuReport:
     """Every check of one GPU (`gpu`: an NvmlMeter GPU: index, uuid, name, counter)."""
-    from .meters.nvml import NvmlMeter
+    from ..meters.nvml import NvmlMeter
 
     method = "nvml-counter" if gpu.counter else "nvml-polling"
     report = GpuReport(gpu.index, gpu.uuid, gpu.name, method)
@@ -291,7 +291,7 @@ def check_sync(torch: Any, load: _MatmulLoad, meter: Meter) -> SyncCheck:
 
 def check_cpu(load_s: float, torch: Any, cpu_watts_per_core: float, powercap_root: str | None) -> CpuReport:
     """A CPU load metered by the estimate and, where readable, RAPL."""
-    from .meters.estimate import EstimateMeter
+    from ..meters.estimate import EstimateMeter
 
     report = CpuReport()
     measurers = {"estimate": Measurer(EstimateMeter(cpu_watts_per_core), sync=_no_sync)}
@@ -355,7 +355,7 @@ def run_doctor(asked: str = "auto", load_s: float = DEFAULT_LOAD_S, idle_s: floa
     if asked != "auto" and not status[asked].usable:
         report.problems.append(f"the meter asked for ({asked}) is unusable: {status[asked].detail}")
     if status["nvml"].usable:
-        from .meters.nvml import NvmlMeter
+        from ..meters.nvml import NvmlMeter
 
         with NvmlMeter() as meter:
             gpus = list(meter.gpus)
@@ -475,7 +475,7 @@ def markdown(report: Report) -> str:
 
 def main(args: Any, command: str) -> int:
     """The `doctor` subcommand (`args` from add_arguments); returns the exit code."""
-    from .files import write_atomic
+    from ..files import write_atomic
 
     report = run_doctor(args.meter, args.load_s, args.idle_s, args.cpu_watts_per_core, args.powercap_root, command)
     print("\n".join(text_lines(report)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_energy.__main__ import build_parser
+from pytest_energy.cli import build_parser
 from pytest_energy.config import FLAGS, OPTIONS
 
 yaml = pytest.importorskip("yaml")

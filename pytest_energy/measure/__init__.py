@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from .errors import MeasurementError, ShortWindowWarning, UsageError
-from .meters.base import Meter, Reading
-from .records import DeviceEnergy, Method, Window, combine_methods
+from ..errors import MeasurementError, ShortWindowWarning, UsageError
+from ..meters.base import Meter, Reading
+from ..records import DeviceEnergy, Method, Window, combine_methods
 
 _SENSOR_METHODS = (Method.NVML_COUNTER, Method.NVML_POLLING, Method.RAPL)
 
@@ -152,7 +152,7 @@ class Measurer:
     """Turns meter readings into windows. One per session; shared by every test.
 
     `idle_power_w` maps device id to its idle power (W) measured before the session; when given,
-    each window reports net-of-idle energy beside the gross figure. `probe` (pytest_energy.probe.probe, or
+    each window reports net-of-idle energy beside the gross figure. `probe` (pytest_energy.measure.probe.probe, or
     None: no probe) is what `take_probe` runs between rounds.
     """
 
@@ -170,7 +170,7 @@ class Measurer:
         return self._probe is not None
 
     def take_probe(self) -> float | None:
-        """Run the calibration probe (pytest_energy.probe); its wall seconds, or None when there is no
+        """Run the calibration probe (pytest_energy.measure.probe); its wall seconds, or None when there is no
         probe or this one is unusable (the process's own threads were busy during it)."""
         if self._probe is None:
             return None

@@ -13,8 +13,8 @@ import types
 
 import pytest
 
-from pytest_energy.__main__ import main
-from pytest_energy.doctor import run_doctor, update_period_s
+from pytest_energy.cli import main
+from pytest_energy.cli.doctor import run_doctor, update_period_s
 from pytest_energy.meters.fake import NVML_DEVICE_ARCH_PASCAL, FakeGpu
 
 QUICK = ("--load-s", "1", "--idle-s", "0.5")

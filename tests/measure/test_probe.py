@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from pytest_energy import probe as p
+from pytest_energy.measure import probe as p
 
 
 def test_probe_is_fixed_work_and_reports_its_time():

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from pytest_energy.__main__ import main
+from pytest_energy.cli import main
 from pytest_energy.meters.fake import FakeGpu
 
 SHARDS = {

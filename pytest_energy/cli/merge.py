@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import __version__
-from .errors import EnergyError
-from .records import VerdictKind
+from .. import __version__
+from ..errors import EnergyError
+from ..records import VerdictKind
 
 PASSING_EXIT_STATUSES = (0, 5)  # pytest: all passed; no tests collected
 
@@ -58,7 +58,7 @@ class Merged:
 def machine_class(machine: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(slug, comparable fingerprint): a readable, stable name for a machine class, e.g.
     'nvml-counter-2xNVIDIA-H100-80GB-HBM3-1a2b3c4d' or 'estimate-cpu-5e6f7a8b'."""
-    from .gate.baselines import comparable_fingerprint
+    from ..gate.baselines import comparable_fingerprint
 
     key = comparable_fingerprint(machine)
     gpus = key.get("gpus") or []
@@ -96,7 +96,7 @@ def _regressions(bench: dict[str, Any]) -> list[dict[str, Any]]:
 def merge_reports(shards: Sequence[tuple[str, dict[str, Any]]], *, expected_shards: int | None = None,
                   duplicates: str = "error", allow_mixed_commits: bool = False) -> Merged:
     """Merge shard reports [(name, report)] into one report and one exit code (MergeError: unusable)."""
-    from .report import format as fmt
+    from ..report import format as fmt
 
     if not shards:
         raise MergeError("no shard reports given")
@@ -173,9 +173,9 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
     the shard's history rule called REGRESSION or IMPROVED starts a new history. The reports carry no probe
     seconds, so these runs count as unprobed. MergeError before anything is written when a test was
     measured on two classes without `class_dirs`, or an entry cannot be stored."""
-    from .gate.baselines import BaselineEntry, BaselineStore, append_run
-    from .gate.history import RULE_PREFIX, RunSummary
-    from .records import Kind, Metric
+    from ..gate.baselines import BaselineEntry, BaselineStore, append_run
+    from ..gate.history import RULE_PREFIX, RunSummary
+    from ..records import Kind, Metric
 
     if not class_dirs:
         seen: dict[str, str] = {}
@@ -229,8 +229,8 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
 
 def markdown(merged: Merged) -> str:
     """A summary for a pull request or $GITHUB_STEP_SUMMARY: the verdict, then one row per result."""
-    from .report import format as fmt
-    from .report.markdown import cell
+    from ..report import format as fmt
+    from ..report.markdown import cell
 
     verdict = merged.report["energy"]["verdict"]
     lines = [f"### pytest-energy: {len(merged.report['energy']['merged_from'])} shards merged: "
@@ -254,8 +254,8 @@ def markdown(merged: Merged) -> str:
 
 def main(args: Any) -> int:
     """The `merge` subcommand; returns the exit code (0 pass, 1 a shard regressed or failed, 2 unusable input)."""
-    from .files import write_atomic
-    from .report.json import json_text
+    from ..files import write_atomic
+    from ..report.json import json_text
 
     try:
         merged = merge_reports([(path, read_shard(path)) for path in args.shards],
