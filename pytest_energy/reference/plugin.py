@@ -67,7 +67,7 @@ def _auto(parse: Callable[[str], Any]) -> Callable[[str], Any]:
         try:
             return parse(text)
         except UsageError as exc:
-            raise UsageError(f"expected '{AUTO}' (the task's own) or a value: {exc}") from None
+            raise UsageError(f"{exc} (or '{AUTO}': the task's own)") from None
     return parse_or_auto
 
 

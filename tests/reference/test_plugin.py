@@ -94,8 +94,10 @@ def test_overrides_reach_the_bench_and_absolute_report_dirs_stay(clean_env, tmp_
 
 @pytest.mark.parametrize("cli, ini, env, message", [
     ({"energy_task": "imdb"}, {}, {}, "--energy-task: unknown task 'imdb'; choose one of synthetic"),
-    ({}, {"energy_cutoff": "1.5"}, {}, "--energy-cutoff: expected 'auto' .*must be a finite number >= 0 and <= 1"),
-    ({}, {}, {"PYTEST_ENERGY_EVAL_EVERY": "five"}, r"\$PYTEST_ENERGY_EVAL_EVERY: expected 'auto' .*integer"),
+    ({}, {"energy_cutoff": "1.5"}, {},
+     "--energy-cutoff: must be a finite number >= 0 and <= 1, got '1.5' .or 'auto': the task's own."),
+    ({}, {}, {"PYTEST_ENERGY_EVAL_EVERY": "five"},
+     r"\$PYTEST_ENERGY_EVAL_EVERY: expected an integer, got 'five' \(or 'auto'"),
     ({}, {}, {"PYTEST_ENERGY_TORCH_THREADS": "-1"}, r"\$PYTEST_ENERGY_TORCH_THREADS: must be >= 0, got -1"),
     ({}, {}, {"PYTEST_ENERGY_LR": "nan"}, r"\$PYTEST_ENERGY_LR: .*finite number > 0"),
     ({"energy_max_dev": "0"}, {}, {}, "--energy-max-dev: .*must be >= 1, got 0"),
