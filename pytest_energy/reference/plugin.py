@@ -71,35 +71,44 @@ def _auto(parse: Callable[[str], Any]) -> Callable[[str], Any]:
     return parse_or_auto
 
 
+def _env_name(name: str) -> str:
+    return ENV_PREFIX + name.replace("-", "_").upper()
+
+
+def _option(name: str, metavar: str, help_text: str, default: str | None, parse: Callable[[str], Any] = str) -> Option:
+    """An Option whose help also names its environment variable."""
+    return Option(name, metavar, f"{help_text} [env {_env_name(name)}]", default, parse)
+
+
 REFERENCE_OPTIONS: tuple[Option, ...] = (
-    Option("task", "NAME", "reference task: synthetic (generated, offline), sst2, mnli or conll2003", "synthetic",
-           _task),
-    Option("model", "NAME", "reference model: embedded (the packaged all-MiniLM-L6-v2), a Hugging Face name or a "
-           "local folder", "embedded"),
-    Option("data-dir", "PATH", "folder holding SST-2/, MNLI/, CoNLL-2003/ (else the datasets cache)", None),
-    Option("cutoff", "SCORE", "dev score fine-tuning must reach, in [0, 1] (auto: HULK's for the task)", AUTO,
-           _auto(_number(0.0, 1.0))),
-    Option("eval-every", "STEPS", "fine-tuning steps between dev evaluations (auto: the task's)", AUTO,
-           _auto(_integer(1))),
-    Option("max-steps", "N", "fine-tuning step limit before a run is 'n/a' (auto: the task's; 0: HULK's five "
-           "epochs)", AUTO, _auto(_integer(0))),
-    Option("lr", "RATE", "fine-tuning learning rate (auto: the task's)", AUTO,
-           _auto(_number(0.0, 1.0, above_minimum=True))),
-    Option("max-dev", "N", "dev examples per split evaluated during fine-tuning, a seeded sample (auto: the "
-           "task's; the generated task 200, real tasks all)", AUTO, _auto(_integer(1))),
-    Option("inference-n", "N", "examples per inference pass (HULK: 1000 single examples)", "1000", _integer(1)),
-    Option("torch-threads", "N", "torch intra-op threads while the reference benchmarks run (0: torch's "
-           "default); one keeps a shared CPU runner gateable (docs/statistics.md)", "1", _integer(0)),
-    Option("sweep-n", "N", "dev examples per point of the energy-accuracy sweeps (benchmarks/test_sweeps.py)",
-           "200", _integer(1)),
-    Option("report-dir", "PATH", "folder of the sweep report (one sub-folder per task), relative to the rootdir",
-           "energy-report"),
+    _option("task", "NAME", "reference task: synthetic (generated, offline), sst2, mnli or conll2003", "synthetic",
+            _task),
+    _option("model", "NAME", "reference model: embedded (the packaged all-MiniLM-L6-v2), a Hugging Face name or a "
+            "local folder", "embedded"),
+    _option("data-dir", "PATH", "folder holding SST-2/, MNLI/, CoNLL-2003/ (else the datasets cache)", None),
+    _option("cutoff", "SCORE", "dev score fine-tuning must reach, in [0, 1] (auto: HULK's for the task)", AUTO,
+            _auto(_number(0.0, 1.0))),
+    _option("eval-every", "STEPS", "fine-tuning steps between dev evaluations (auto: the task's)", AUTO,
+            _auto(_integer(1))),
+    _option("max-steps", "N", "fine-tuning step limit before a run is 'n/a' (auto: the task's; 0: HULK's five "
+            "epochs)", AUTO, _auto(_integer(0))),
+    _option("lr", "RATE", "fine-tuning learning rate (auto: the task's)", AUTO,
+            _auto(_number(0.0, 1.0, above_minimum=True))),
+    _option("max-dev", "N", "dev examples per split evaluated during fine-tuning, a seeded sample (auto: the "
+            "task's; the generated task 200, real tasks all)", AUTO, _auto(_integer(1))),
+    _option("inference-n", "N", "examples per inference pass (HULK: 1000 single examples)", "1000", _integer(1)),
+    _option("torch-threads", "N", "torch intra-op threads while the reference benchmarks run (0: torch's "
+            "default); one keeps a shared CPU runner gateable (docs/statistics.md)", "1", _integer(0)),
+    _option("sweep-n", "N", "dev examples per point of the energy-accuracy sweeps (benchmarks/test_sweeps.py)",
+            "200", _integer(1)),
+    _option("report-dir", "PATH", "folder of the sweep report (one sub-folder per task), relative to the rootdir",
+            "energy-report"),
 )
 
 
 def env_var(option: Option) -> str:
     """The option's environment variable: --energy-eval-every <-> PYTEST_ENERGY_EVAL_EVERY."""
-    return ENV_PREFIX + option.key.upper()
+    return _env_name(option.name)
 
 
 def option_value(config: Any, option: Option) -> Any:
