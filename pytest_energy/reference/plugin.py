@@ -106,6 +106,13 @@ REFERENCE_OPTIONS: tuple[Option, ...] = (
 )
 
 
+# Variables earlier versions read, and what replaced them: still set, they would be silently ignored.
+RETIRED_ENV = {
+    "PYTEST_ENERGY_SWEEP_THREADS": "--energy-torch-threads (PYTEST_ENERGY_TORCH_THREADS), one value for the whole "
+                                   "suite, sweeps included",
+}
+
+
 def env_var(option: Option) -> str:
     """The option's environment variable: --energy-eval-every <-> PYTEST_ENERGY_EVAL_EVERY."""
     return _env_name(option.name)
@@ -166,6 +173,9 @@ def resolve(config: Any, rootdir: str | os.PathLike[str] = ".") -> ReferenceSett
     raises pytest_energy's UsageError (`reference_settings` turns it into pytest's)."""
     from .tasks import TASKS
 
+    for var, replacement in RETIRED_ENV.items():
+        if os.environ.get(var, "").strip():
+            raise UsageError(f"${var} is no longer read: use {replacement}")
     v = {option.key: option_value(config, option) for option in REFERENCE_OPTIONS}
     spec = TASKS[v["task"]]
     d = PROTOCOL_DEFAULTS[spec.name]

@@ -11,6 +11,7 @@ from pytest_energy.errors import UsageError
 from pytest_energy.reference.plugin import (
     PROTOCOL_DEFAULTS,
     REFERENCE_OPTIONS,
+    RETIRED_ENV,
     env_var,
     option_value,
     resolve,
@@ -33,8 +34,8 @@ class _Config:
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
     """The runner's own PYTEST_ENERGY_* (CI sets the data folder) must not leak into these tests."""
-    for option in REFERENCE_OPTIONS:
-        monkeypatch.delenv(env_var(option), raising=False)
+    for name in [env_var(option) for option in REFERENCE_OPTIONS] + list(RETIRED_ENV):
+        monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
 
@@ -109,6 +110,12 @@ def test_bad_values_name_where_they_came_from(clean_env, cli, ini, env, message)
         clean_env.setenv(name, value)
     with pytest.raises(UsageError, match=message):
         resolve(_Config(cli, ini))
+
+
+def test_a_retired_variable_is_an_error_not_ignored(clean_env):
+    clean_env.setenv("PYTEST_ENERGY_SWEEP_THREADS", "2")
+    with pytest.raises(UsageError, match=r"\$PYTEST_ENERGY_SWEEP_THREADS is no longer read: use --energy-torch"):
+        resolve(_Config())
 
 
 def test_a_bad_value_stops_the_run_with_a_usage_error(pytester, clean_env):
