@@ -106,7 +106,7 @@ REFERENCE_OPTIONS: tuple[Option, ...] = (
 )
 
 
-# Variables earlier versions read, and what replaced them: still set, they would be silently ignored.
+# Variables earlier versions read, and what replaced them: an error if set, rather than silently ignored.
 RETIRED_ENV = {
     "PYTEST_ENERGY_SWEEP_THREADS": "--energy-torch-threads (PYTEST_ENERGY_TORCH_THREADS), one value for the whole "
                                    "suite, sweeps included",
@@ -162,7 +162,7 @@ class ReferenceSettings:
     bench: Bench
     torch_threads: int  # 0: torch's default
     sweep_n: int
-    report_dir: Path  # absolute
+    report_dir: Path  # under the rootdir, unless given as an absolute path
 
 
 _SETTINGS = pytest.StashKey[ReferenceSettings]()
