@@ -7,28 +7,27 @@ energy-accuracy trade-off study of BERT-base on SST-2, see docs/protocols.md).
 The task and model are the reference suite's (pytest_energy.reference.plugin: --energy-task, --energy-model,
 --energy-data-dir), and so is the model: fine-tuned to the task's cut-off once per session, unmetered
 (the `finetuned` fixture, shared with test_inference.py). Each configuration is one benchmark: the
-inference protocol over the first $PYTEST_ENERGY_SWEEP_N (default 200) dev examples, recorded through
-`energy.inference`, with its sweep point in `energy.extra_info["sweep_point"]`. The base configuration
-(128 tokens, fp32, full depth, batch 1) is measured once, on the max_length axis. At the end of the
-session the points, one frontier PNG per axis and an HTML page are written to
-$PYTEST_ENERGY_REPORT_DIR (default energy-report/)/<task>/.
+inference protocol over the first --energy-sweep-n (default 200) dev examples, measured by
+`pytest_energy.protocols.sweeps.sweep_point` through `energy.inference`, with its sweep point in
+`energy.extra_info["sweep_point"]`. The base configuration (128 tokens, fp32, full depth, batch 1) is measured
+once, on the max_length axis. At the end of the session the points, one frontier PNG per axis and an HTML page
+are written to --energy-report-dir (default energy-report/)/<task>/. torch runs with --energy-torch-threads
+(default 1: on a shared machine a preempted OpenMP thread leaves the other spinning at the barrier, inflating
+time and CPU time alike; docs/protocols.md has the figures).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from pytest_energy.errors import Unsupported
-from pytest_energy.protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, point_from_result
-from pytest_energy.reference.plugin import about_run, choose
-from pytest_energy.reference.sweep_report import report_dir, write_sweep_report
+from pytest_energy.protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, sweep_point
+from pytest_energy.reference.plugin import about_run, choose, reference_settings
+from pytest_energy.reference.sweep_report import write_sweep_report
 
-N_EXAMPLES = int(os.environ.get("PYTEST_ENERGY_SWEEP_N", "200"))
 WARMUP = 5
 BASE_MAX_LENGTH = 128
 # Depth as sixths of the full encoder, so the same ids fit MiniLM (6 layers: 1..5) and BERT-base (2..10).
@@ -42,9 +41,6 @@ DEFAULT_MAX_LENGTHS = (16, 32, 48, 64, 96, 128)
 # CPUs without native fp16 kernels run it emulated (measurements in docs/protocols.md): skip such a
 # precision with that reason rather than let it dominate the run. On a GPU every precision that runs is measured.
 CPU_MAX_SLOWDOWN = 2.0
-# Intra-op threads on a CPU: one, because on a shared machine a preempted OpenMP thread leaves the other
-# spinning at the barrier, inflating time and CPU time alike (docs/protocols.md has the figures).
-CPU_THREADS = int(os.environ.get("PYTEST_ENERGY_SWEEP_THREADS", "1"))
 
 
 @dataclass
@@ -65,17 +61,7 @@ class Subject:
 
 
 @pytest.fixture(scope="session")
-def cpu_threads() -> Iterator[int]:
-    """torch intra-op threads for the sweeps (see CPU_THREADS), restored afterwards."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(CPU_THREADS)
-    yield CPU_THREADS
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="session")
-def sweep_subject(request, cpu_threads, bench, full_task_data, finetuned) -> Iterator[Subject]:
+def sweep_subject(request, torch_threads, bench, full_task_data, finetuned) -> Iterator[Subject]:
     """The sweep's subject; when the session ends its points become the sweep report."""
     from pytest_energy.reference.models import HFPredictBuilder, encoder_depth
 
@@ -85,17 +71,18 @@ def sweep_subject(request, cpu_threads, bench, full_task_data, finetuned) -> Ite
     on_gpu = next(model.parameters()).device.type == "cuda"
     builder = HFPredictBuilder(model, tokenizer, max_slowdown=None if on_gpu else CPU_MAX_SLOWDOWN)
     split, examples = next(iter(full_task_data.dev.items()))
-    examples = examples[:N_EXAMPLES]
+    settings = reference_settings(request.config)
+    examples = examples[:settings.sweep_n]
     about = {**about_run(bench, full_task_data), **trained, "sweep split": split,
              "dev examples per point": len(examples), "warmup calls per point": WARMUP,
              "padding": "to max_length (cost follows the configured length, as in the trade-off study)",
-             "torch threads": cpu_threads}
+             "torch threads": torch_threads}
     subject = Subject(bench.task, builder, examples, [e.label for e in examples], encoder_depth(model), about)
     yield subject
     if not subject.points:
         return
     paths = write_sweep_report(
-        subject.points, report_dir(request.config.rootpath) / subject.task, base=subject.base,
+        subject.points, settings.report_dir / subject.task, base=subject.base,
         title=f"Energy-accuracy sweeps: {about['model']} on {about['task']}", about=about)
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     capture = request.config.pluginmanager.get_plugin("capturemanager")
@@ -126,17 +113,12 @@ def test_sweep(energy, sweep_subject, axis, value):
     subject = sweep_subject
     if axis == "depth":
         value = max(1, round(value * subject.full_depth / 6))
-    settings = {**subject.base, axis: value}
-    try:
-        predict = subject.builder(settings)
-    except Unsupported as exc:
-        subject.points.append(SweepPoint(axis, value, settings, skipped_reason=str(exc)))
-        pytest.skip(f"{axis}={value}: {exc}")
-    result = energy.inference(predict, subject.examples, batch_size=settings["batch_size"], warmup=WARMUP,
-                              labels=subject.labels, n=len(subject.examples))
-    point = point_from_result(axis, value, settings, result)
+    point = sweep_point(energy.inference, subject.builder, axis, value, {**subject.base, axis: value},
+                        subject.examples, labels=subject.labels, n=len(subject.examples), warmup=WARMUP)
     subject.points.append(point)
+    if point.skipped_reason is not None:
+        pytest.skip(f"{axis}={value}: {point.skipped_reason}")
     energy.extra_info[SWEEP_POINT_KEY] = point.to_dict()
     energy.extra_info[SWEEP_BASE_KEY] = subject.base  # lets --energy-html put the base point on every axis
     energy.extra_info.update(subject.about)
-    assert result.accuracy is not None and 0.0 <= result.accuracy <= 1.0
+    assert point.accuracy is not None and 0.0 <= point.accuracy <= 1.0

@@ -53,12 +53,6 @@ class CarbonConfig:
         object.__setattr__(self, "hardware_usd_per_hour",
                            _check_finite("hardware price (USD/hour)", self.hardware_usd_per_hour, minimum=0.0))
 
-    @classmethod
-    def from_lb_per_kwh(cls, lb_per_kwh: float, **kwargs: float) -> CarbonConfig:
-        """Grid intensity in pounds CO2e per kWh, the unit Strubell et al. and the US EPA use."""
-        return cls(grid_gco2e_per_kwh=_check_finite("grid intensity (lb/kWh)", lb_per_kwh, minimum=0.0) * G_PER_LB,
-                   **kwargs)
-
     def to_dict(self) -> dict[str, float]:
         return {"grid_gco2e_per_kwh": self.grid_gco2e_per_kwh, "pue": self.pue,
                 "electricity_usd_per_kwh": self.electricity_usd_per_kwh,

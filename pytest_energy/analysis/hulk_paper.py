@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import json
-from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -62,22 +61,6 @@ def paper_times(protocol: str, *, corrected: bool = True) -> dict[str, dict[str,
                 raise ValueError(f"{PAPER_FILE}: erratum {e} does not match the printed cell")
             times[e["model"]][e["task"]] = e["time"]
     return times
-
-
-def printed_scores(protocol: str) -> dict[str, dict[str, float]]:
-    """{model: {paper task: score as printed}} (N/A printed as 0.00)."""
-    return {model: {task: cell["score"] for task, cell in cells.items()}
-            for model, cells in _table(protocol)["models"].items()}
-
-
-def printed_overall(protocol: str) -> dict[str, str]:
-    """{model: overall score as printed, as text} (Table 4 prints BERT-base's as '9.5')."""
-    return dict(_table(protocol)["overall"])
-
-
-def round2(x: float) -> Decimal:
-    """Half-up to 2 decimals on the decimal value, as the paper prints (binary floats would round ties down)."""
-    return Decimal(repr(float(x))).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
 def describe(protocol: str) -> str:

@@ -8,7 +8,7 @@ duplicates on the frontier are all kept; results keep the input order so reports
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from ..errors import UsageError
@@ -121,17 +121,3 @@ def pareto_front(points: Iterable[P], minimize: Sequence[str] = DEFAULT_MINIMIZE
     points = list(points)
     return [p for p, keep in zip(points, pareto_mask(points, minimize, maximize)) if keep]
 
-
-def fronts_by(points: Iterable[P], group_key: str | Callable[[P], Hashable],
-              minimize: Sequence[str] = DEFAULT_MINIMIZE,
-              maximize: Sequence[str] = DEFAULT_MAXIMIZE) -> dict[Hashable, list[P]]:
-    """One frontier per group (e.g. per sweep axis), groups in order of first appearance.
-
-    `group_key` is a key/attribute name (e.g. "axis") or a function of a point. For the frontier
-    over combined axes, call `pareto_front` on all points together.
-    """
-    key_fn = (lambda p: _get(p, group_key)) if isinstance(group_key, str) else group_key
-    groups: dict[Hashable, list[P]] = {}
-    for p in points:
-        groups.setdefault(key_fn(p), []).append(p)
-    return {g: pareto_front(members, minimize, maximize) for g, members in groups.items()}

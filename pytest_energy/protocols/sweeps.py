@@ -3,9 +3,9 @@ background reading): max sequence length, precision, encoder depth, batch size.
 
 A sweep runs the per-example inference protocol once per configuration and keeps, per point, the
 accuracy and the costs (J/example, J/correct prediction, ms/example, peak memory) so that the
-energy-accuracy Pareto frontier of each axis can be drawn. It is generic: the caller passes a
-Measurer and a *predict builder*, a function from a configuration dict
-({"max_length", "precision", "depth", "batch_size"}) to a predict function. `HFPredictBuilder`
+energy-accuracy Pareto frontier of each axis can be drawn. It is generic: `sweep_point` measures one
+configuration with the caller's inference runner (`energy.inference`) and *predict builder*, a function from a
+configuration dict ({"max_length", "precision", "depth", "batch_size"}) to a predict function. `HFPredictBuilder`
 is the builder for Hugging Face sequence classifiers. A configuration the machine cannot run
 (e.g. bf16 on a CPU without support) raises `Unsupported` from the builder and is recorded as a
 skipped point with its reason, never silently dropped.
@@ -16,14 +16,12 @@ Nothing here imports torch or transformers.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import Unsupported, UsageError
-from ..measure import Measurer
+from ..errors import Unsupported
 
 AXES = ("max_length", "precision", "depth", "batch_size")
 # Benchmarks store their SweepPoint dict under this extra_info key; the HTML report collects them.
@@ -63,30 +61,6 @@ class SweepPoint:
         """The inverse of to_dict; unknown keys (from a newer version) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-def sweep_configs(axes: Mapping[str, Sequence[Any]], base: Mapping[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
-    """(axis name, value label, settings) for every configuration.
-
-    One axis sweeps that axis with the others held at `base`; several axes sweep their product
-    (a combined frontier, e.g. precision x max_length as in the trade-off study's combined frontier).
-    """
-    if not axes:
-        raise UsageError("a sweep needs at least one axis, e.g. {'max_length': [16, 32, 64, 128]}")
-    unknown = sorted(set(axes) - set(AXES))
-    if unknown:
-        raise UsageError(f"unknown sweep axis {', '.join(unknown)}; known: {', '.join(AXES)}")
-    for name, values in axes.items():
-        if isinstance(values, (str, bytes)) or not values:
-            raise UsageError(f"sweep axis {name!r} needs a non-empty list of values, got {values!r}")
-    names = list(axes)
-    axis = "+".join(names)
-    out = []
-    for combo in itertools.product(*(axes[n] for n in names)):
-        settings = {**base, **dict(zip(names, combo))}
-        value = combo[0] if len(combo) == 1 else "/".join(str(v) for v in combo)
-        out.append((axis, value, settings))
-    return out
 
 
 def point_from_result(axis: str, value: Any, settings: Mapping[str, Any], result: Any) -> SweepPoint:
@@ -135,27 +109,20 @@ def complete_axes(points: Sequence[SweepPoint], base: Mapping[str, Any]) -> list
     return out
 
 
-def run_sweep(measurer: Measurer, build_predict: PredictBuilder, examples: Sequence[Any],
-              axes: Mapping[str, Sequence[Any]], *, base: Mapping[str, Any] | None = None,
-              labels: Sequence[Any] | None = None, n: int = 200, warmup: int = 10,
-              run_inference: Callable[..., Any] | None = None) -> list[SweepPoint]:
-    """Run the inference protocol on every configuration of `axes`; returns one point per configuration.
+def sweep_point(run_inference: Callable[..., Any], build_predict: PredictBuilder, axis: str, value: Any,
+                settings: Mapping[str, Any], examples: Sequence[Any], *, labels: Sequence[Any] | None = None,
+                n: int = 200, warmup: int = 10) -> SweepPoint:
+    """One configuration of a sweep, measured: the step every sweep repeats per configuration.
 
-    `base` holds the fixed settings (default: max_length 128, fp32, full depth, batch size 1).
-    `run_inference` defaults to pytest_energy.protocols.inference.inference; the `energy` fixture's
-    `energy.inference` has the same shape minus the measurer, so benchmarks can record each point.
+    `run_inference(predict, examples, batch_size=, warmup=, labels=, n=)` is the `energy` fixture's
+    `energy.inference` (benchmarks/test_sweeps.py: one benchmark per configuration), or
+    `functools.partial(pytest_energy.protocols.inference.inference, measurer)` outside pytest. A configuration
+    the builder refuses with `Unsupported` is a skipped point carrying the reason.
     """
-    if run_inference is None:
-        from .inference import inference as run_inference
-    base = {"max_length": 128, "precision": "fp32", "depth": None, "batch_size": 1, **(base or {})}
-    points = []
-    for axis, value, settings in sweep_configs(axes, base):
-        try:
-            predict = build_predict(settings)
-        except Unsupported as exc:
-            points.append(SweepPoint(axis, value, settings, skipped_reason=str(exc)))
-            continue
-        result = run_inference(measurer, predict, examples, batch_size=int(settings["batch_size"]),
-                               warmup=warmup, labels=labels, n=n)
-        points.append(point_from_result(axis, value, settings, result))
-    return points
+    try:
+        predict = build_predict(settings)
+    except Unsupported as exc:
+        return SweepPoint(axis, value, dict(settings), skipped_reason=str(exc))
+    result = run_inference(predict, examples, batch_size=int(settings["batch_size"]), warmup=warmup,
+                           labels=labels, n=n)
+    return point_from_result(axis, value, settings, result)

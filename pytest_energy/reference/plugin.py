@@ -4,22 +4,25 @@
     pytest benchmarks/ --energy --energy-task sst2 --energy-data-dir /data/glue
     pytest benchmarks/ --energy --energy-task conll2003 --energy-model bert-base-cased
 
-Options (command line > ini key > environment variable > default):
-  --energy-task       energy_task      PYTEST_ENERGY_TASK      synthetic (default) | sst2 | mnli | conll2003
-  --energy-model      energy_model     PYTEST_ENERGY_MODEL     embedded (default, packaged all-MiniLM-L6-v2) | a HF
-                                                               name | a folder
-  --energy-data-dir   energy_data_dir  PYTEST_ENERGY_DATA_DIR  folder holding SST-2/, MNLI/, CoNLL-2003/ (other
-                                                               spellings and CoNLL-2003's original eng.train /
-                                                               eng.testa too; see tasks.LAYOUTS); else the datasets
-                                                               cache
-Protocol overrides (environment only): PYTEST_ENERGY_CUTOFF, PYTEST_ENERGY_EVAL_EVERY, PYTEST_ENERGY_MAX_STEPS,
-PYTEST_ENERGY_MAX_DEV, PYTEST_ENERGY_LR, PYTEST_ENERGY_INFERENCE_N, PYTEST_ENERGY_TORCH_THREADS (the `torch_threads`
-fixture: intra-op threads of the metered benchmarks, default 1; 0 leaves torch's default).
+Every setting is an `--energy-X` option with the ini key `energy_X` and the environment variable
+`PYTEST_ENERGY_X` (dashes become underscores), declared once in `REFERENCE_OPTIONS` with the main config's
+`Option` machinery. Precedence: command line > environment variable > ini key > default. The main config
+(pytest_energy/config.py) has no environment layer; here the variable sits just below the command line, so a
+CI job can override a project's ini file without editing it, and an empty variable counts as unset. A bad
+value from any source is a usage error naming where it came from (exit 4), raised when the session starts.
 
-Cut-offs are HULK's (SST-2 0.90, MNLI 0.85, CoNLL-2003 F1 0.91, generated task 0.90); a real task gets HULK's
-limit of five epochs before it is "n/a". Real tasks on a CPU take hours: run them on a GPU. A data folder with
-only the dev files serves the inference benchmarks (with a model already fine-tuned on the task, e.g.
-roberta-large-mnli, its own head is used); fine-tuning then fails, naming the missing training file.
+  task, model, data-dir                   what runs: the task, the model, the folder holding the task's data
+  cutoff, eval-every, max-steps, lr,      the fine-tuning protocol; `auto` is the task's own (PROTOCOL_DEFAULTS,
+  max-dev                                 HULK's cut-offs: SST-2 0.90, MNLI 0.85, CoNLL-2003 F1 0.91, generated 0.90)
+  inference-n                             examples per inference pass (HULK: 1000)
+  torch-threads                           torch's intra-op threads for the whole session (the `torch_threads`
+                                          fixture; 0 keeps torch's default)
+  sweep-n, report-dir                     dev examples per sweep point; the sweep report's folder
+
+`pytest --help` lists them with their defaults. A real task gets HULK's limit of five epochs (max-steps auto,
+or 0) before it is "n/a". Real tasks on a CPU take hours: run them on a GPU. A data folder with only the dev
+files serves the inference benchmarks (with a model already fine-tuned on the task, e.g. roberta-large-mnli,
+its own head is used); fine-tuning then fails, naming the missing training file.
 
 test_finetune.py and test_inference.py declare their HULK task (`extra_info["hulk_task"]`, the task name): that
 is how a stored reference (--energy-save-reference, pytest_energy.analysis.hulk_store) finds their costs.
@@ -28,13 +31,14 @@ is how a stored reference (--energy-save-reference, pytest_energy.analysis.hulk_
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..config import Option, add_options, raw_value
+from ..config import Option, _integer, _number, add_options, raw_value
 from ..errors import DataError, UsageError
 
 # Per task: how to fine-tune and how often to evaluate. max_steps None = five epochs (HULK's n/a limit).
@@ -45,16 +49,89 @@ PROTOCOL_DEFAULTS: dict[str, dict[str, Any]] = {
     "mnli": dict(eval_every=500, max_steps=None, batch_size=32, max_length=128, lr=5e-5, max_dev=None),
     "conll2003": dict(eval_every=100, max_steps=None, batch_size=32, max_length=128, lr=5e-5, max_dev=None),
 }
+ENV_PREFIX = "PYTEST_ENERGY_"
+AUTO = "auto"  # a protocol setting's default: the task's own value
 
-REFERENCE_OPTIONS = (
-    Option("task", "NAME", "reference task: synthetic, sst2, mnli or conll2003 [env PYTEST_ENERGY_TASK]", None),
-    Option("model", "NAME", "reference model: embedded (the packaged all-MiniLM-L6-v2), a Hugging Face name or a "
-           "local folder [env PYTEST_ENERGY_MODEL]", None),
-    Option("data-dir", "PATH", "folder holding SST-2/, MNLI/, CoNLL-2003/ (else the datasets cache) "
-           "[env PYTEST_ENERGY_DATA_DIR]", None),
+
+def _task(text: str) -> str:
+    from .tasks import task_spec
+
+    return task_spec(text).name  # canonical: "SST-2" and "sst_2" are "sst2"
+
+
+def _auto(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """'auto' -> None (the task's own value, filled in by `reference_settings`), else `parse`."""
+    def parse_or_auto(text: str) -> Any:
+        if text == AUTO:
+            return None
+        try:
+            return parse(text)
+        except UsageError as exc:
+            raise UsageError(f"{exc} (or '{AUTO}': the task's own)") from None
+    return parse_or_auto
+
+
+def _env_name(name: str) -> str:
+    return ENV_PREFIX + name.replace("-", "_").upper()
+
+
+def _option(name: str, metavar: str, help_text: str, default: str | None, parse: Callable[[str], Any] = str) -> Option:
+    """An Option whose help also names its environment variable."""
+    return Option(name, metavar, f"{help_text} [env {_env_name(name)}]", default, parse)
+
+
+REFERENCE_OPTIONS: tuple[Option, ...] = (
+    _option("task", "NAME", "reference task: synthetic (generated, offline), sst2, mnli or conll2003", "synthetic",
+            _task),
+    _option("model", "NAME", "reference model: embedded (the packaged all-MiniLM-L6-v2), a Hugging Face name or a "
+            "local folder", "embedded"),
+    _option("data-dir", "PATH", "folder holding SST-2/, MNLI/, CoNLL-2003/ (else the datasets cache)", None),
+    _option("cutoff", "SCORE", "dev score fine-tuning must reach, in [0, 1] (auto: HULK's for the task)", AUTO,
+            _auto(_number(0.0, 1.0))),
+    _option("eval-every", "STEPS", "fine-tuning steps between dev evaluations (auto: the task's)", AUTO,
+            _auto(_integer(1))),
+    _option("max-steps", "N", "fine-tuning step limit before a run is 'n/a' (auto: the task's; 0: HULK's five "
+            "epochs)", AUTO, _auto(_integer(0))),
+    _option("lr", "RATE", "fine-tuning learning rate (auto: the task's)", AUTO,
+            _auto(_number(0.0, 1.0, above_minimum=True))),
+    _option("max-dev", "N", "dev examples per split evaluated during fine-tuning, a seeded sample (auto: the "
+            "task's; the generated task 200, real tasks all)", AUTO, _auto(_integer(1))),
+    _option("inference-n", "N", "examples per inference pass (HULK: 1000 single examples)", "1000", _integer(1)),
+    _option("torch-threads", "N", "torch intra-op threads while the reference benchmarks run (0: torch's "
+            "default); one keeps a shared CPU runner gateable (docs/statistics.md)", "1", _integer(0)),
+    _option("sweep-n", "N", "dev examples per point of the energy-accuracy sweeps (benchmarks/test_sweeps.py)",
+            "200", _integer(1)),
+    _option("report-dir", "PATH", "folder of the sweep report (one sub-folder per task), relative to the rootdir",
+            "energy-report"),
 )
-_ENV = {"task": "PYTEST_ENERGY_TASK", "model": "PYTEST_ENERGY_MODEL", "data-dir": "PYTEST_ENERGY_DATA_DIR"}
-_DEFAULTS = {"task": "synthetic", "model": "embedded", "data-dir": None}
+
+
+# Variables earlier versions read, and what replaced them: an error if set, rather than silently ignored.
+RETIRED_ENV = {
+    "PYTEST_ENERGY_SWEEP_THREADS": "--energy-torch-threads (PYTEST_ENERGY_TORCH_THREADS), one value for the whole "
+                                   "suite, sweeps included",
+}
+
+
+def env_var(option: Option) -> str:
+    """The option's environment variable: --energy-eval-every <-> PYTEST_ENERGY_EVAL_EVERY."""
+    return _env_name(option.name)
+
+
+def option_value(config: Any, option: Option) -> Any:
+    """Command line > environment variable > ini key > default, parsed; UsageError naming the source."""
+    var = env_var(option)
+    from_env = os.environ.get(var, "").strip()
+    if config.getoption(option.dest) is None and from_env:
+        text, where = from_env, f"${var}"
+    else:
+        text, where = raw_value(config, option), option.flag  # an empty option or ini key is an error there
+    if text is None:
+        return None
+    try:
+        return option.parse(text)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -78,47 +155,55 @@ class Bench:
         return {f"bench.{k}": v for k, v in asdict(self).items()}
 
 
-def _env_number(name: str, cast: type, default: Any) -> Any:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return cast(raw)
-    except ValueError:
-        raise pytest.UsageError(f"${name}: expected a {cast.__name__}, got {raw!r}") from None
+@dataclass(frozen=True)
+class ReferenceSettings:
+    """Every setting of the reference suite, resolved once per session."""
+
+    bench: Bench
+    torch_threads: int  # 0: torch's default
+    sweep_n: int
+    report_dir: Path  # under the rootdir, unless given as an absolute path
 
 
-def _choice(config: pytest.Config, option: Option) -> str | None:
-    try:
-        value = raw_value(config, option)
-    except UsageError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    return value or os.environ.get(_ENV[option.name]) or _DEFAULTS[option.name]
+_SETTINGS = pytest.StashKey[ReferenceSettings]()
+
+
+def resolve(config: Any, rootdir: str | os.PathLike[str] = ".") -> ReferenceSettings:
+    """The settings from `config` (anything with pytest's getoption/getini) and the environment; a bad value
+    raises pytest_energy's UsageError (`reference_settings` turns it into pytest's)."""
+    from .tasks import TASKS
+
+    for var, replacement in RETIRED_ENV.items():
+        if os.environ.get(var, "").strip():
+            raise UsageError(f"${var} is no longer read: use {replacement}")
+    v = {option.key: option_value(config, option) for option in REFERENCE_OPTIONS}
+    spec = TASKS[v["task"]]
+    d = PROTOCOL_DEFAULTS[spec.name]
+
+    def own(key: str, default: Any) -> Any:
+        return default if v[key] is None else v[key]
+
+    bench = Bench(task=spec.name, model=v["model"], data_dir=v["data_dir"], cutoff=own("cutoff", spec.cutoff),
+                  eval_every=own("eval_every", d["eval_every"]), max_steps=own("max_steps", d["max_steps"]),
+                  batch_size=d["batch_size"], max_length=d["max_length"], lr=own("lr", d["lr"]),
+                  max_dev=own("max_dev", d["max_dev"]), inference_n=v["inference_n"])
+    return ReferenceSettings(bench=bench, torch_threads=v["torch_threads"], sweep_n=v["sweep_n"],
+                             report_dir=Path(rootdir, v["report_dir"]))
+
+
+def reference_settings(config: pytest.Config) -> ReferenceSettings:
+    """The session's settings, resolved on first use (`pytest --help` must work whatever the environment)."""
+    if _SETTINGS not in config.stash:
+        try:
+            config.stash[_SETTINGS] = resolve(config, config.rootpath)
+        except UsageError as exc:
+            raise pytest.UsageError(f"pytest-energy: {exc}") from None
+    return config.stash[_SETTINGS]
 
 
 def choose(config: pytest.Config) -> Bench:
-    """The reference suite's configuration, from options, ini keys and the environment."""
-    from .tasks import task_spec
-
-    task, model, data_dir = (_choice(config, option) for option in REFERENCE_OPTIONS)
-    try:
-        spec = task_spec(task)
-    except UsageError as exc:
-        raise pytest.UsageError(f"--energy-task: {exc}") from None
-    d = PROTOCOL_DEFAULTS[spec.name]
-    return Bench(
-        task=spec.name,
-        model=model,
-        data_dir=data_dir,
-        cutoff=_env_number("PYTEST_ENERGY_CUTOFF", float, spec.cutoff),
-        eval_every=_env_number("PYTEST_ENERGY_EVAL_EVERY", int, d["eval_every"]),
-        max_steps=_env_number("PYTEST_ENERGY_MAX_STEPS", int, d["max_steps"]),
-        batch_size=d["batch_size"],
-        max_length=d["max_length"],
-        lr=_env_number("PYTEST_ENERGY_LR", float, d["lr"]),
-        max_dev=_env_number("PYTEST_ENERGY_MAX_DEV", int, d["max_dev"]),
-        inference_n=_env_number("PYTEST_ENERGY_INFERENCE_N", int, 1000),  # HULK: 1000 single examples
-    )
+    """The reference suite's configuration: task, model and protocol."""
+    return reference_settings(config).bench
 
 
 def load_or_fail(fn, *args, **kwargs):
@@ -170,6 +255,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser, "energy-reference", "pytest-energy reference benchmarks", REFERENCE_OPTIONS, ())
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    reference_settings(session.config)  # a bad value stops the run here (exit 4), not in the first fixture
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     b = choose(config)
     return f"pytest-energy reference benchmarks: task={b.task} model={b.model} data_dir={b.data_dir or '-'}"
@@ -180,18 +269,17 @@ def bench(pytestconfig: pytest.Config) -> Bench:
     return choose(pytestconfig)
 
 
-@pytest.fixture
-def torch_threads() -> Iterator[int]:
-    """torch's intra-op threads while a metered reference benchmark runs: $PYTEST_ENERGY_TORCH_THREADS, default 1.
+@pytest.fixture(scope="session")
+def torch_threads(pytestconfig: pytest.Config) -> Iterator[int]:
+    """torch's intra-op threads (--energy-torch-threads, default 1) from first use to the end of the session.
 
     On a shared CPU runner, all-core torch is ungateable: when one OpenMP thread is preempted the others spin
     at the barrier, and time and CPU time (the estimate's energy) drift 25-45 % from run to run, against
-    3-7 % single-threaded (docs/statistics.md). 0 keeps torch's default, e.g. on a dedicated runner. Restored
-    after the test; GPU kernels are not affected.
+    3-7 % single-threaded (docs/statistics.md). 0 keeps torch's default, e.g. on a dedicated runner. Session
+    scope, so that a session fixture asking for it (the sweeps' subject) runs its unmetered fine-tuning pinned
+    too; restored when the session ends. GPU kernels are not affected. Yields the threads torch then uses.
     """
-    threads = _env_number("PYTEST_ENERGY_TORCH_THREADS", int, 1)
-    if threads < 0:
-        raise pytest.UsageError(f"$PYTEST_ENERGY_TORCH_THREADS: expected 0 or more, got {threads}")
+    threads = reference_settings(pytestconfig).torch_threads
     torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     if threads:

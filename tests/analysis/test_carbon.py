@@ -34,10 +34,6 @@ def test_pue_hardware_price_and_tokens():
     assert f["j_per_token"] == pytest.approx(7.2) and f["co2e_g_per_1k_tokens"] == pytest.approx(0.316)
 
 
-def test_from_lb_per_kwh():
-    assert CarbonConfig.from_lb_per_kwh(1.0, pue=1.2).grid_gco2e_per_kwh == pytest.approx(453.59237)
-
-
 @pytest.mark.parametrize("kwargs", [dict(pue=0.9), dict(pue=float("nan")), dict(grid_gco2e_per_kwh=-1),
                                     dict(electricity_usd_per_kwh=float("inf")), dict(hardware_usd_per_hour="x")])
 def test_invalid_config(kwargs):

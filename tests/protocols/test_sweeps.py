@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -8,7 +9,8 @@ from pytest_energy.errors import UsageError
 from pytest_energy.measure import Measurer
 from pytest_energy.meters.fake import stepping_meter
 from pytest_energy.errors import Unsupported
-from pytest_energy.protocols.sweeps import SweepPoint, complete_axes, run_sweep, sweep_configs
+from pytest_energy.protocols.inference import inference
+from pytest_energy.protocols.sweeps import SweepPoint, complete_axes, sweep_point
 from pytest_energy.reference.models import (
     HFPredictBuilder,
     encoder_depth,
@@ -102,20 +104,6 @@ def test_precision_detection_runs_a_forward_pass(tiny, torch):
         to_precision(model, "int3")
 
 
-def test_sweep_configs_single_axis_and_grid():
-    base = {"max_length": 128, "precision": "fp32", "depth": None, "batch_size": 1}
-    single = sweep_configs({"max_length": [16, 32]}, base)
-    assert [(a, v, s["max_length"], s["precision"]) for a, v, s in single] == [
-        ("max_length", 16, 16, "fp32"), ("max_length", 32, 32, "fp32")]
-    grid = sweep_configs({"precision": ["fp32", "bf16"], "max_length": [16, 48]}, base)
-    assert [v for _, v, _ in grid] == ["fp32/16", "fp32/48", "bf16/16", "bf16/48"]
-    assert {a for a, _, _ in grid} == {"precision+max_length"}
-    with pytest.raises(UsageError, match="unknown sweep axis"):
-        sweep_configs({"heads": [1]}, base)
-    with pytest.raises(UsageError, match="non-empty"):
-        sweep_configs({"depth": []}, base)
-
-
 def test_tiny_sweep_with_fake_meter_records_every_point(tiny):
     model, tokenizer = tiny
     builder = HFPredictBuilder(model, tokenizer)
@@ -129,11 +117,14 @@ def test_tiny_sweep_with_fake_meter_records_every_point(tiny):
             raise Unsupported("fp16 has no kernels here (test)")
         return builder(settings)
 
-    points = []
-    for axes in ({"max_length": [8, 16]}, {"precision": ["fp32", "fp16", "bf16"]}, {"depth": [1, 4]},
-                 {"batch_size": [1, 4]}):
-        points += run_sweep(measurer, refuse_fp16, examples, axes, base={"max_length": 16},
-                            labels=labels, n=10, warmup=1)
+    # One axis at a time, the others at the base configuration: how benchmarks/test_sweeps.py sweeps.
+    base = {"max_length": 16, "precision": "fp32", "depth": None, "batch_size": 1}
+    run_inference = functools.partial(inference, measurer)
+    points = [sweep_point(run_inference, refuse_fp16, axis, value, {**base, axis: value}, examples, labels=labels,
+                          n=10, warmup=1)
+              for axis, values in (("max_length", [8, 16]), ("precision", ["fp32", "fp16", "bf16"]),
+                                   ("depth", [1, 4]), ("batch_size", [1, 4]))
+              for value in values]
     assert [(p.axis, p.value) for p in points] == [
         ("max_length", 8), ("max_length", 16), ("precision", "fp32"), ("precision", "fp16"),
         ("precision", "bf16"), ("depth", 1), ("depth", 4), ("batch_size", 1), ("batch_size", 4)]
