@@ -113,15 +113,17 @@ def bmf_document(records: Sequence[TestRecord], notes: list[str] | None = None) 
     """The BMF document of `records`, in run order. What is left out or renamed is appended to `notes`."""
     notes = [] if notes is None else notes
     doc: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()  # a test's first result claims its name, whether or not it has figures
     for record in records:
         bench = fit_name(record.nodeid, BENCHMARK_NAME_MAX_BYTES, trim=False)
         if bench != record.nodeid:
             notes.append(f"benchmark {record.nodeid!r} does not fit Bencher's name (1 to "
                          f"{BENCHMARK_NAME_MAX_BYTES} bytes): exported as {bench!r}")
-        if bench in doc:
+        if bench in seen:
             notes.append(f"left out {record.nodeid}: a second result of the same test (another machine class?); "
                          "Bencher keeps machines apart as testbeds: export each on its own")
             continue
+        seen.add(bench)
         measures: dict[str, Any] = {}
         for metric in record.metrics.values():
             summary, why = summarize(metric)
