@@ -84,7 +84,7 @@ def github_benchmark_document(records: Sequence[TestRecord], notes: list[str] | 
                              "from another machine class?); the action matches runs by name")
                 continue
             names.add(name)
-            unit = "" if metric.unit in DIMENSIONLESS else metric.unit
+            unit = "" if (metric.unit or "") in DIMENSIONLESS else str(metric.unit)
             entry: dict[str, Any] = {"name": name, "unit": unit, "value": summary.value}
             if summary.sd is not None:
                 entry["range"] = f"± {_num(summary.sd)}"
