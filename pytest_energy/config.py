@@ -172,6 +172,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("markdown", "PATH", "write a markdown summary to PATH (also appended to $GITHUB_STEP_SUMMARY "
            "when that is set)", None),
     Option("html", "PATH", "write a self-contained HTML report (tables and pictures) to PATH", None),
+    Option("bmf", "PATH", "write every metric of every benchmark in Bencher's metric format (BMF JSON) to PATH, "
+           "for `bencher run --adapter json --file PATH`", None),
+    Option("github-benchmark", "PATH", "write every lower-is-better metric of every benchmark as "
+           "github-action-benchmark's customSmallerIsBetter JSON to PATH", None),
     Option("gpus-per-worker", "K", "GPUs each pytest-xdist worker gets through CUDA_VISIBLE_DEVICES (auto: the "
            "visible GPUs split evenly, at least 1 each; 0: do not split, every worker sees every GPU)", "auto",
            _gpus_per_worker),
@@ -311,6 +315,8 @@ class SessionConfig:
     json_path: str | None = None
     markdown_path: str | None = None
     html_path: str | None = None
+    bmf_path: str | None = None  # Bencher Metric Format export (report/bmf.py)
+    github_benchmark_path: str | None = None  # customSmallerIsBetter export (report/github_benchmark.py)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     gpus_per_worker: int | None = None  # None: split evenly; 0: do not split
     dist_timeout_s: float = 600.0
@@ -350,6 +356,7 @@ class SessionConfig:
             save_reference=bool(config.getoption("energy_save_reference")),
             hulk_paper=bool(config.getoption("energy_hulk_paper")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
+            bmf_path=values["bmf"], github_benchmark_path=values["github_benchmark"],
             carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
 
     def warnings(self) -> list[str]:
