@@ -131,8 +131,11 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 1.5em; }
 table { border-collapse: collapse; margin: 0.4em 0 1em; font-size: 0.88em; }
 th, td { border: 1px solid #d0d7de; padding: 0.2em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f6f8fa; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.id, .id { font-family: ui-monospace, monospace; word-break: break-all; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.id, .id { font-family: ui-monospace, monospace; overflow-wrap: anywhere; }
+td.id { max-width: 32em; }
+div.metric { display: inline-block; vertical-align: top; margin-right: 1.5em; }
+h3 { font-size: 1em; margin-top: 1.2em; } h4 { font-size: 0.95em; margin: 0.6em 0 0.2em; }
 .restart { color: #cf222e; font-weight: 600; }
 .note { color: #57606a; font-size: 0.88em; }
 .warn { color: #9a6700; }
@@ -163,6 +166,14 @@ _SCRIPT = """
     count.textContent = String(shown);
   }
   box.addEventListener("input", apply);
+  // A link from the contents opens the test's collapsed section.
+  function openTarget() {
+    var id = decodeURIComponent(location.hash.slice(1));
+    var el = id && document.getElementById(id);
+    if (el && el.tagName === "DETAILS") { el.open = true; el.scrollIntoView(); }
+  }
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
 })();
 """
 
@@ -221,30 +232,40 @@ def render_trends_html(trends: Sequence[MetricTrend], *, title: str = "pytest-en
         figure_note = "Figures were not drawn (--no-figures)."
     index = {id(t): i for i, t in enumerate(trends)}
 
-    toc = []
+    classes: dict[str, list[str]] = {}
+    for nodeid, items in by_test.items():
+        classes.setdefault(items[0].machine_class, []).append(nodeid)
+    anchors = {nodeid: f"t{n}" for n, nodeid in enumerate(by_test)}  # node ids hold any character: use an index
+    contents = []
+    for machine, nodeids in classes.items():
+        rows = []
+        for nodeid in nodeids:
+            items = by_test[nodeid]
+            key = _e(nodeid.lower())
+            for j, t in enumerate(items):
+                first = (f'<td class="id" rowspan="{len(items)}"><a href="#{anchors[nodeid]}">{_e(nodeid)}</a></td>'
+                         if j == 0 else "")
+                restarts = "; ".join(f"{r.date} {r.short_commit}" for r in t.restarts)
+                rows.append(f'<tr data-test="{key}">{first}<td>{_e(t.metric)}</td>'
+                            f'<td class="num">{len(t.runs)}</td><td class="num">{_e(fmt.value(t.last, t.unit))}</td>'
+                            f'<td class="num">{_e(fmt.change(t.trend_pct))}</td><td>{_band_cell(t)}</td>'
+                            f'<td class="restart">{_e(restarts)}</td></tr>')
+        head = "".join(f"<th>{h}</th>" for h in ("test", "metric", "runs", "last", "trend", "band of the next run",
+                                                 "restarted at"))
+        contents.append(f"<h3>Machine class: {_e(machine)} ({len(nodeids)} test{'s' if len(nodeids) != 1 else ''})"
+                        f"</h3><table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     sections = []
-    for n, (nodeid, items) in enumerate(by_test.items()):
-        key = _e(nodeid.lower())
-        anchor = f"t{n}"  # node ids may hold any character: the anchor is an index
-        for t in items:
-            restarts = "; ".join(f"{r.date} {r.short_commit}" for r in t.restarts)
-            toc.append(f'<tr data-test="{key}"><td class="id"><a href="#{anchor}">{_e(nodeid)}</a></td>'
-                       f"<td>{_e(t.metric)}</td><td class=\"num\">{len(t.runs)}</td>"
-                       f"<td class=\"num\">{_e(fmt.value(t.last, t.unit))}</td>"
-                       f"<td class=\"num\">{_e(fmt.change(t.trend_pct))}</td><td>{_band_cell(t)}</td>"
-                       f"<td class=\"restart\">{_e(restarts)}</td><td>{_e(t.machine_class)}</td></tr>")
+    for nodeid, items in by_test.items():
         body = []
         for t in items:
             i = index[id(t)]
             chart = _img(pngs[i], f"{t.metric}: {len(t.runs)} runs, band of the next run") if i in pngs else ""
             note = f'<p class="note">{_e(t.band_note)}</p>' if t.band_note else ""
-            body.append(f"<h3>{_e(t.metric)}</h3>{chart}{_runs_table(t)}{note}")
+            body.append(f'<div class="metric"><h4>{_e(t.metric)}</h4>{chart}{_runs_table(t)}{note}</div>')
         where = f' · <span class="note">{_e(items[0].baseline_file)}</span>' if items[0].baseline_file else ""
-        sections.append(f'<details class="test" id="{anchor}" data-test="{key}"><summary><span class="id">'
-                        f"{_e(nodeid)}</span> · {_e(items[0].machine_class)}{where}</summary>{''.join(body)}"
-                        f"</details>")
-    head = "".join(f"<th>{h}</th>" for h in ("test", "metric", "runs", "last", "trend", "band of the next run",
-                                             "restarted at", "machine class"))
+        sections.append(f'<details class="test" id="{anchors[nodeid]}" data-test="{_e(nodeid.lower())}"><summary>'
+                        f'<span class="id">{_e(nodeid)}</span> · {_e(items[0].machine_class)}{where}</summary>'
+                        f"{''.join(body)}</details>")
     meta = " · ".join(_e(x) for x in (source, selection) if x)
     parts = [
         "<!DOCTYPE html>",
@@ -261,8 +282,7 @@ def render_trends_html(trends: Sequence[MetricTrend], *, title: str = "pytest-en
         f'<p><input id="filter" type="search" placeholder="filter tests by node id" aria-label="filter tests">'
         f' <span id="shown">{len(by_test)}</span> of {len(by_test)} tests</p>',
         "<h2>Contents</h2>",
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(toc)}</tbody></table>" if toc
-        else "<p>No stored history matches.</p>",
+        "".join(contents) if contents else "<p>No stored history matches.</p>",
         "<h2>Tests</h2>",
         "".join(sections),
         f"<script>{_SCRIPT}</script>",
