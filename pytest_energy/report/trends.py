@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import html
+import io
 import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -66,17 +67,32 @@ def terminal_lines(trends: Sequence[MetricTrend], *, header: str = "") -> list[s
 
 # --- figures ----------------------------------------------------------------------------------------------
 
-def trend_figure(t: MetricTrend, *, size_in: tuple[float, float] = CHART_SIZE_IN, dpi: int = CHART_DPI):
-    """The runs of one trend (mean ± sd, oldest left), a dashed line where the history restarted, and at the
-    right the band of the next run with its expected value. Returns a matplotlib Figure (Agg canvas);
-    raises PlotsUnavailable without matplotlib."""
-    from .plots import _figure
+def _blank_figure(size_in: tuple[float, float], dpi: int):
+    """A figure with fixed margins: a layout engine would measure every label of every chart, which made a
+    page of 200 tests take minutes."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise PlotsUnavailable("pytest-energy figures need matplotlib: pip install 'pytest-energy[plots]'") from exc
+    fig = Figure(figsize=size_in, dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
 
-    fig = _figure(size_in, dpi)
-    ax = fig.subplots()
+
+def trend_figure(t: MetricTrend, *, size_in: tuple[float, float] = CHART_SIZE_IN, dpi: int = CHART_DPI,
+                 fig: Any = None):
+    """The runs of one trend (mean ± sd, oldest left), a dashed line where the history restarted, and at the
+    right the band of the next run with its expected value. Draws on `fig` (cleared first; a page reuses one)
+    or a new figure; returns the matplotlib Figure (Agg canvas). Raises PlotsUnavailable without matplotlib."""
+    if fig is None:
+        fig = _blank_figure(size_in, dpi)
+    else:
+        fig.clear()
+    ax = fig.add_axes((0.15, 0.22, 0.83, 0.68))
     xs = list(range(len(t.runs)))
     ax.errorbar(xs, [r.mean for r in t.runs], yerr=[r.sd for r in t.runs], fmt="o-", color="tab:blue",
-                markersize=4, capsize=3, linewidth=1, label="run mean ± sd")
+                markersize=4, capsize=3, linewidth=1)
     for x, r in zip(xs, t.runs):
         if r.restart:
             ax.axvline(x - 0.5, color="tab:red", linestyle="--", linewidth=1)
@@ -85,8 +101,7 @@ def trend_figure(t: MetricTrend, *, size_in: tuple[float, float] = CHART_SIZE_IN
     labels = [f"{r.datetime[5:10]}\n{r.short_commit[:7]}" for r in t.runs]
     nxt = len(t.runs)
     if t.band is not None and t.band.low is not None and t.band.high is not None:
-        ax.fill_between([nxt - 0.3, nxt + 0.3], t.band.low, t.band.high, color="tab:green", alpha=0.25,
-                        label="band of the next run")
+        ax.fill_between([nxt - 0.3, nxt + 0.3], t.band.low, t.band.high, color="tab:green", alpha=0.25)
         if t.band.expected is not None:
             ax.plot([nxt], [t.band.expected], marker="_", markersize=14, color="tab:green")
         labels.append("next")
@@ -95,15 +110,16 @@ def trend_figure(t: MetricTrend, *, size_in: tuple[float, float] = CHART_SIZE_IN
     ax.set_xlim(-0.5, max(xs) + 0.5)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_ylabel(t.unit if t.unit not in fmt.DIMENSIONLESS else t.metric, fontsize=8)
-    ax.set_title(f"{t.metric} ({t.better} is better)", fontsize=8)
+    ax.set_title(f"{t.metric} ({t.better} is better): runs (mean ± sd), band of the next run", fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return fig
 
 
 def trend_png(t: MetricTrend, **kwargs: Any) -> bytes:
-    from .plots import _png
-
-    return _png(trend_figure(t, **kwargs), None)
+    """trend_figure(t, **kwargs) as PNG bytes."""
+    buf = io.BytesIO()
+    trend_figure(t, **kwargs).savefig(buf, format="png")
+    return buf.getvalue()
 
 
 def history_chart_png(entry: BaselineEntry, metric: str, *, context: HistoryContext | None = None,
@@ -223,8 +239,9 @@ def render_trends_html(trends: Sequence[MetricTrend], *, title: str = "pytest-en
     pngs: dict[int, bytes] = {}
     if figures and trends:
         try:
+            fig = _blank_figure(CHART_SIZE_IN, CHART_DPI)
             for i, t in enumerate(trends):
-                pngs[i] = trend_png(t)
+                pngs[i] = trend_png(t, fig=fig)
         except PlotsUnavailable as exc:
             pngs = {}
             figure_note = f"Figures are unavailable: {exc}. The tables below hold every number."

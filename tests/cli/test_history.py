@@ -137,7 +137,7 @@ def test_without_matplotlib_the_page_keeps_its_tables(stored, monkeypatch):
     def no_plots(*args, **kwargs):
         raise PlotsUnavailable("pytest-energy figures need matplotlib: pip install 'pytest-energy[plots]'")
 
-    monkeypatch.setattr("pytest_energy.report.plots._figure", no_plots)
+    monkeypatch.setattr("pytest_energy.report.trends._blank_figure", no_plots)
     found = trends(BaselineStore(stored).load_all())
     text = render_trends_html(found)
     assert "Figures are unavailable" in text and "<img" not in text
