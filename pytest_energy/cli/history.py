@@ -52,7 +52,7 @@ def main(args: Any) -> int:
         header = f"{args.baseline_dir}: {len(entries)} stored test(s); {selection}"
         print("\n".join(terminal_lines(found, header=header)))
         if args.html:
-            page = render_trends_html(found, source=f"baselines: {os.path.abspath(args.baseline_dir)}",
+            page = render_trends_html(found, source=f"baselines: {args.baseline_dir}",
                                       selection=selection, figures=not args.no_figures)
             parent = os.path.dirname(os.path.abspath(args.html))
             os.makedirs(parent, exist_ok=True)

@@ -110,7 +110,7 @@ def trend_figure(t: MetricTrend, *, size_in: tuple[float, float] = CHART_SIZE_IN
     ax.set_xlim(-0.5, max(xs) + 0.5)
     ax.tick_params(axis="y", labelsize=7)
     ax.set_ylabel(t.unit if t.unit not in fmt.DIMENSIONLESS else t.metric, fontsize=8)
-    ax.set_title(f"{t.metric} ({t.better} is better): runs (mean ± sd), band of the next run", fontsize=8)
+    ax.set_title(f"{t.metric} ({t.better} is better)", fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return fig
 
@@ -276,7 +276,7 @@ def render_trends_html(trends: Sequence[MetricTrend], *, title: str = "pytest-en
         body = []
         for t in items:
             i = index[id(t)]
-            chart = _img(pngs[i], f"{t.metric}: {len(t.runs)} runs, band of the next run") if i in pngs else ""
+            chart = _img(pngs[i], f"{t.metric}: {len(t.runs)} runs (mean ± sd), green: the band of the next run") if i in pngs else ""
             note = f'<p class="note">{_e(t.band_note)}</p>' if t.band_note else ""
             body.append(f'<div class="metric"><h4>{_e(t.metric)}</h4>{chart}{_runs_table(t)}{note}</div>')
         where = f' · <span class="note">{_e(items[0].baseline_file)}</span>' if items[0].baseline_file else ""
