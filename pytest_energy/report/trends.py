@@ -276,7 +276,8 @@ def render_trends_html(trends: Sequence[MetricTrend], *, title: str = "pytest-en
         body = []
         for t in items:
             i = index[id(t)]
-            chart = _img(pngs[i], f"{t.metric}: {len(t.runs)} runs (mean ± sd), green: the band of the next run") if i in pngs else ""
+            caption = f"{t.metric}: {len(t.runs)} runs (mean ± sd), green: the band of the next run"
+            chart = _img(pngs[i], caption) if i in pngs else ""
             note = f'<p class="note">{_e(t.band_note)}</p>' if t.band_note else ""
             body.append(f'<div class="metric"><h4>{_e(t.metric)}</h4>{chart}{_runs_table(t)}{note}</div>')
         where = f' · <span class="note">{_e(items[0].baseline_file)}</span>' if items[0].baseline_file else ""
