@@ -60,8 +60,10 @@ def terminal_lines(trends: Sequence[MetricTrend], *, header: str = "") -> list[s
             lines.append(f"-- machine class: {machine}")
         text = "  ".join(c.ljust(w) if i != 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
         lines.append((text + ("  " + row[6] if row[6] else "")).rstrip())
-    lines.append("band: the gate's REGRESSION / IMPROVED limits for a next run like the last one "
-                 "(history rule, default tolerance); trend: first to last run of the history")
+    tolerances = sorted({t.band.tolerance for t in trends if t.band is not None})
+    at = ", ".join(f"{x * 100:g} %" for x in tolerances) or "n/a"
+    lines.append(f"band: a next run like the last one outside it is IMPROVED or REGRESSION for the gate (history "
+                 f"rule, tolerance {at}); trend: first to last run of the history")
     return lines
 
 
