@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -310,7 +310,7 @@ def metric_trend(entry: BaselineEntry, name: str, *, context: HistoryContext | N
 
 def trends(entries: Mapping[str, BaselineEntry], metrics: Sequence[str] = DEFAULT_METRICS, *,
            match: str | None = None, tolerance: float | None = None,
-           baseline_file=None) -> list[MetricTrend]:
+           baseline_file: Callable[[str], str] | None = None) -> list[MetricTrend]:
     """Every selected test's trend of every metric matching one of `metrics` (metric_matches), sorted by
     node id then metric. `match`: a -k expression on the node id (node_matcher). `baseline_file(nodeid)`
     names the file each test lives in. The gate's pool is fitted on every entry, selected or not, as the

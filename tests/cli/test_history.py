@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_energy.analysis.trends import metric_matches, metric_trend, node_matcher, trends
+from pytest_energy.analysis.trends import history_contexts, metric_matches, metric_trend, node_matcher, trends
 from pytest_energy.cli import main
 from pytest_energy.errors import PlotsUnavailable, UsageError
 from pytest_energy.gate.baselines import BaselineEntry, BaselineStore
 from pytest_energy.gate.compare import compare_metric
 from pytest_energy.gate.history import RunSummary
+from pytest_energy.measure.probe import PROBE_ID
 from pytest_energy.records import Kind, Metric, VerdictKind
 from pytest_energy.report.trends import history_chart_png, render_trends_html, terminal_lines
 
@@ -184,3 +185,42 @@ def test_every_reference_benchmark_has_an_energy_and_time_band(capsys):
     lines = terminal_lines(found)
     assert len([line for line in lines if line.startswith("benchmarks/")]) == len(found)
     assert os.path.isdir(folder)
+
+
+def _limits_hold(e: BaselineEntry, name: str, band, *, current_probe=None, exponent=0, pooled=None) -> None:
+    """Just inside the band neither verdict; just outside, the gate's REGRESSION or IMPROVED."""
+    history = e.history_for(name, PROBE_ID if current_probe else None)
+
+    def verdict(x: float) -> VerdictKind:
+        m = e.metrics[name]
+        return compare_metric(m, Metric(name, m.unit, better=m.better, samples=[x]), 0.08, history=history,
+                              current_probe=current_probe, exponent=exponent, pooled=pooled).verdict
+
+    lower_better = e.metrics[name].better == "lower"
+    above, below = (VerdictKind.REGRESSION, VerdictKind.IMPROVED) if lower_better else \
+        (VerdictKind.IMPROVED, VerdictKind.REGRESSION)
+    assert verdict(band.high * 1.001) == above and verdict(band.low * 0.999) == below
+    assert verdict(band.high * 0.999) not in (above, below) and verdict(band.low * 1.001) not in (above, below)
+
+
+def test_band_of_a_higher_is_better_metric_and_of_a_probed_wall_clock_metric():
+    from pytest_energy.gate.history import probe_exponent
+
+    e = entry("test_c.py::test_rate", [10.0, 10.4, 9.8, 10.1], [2.0, 2.1, 1.9, 2.05])
+    e.metrics["examples_per_s"] = Metric("examples_per_s", "examples/s", better="higher", samples=[50.0])
+    e.history["examples_per_s"] = [RunSummary(x, 0.0, 1, f"r{i}") for i, x in enumerate([50.0, 52.0, 49.0, 50.0])]
+    t = metric_trend(e, "examples_per_s")
+    assert t.band.regression_limit == t.band.low and t.band.improvement_limit == t.band.high
+    _limits_hold(e, "examples_per_s", t.band)
+
+    # Probed runs: the band is the probe-normalised rule's, for a machine at the history's usual speed.
+    for i, run in enumerate(e.runs.values()):
+        run.update(probe_s=0.03 * (1.0 + 0.05 * (-1) ** i), probe_id=PROBE_ID)
+    context = next(iter(history_contexts([e]).values()))
+    assert context.probing
+    t = metric_trend(e, "duration_s", context=context)
+    assert "probe-normalised" in t.band.rule
+    probes = [h.probe for h in e.history_for("duration_s", PROBE_ID)]
+    usual = (probes[0] * probes[1] * probes[2] * probes[3]) ** 0.25
+    _limits_hold(e, "duration_s", t.band, current_probe=usual, exponent=probe_exponent("s"),
+                 pooled=context.pooled_for("s", "duration_s"))
