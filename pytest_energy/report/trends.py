@@ -60,11 +60,13 @@ def terminal_lines(trends: Sequence[MetricTrend], *, header: str = "") -> list[s
             lines.append(f"-- machine class: {machine}")
         text = "  ".join(c.ljust(w) if i != 3 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
         lines.append((text + ("  " + row[6] if row[6] else "")).rstrip())
-    tolerances = sorted({t.band.tolerance for t in trends if t.band is not None})
-    at = ", ".join(f"{x * 100:g} %" for x in tolerances) or "n/a"
     lines.append(f"band: a next run like the last one outside it is IMPROVED or REGRESSION for the gate (history "
-                 f"rule, tolerance {at}); trend: first to last run of the history")
+                 f"rule, tolerance {_tolerances(trends)}); trend: first to last run of the history")
     return lines
+
+
+def _tolerances(trends: Sequence[MetricTrend]) -> str:
+    return ", ".join(f"{x * 100:g} %" for x in sorted({t.band.tolerance for t in trends if t.band})) or "n/a"
 
 
 # --- figures ----------------------------------------------------------------------------------------------
@@ -296,9 +298,10 @@ def render_trends_html(trends: Sequence[MetricTrend], *, title: str = "pytest-en
         f'<p class="note">{meta}</p>' if meta else "",
         f'<p class="warn" id="figures-note">{_e(figure_note)}</p>' if figure_note else "",
         "<p class=\"note\">Band: the values between which the gate would call the next run neither a REGRESSION "
-        "nor an IMPROVED one, for a run like the latest saved one, by the gate's history rule at the default "
-        "tolerance. Trend: the change from the first to the last run of the history. A restart: the history "
-        "begins after runs the test's other metrics still hold (an accepted change; or a metric added then).</p>",
+        "nor an IMPROVED one, for a run like the latest saved one, by the gate's history rule at tolerance "
+        f"{_e(_tolerances(trends))}. Trend: the change from the first to the last run of the history. "
+        "A restart: the history begins after runs the test's other metrics still hold (an accepted change; or a "
+        "metric added then).</p>",
         f'<p><input id="filter" type="search" placeholder="filter tests by node id" aria-label="filter tests">'
         f' <span id="shown">{len(by_test)}</span> of {len(by_test)} tests</p>',
         "<h2>Contents</h2>",
