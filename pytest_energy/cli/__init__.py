@@ -1,7 +1,8 @@
-"""`python -m pytest_energy doctor|merge ...`: the commands that run outside a pytest session.
+"""`python -m pytest_energy doctor|merge|history ...`: the commands that run outside a pytest session.
 
 - doctor: do the meters work on this machine, and how well (pytest_energy.cli.doctor)
 - merge:  one report, one verdict and one baseline update from CI shards' JSON reports (pytest_energy.cli.merge)
+- history: each stored test's run history and the band of its next run (pytest_energy.cli.history)
 """
 
 from __future__ import annotations
@@ -28,13 +29,29 @@ def build_parser() -> argparse.ArgumentParser:
         description="One report, one verdict (exit 1 when a shard gated a regression or failed, 2 for unusable "
                     "input) and, with --save-baseline, one baseline update from CI shards' --energy-json "
                     "reports, each machine class kept apart."))
+    _add_history(commands)
     return parser
+
+
+def _add_history(commands: argparse._SubParsersAction) -> None:
+    from . import history
+
+    history.add_arguments(commands.add_parser(
+        "history", help="each stored test's run history and the band of its next run (terminal, --html page)",
+        description="For every stored test and chosen metric: the saved runs in order (date, commit, mean ± sd), "
+                    "where a history restarted, the machine class, and the band the gate would accept for the "
+                    "next run. Reads the baseline folder, never writes it. Exit 2 for bad usage or an "
+                    "unreadable baseline file."))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit codes: 0 fine; 1 a problem found (a meter asked for is unusable, a shard regressed); 2 bad usage."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    if args.command == "history":
+        from .history import main as history_main
+
+        return history_main(args)
     if args.command == "doctor":
         from .doctor import main as doctor_main
 
