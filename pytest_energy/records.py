@@ -273,6 +273,15 @@ class Metric:
         )
 
 
+def _summary(result: Any) -> str:
+    """A protocol result's summary line; "" for one read back from an older, partial shape (a field it
+    prints is None)."""
+    try:
+        return result.summary()
+    except (TypeError, ValueError):
+        return ""
+
+
 # --- protocol results: the data the protocols (pytest_energy.protocols) produce -----------------------------
 
 FINETUNE_PREFIX = "finetune."
@@ -334,7 +343,7 @@ class FinetuneResult:
     def to_dict(self) -> dict[str, Any]:
         d = plain(dataclasses.asdict(self))
         d["protocol"] = self.protocol
-        d["summary"] = self.summary()
+        d["summary"] = _summary(self)
         return d
 
     @classmethod
@@ -438,7 +447,7 @@ class InferenceResult:
     def to_dict(self) -> dict[str, Any]:
         d = plain(dataclasses.asdict(self))
         d["protocol"] = self.protocol
-        d["summary"] = self.summary()
+        d["summary"] = _summary(self)
         return d
 
     @classmethod
@@ -526,6 +535,10 @@ def protocol_from_dict(d: Mapping[str, Any] | ProtocolResult) -> ProtocolResult:
         raise ValueError(f"unknown protocol {d.get('protocol')!r}: known are {', '.join(PROTOCOL_TYPES)}")
     return kind.from_dict(d)
 
+# Benchmarks store their SweepPoint dict under this extra_info key; the HTML report collects them.
+SWEEP_POINT_KEY = "sweep_point"
+SWEEP_BASE_KEY = "sweep_base"  # extra_info key of the base configuration every axis passes through
+
 
 @dataclass
 class SweepPoint:
@@ -578,6 +591,10 @@ class TestRecord:
     # Wall seconds of the calibration probe (pytest_energy.measure.probe) taken around this test's rounds: the gate
     # divides wall-clock metrics by their geometric mean. Empty when the session does not probe.
     probe_s: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Results given as dicts (the shape TestRecord held before they were typed) become typed here.
+        self.protocols = [protocol_from_dict(p) for p in self.protocols]
 
     def metric(self, name: str, unit: str, *, better: str = Better.LOWER, kind: str = Kind.MEASURED,
                method: str | None = None) -> Metric:
@@ -878,6 +895,20 @@ class RunResult:
     @property
     def records(self) -> list[TestRecord]:
         return [b.record for b in self.benchmarks]
+
+    @property
+    def commit_id(self) -> str | None:
+        return self.commit_info.get("id")
+
+    @property
+    def exit_status(self) -> int | None:
+        """pytest's exit status of the run (as far as it was known when the reports were written)."""
+        return self.session_info.get("exitstatus")
+
+    @property
+    def saved_baseline(self) -> bool:
+        """Whether the run saved baselines (--energy-save-baseline): its verdicts were shown, not gated."""
+        return bool(self.session_info.get("save_baseline", False))
 
     def to_dict(self) -> dict[str, Any]:
         """The run as data, without the session's config and the baseline entries (see their fields)."""

@@ -22,12 +22,10 @@ from typing import Any
 
 from ..errors import Unsupported, UsageError
 from ..measure import Measurer
-from ..records import SweepPoint  # data of the run model; imported here too, where it is produced
+# Data of the run model, imported here too, where it is produced.
+from ..records import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint  # noqa: F401
 
 AXES = ("max_length", "precision", "depth", "batch_size")
-# Benchmarks store their SweepPoint dict under this extra_info key; the HTML report collects them.
-SWEEP_POINT_KEY = "sweep_point"
-SWEEP_BASE_KEY = "sweep_base"  # extra_info key of the base configuration every axis passes through
 PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 PredictBuilder = Callable[[Mapping[str, Any]], Callable[[list], Any]]

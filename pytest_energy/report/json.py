@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..records import SCHEMA_VERSION, TestRecord, Verdict
 from .format import mean_sd
 from .series import primary_series
-from .tables import footprint_of, hulk_tables
+from .tables import footprint_of, hulk_table_dict, hulk_tables
 
 if TYPE_CHECKING:
     from ..gate.baselines import BaselineEntry
@@ -254,5 +254,5 @@ def build_report(run: RunResult) -> dict[str, Any]:
         # HULK Tables 3 and 4 as data (per table: reference, tasks, rows of costs, scores and overall) and the
         # stored reference scored against; only when there are some; a key pytest-benchmark's readers ignore.
         report["hulk"] = {"reference": reference.to_dict() if reference is not None else None,
-                          "tables": [t.to_dict() for t in tables]}
+                          "tables": [hulk_table_dict(t) for t in tables]}
     return report
