@@ -699,7 +699,7 @@ class Verdict:
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         kind = d.get("rule_kind")
         return _build(cls, d, kind=Kind(d["kind"]), better=Better(d["better"]), verdict=VerdictKind(d["verdict"]),
-                      hint=d.get("hint") or "", rule=str(d.get("rule") or RULE_TEXT[RuleKind.WITHIN_RUN]),
+                      hint=d.get("hint") or "", rule=str(d.get("rule", RULE_TEXT[RuleKind.WITHIN_RUN])),
                       rule_kind=RuleKind(kind) if kind is not None else RuleKind.from_text(d.get("rule", "")))
 
 
@@ -831,7 +831,7 @@ class MeterInfo:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> MeterInfo:
-        return cls(str(d.get("name") or "unknown"), tuple(DeviceInfo.from_dict(x) for x in d.get("devices") or ()),
+        return cls(str(d["name"]), tuple(DeviceInfo.from_dict(x) for x in d.get("devices") or ()),
                    tuple(d.get("fallback_reasons") or ()), d.get("idle_power_w"), d.get("idle_measured_s"))
 
 
