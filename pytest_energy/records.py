@@ -566,9 +566,9 @@ class SweepPoint:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SweepPoint:
-        """The inverse of to_dict; unknown keys (from a newer version) are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        """The inverse of to_dict; unknown keys (from a newer version) are ignored, missing ones get their
+        default (settings: none recorded)."""
+        return _build(cls, d, settings=dict(d.get("settings") or {}))
 
 
 
@@ -767,6 +767,23 @@ class StoredSettings:
         return plain(dict(self.values))
 
 
+@dataclass(frozen=True)
+class BaselineSamples:
+    """The samples of the baseline a benchmark was compared with, for its primary series (what the charts
+    draw): as a JSON report keeps them (`energy.baseline`); None where that quantity had none."""
+
+    datetime: str
+    duration_s: list[float] | None = None
+    energy_j: list[float] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BaselineSamples:
+        return _build(cls, d)
+
+
 @dataclass
 class BenchmarkResult:
     """One finished energy benchmark as the controller holds it."""
@@ -785,6 +802,9 @@ class BenchmarkResult:
     # Read back from a JSON report (RunResult.from_report): the benchmark's entry as written, so a report
     # built from it (merge) writes it back unchanged. Never serialised.
     reported: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    # Read back from a JSON report: the samples of the baseline it was compared with (a session's run has the
+    # baseline entries themselves, RunResult.baselines). Never serialised.
+    baseline: BaselineSamples | None = field(default=None, compare=False)
 
     @property
     def shared(self) -> list[str]:
@@ -971,7 +991,15 @@ def _benchmark_from_report(i: int, bench: Any, gating: bool) -> BenchmarkResult:
         comparison = energy.get("comparison")
         outcome = (Outcome([Verdict.from_dict(v) for v in comparison], gating=gating)
                    if comparison is not None else None)
-    except (KeyError, TypeError, ValueError) as exc:
+        stats = bench.get("stats") if isinstance(bench.get("stats"), Mapping) else {}
+        # A test without a time series of its own: its `stats` are the test call's wall time (report/json.py).
+        call_s = (stats.get("data") or [None])[0] if energy.get("series") == "test call" else None
+        block = energy.get("baseline")
+        baseline = (BaselineSamples(str(block.get("datetime") or ""),
+                                    *((block.get(k) or {}).get("samples") for k in ("duration_s", "energy_j")))
+                    if isinstance(block, Mapping) else None)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"{name}: cannot be read back: {exc!r}") from None
-    return BenchmarkResult(record, StoredSettings(dict(bench.get("options") or {})), outcome,
-                           machine=energy.get("machine"), placement=energy.get("placement"), reported=dict(bench))
+    return BenchmarkResult(record, StoredSettings(dict(bench.get("options") or {})), outcome, call_s,
+                           machine=energy.get("machine"), placement=energy.get("placement"), reported=dict(bench),
+                           baseline=baseline)
