@@ -194,3 +194,17 @@ def test_a_baseline_vs_current_chart_per_compared_benchmark():
     section = with_baseline[with_baseline.index("<h2>Baseline vs current</h2>"):]
     assert len(re.findall(r'<img src="data:image/png;base64,', section)) == 1
     assert html_escaped(f"test_a[{EVIL}] (rounds): baseline of 2025-01-01 00:00:00") in section
+
+
+def test_a_run_result_renders_as_its_json_report_does_with_the_shared_verdict_rows():
+    from pytest_energy.records import RunResult
+    from pytest_energy.report.tables import verdict_cells
+
+    run = RunResult.from_report(report_with_baseline())
+    assert render_html_report(run, plots=False) == render_html_report(report_with_baseline(), plots=False)
+    page = render_html_report(run, plots=False, sweep_points=[])
+    b = run.benchmarks[0]
+    for v in b.outcome.verdicts:  # the cells terminal and markdown print, escaped
+        cells = verdict_cells(b.record.name, v)
+        assert f'<td class="num">{html_escaped(cells["change"])}</td>' in page
+        assert f"<td>{html_escaped(cells['test'])}</td>" in page
