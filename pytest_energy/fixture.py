@@ -157,7 +157,7 @@ class EnergyFixture:
             kept = self._record.metric(metric.name, metric.unit, better=metric.better, kind=metric.kind,
                                        method=metric.method)
             kept.samples.extend(metric.samples)
-        self._record.protocols.append(result.to_dict())
+        self._record.protocols.append(result)
         return result
 
     def finetune_to_cutoff(self, train_step: Callable[[int], Any], evaluate: Callable[[], float], *,

@@ -11,88 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
 from .config import SessionConfig, TestSettings
 from .gate.judge import Outcome
 from .measure import Measurer, measure_idle_power
 from .meters import Meter, open_meter
-from .meters.base import DeviceInfo
-from .records import TestRecord, is_estimate
-
-
-@dataclass
-class BenchmarkResult:
-    """One finished energy benchmark as the controller holds it."""
-
-    record: TestRecord
-    settings: TestSettings
-    outcome: Outcome | None = None  # None: not judged (the test body failed)
-    # Wall time of the test call as pytest timed it: the JSON report's `stats` for a test that has no time
-    # series of its own (only record_metric figures), so no benchmark is written without stats.
-    call_duration_s: float | None = None
-    # The fingerprint of the process that measured it (an xdist worker sees only its own GPUs): what it
-    # was judged with and what its baseline is saved with. None: the session's own.
-    machine: dict[str, Any] | None = None
-    # Where it ran: xdist worker and GPUs, or the torchrun ranks; None for a plain run.
-    placement: dict[str, Any] | None = None
-
-    @property
-    def shared(self) -> list[str]:
-        """Metered devices other workers were using at the same time (their load is in the figures)."""
-        return list((self.placement or {}).get("shared", []))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"record": self.record.to_dict(), "settings": self.settings.to_dict(),
-                "outcome": self.outcome.to_dict() if self.outcome is not None else None,
-                "call_duration_s": self.call_duration_s, "machine": self.machine, "placement": self.placement}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> BenchmarkResult:
-        outcome = d.get("outcome")
-        return cls(TestRecord.from_dict(d["record"]), TestSettings.from_dict(d["settings"]),
-                   Outcome.from_dict(outcome) if outcome is not None else None, d.get("call_duration_s"),
-                   d.get("machine"), d.get("placement"))
-
-
-@dataclass(frozen=True)
-class MeterInfo:
-    """What the reports say about the meter: a snapshot, so no report ever reads the meter."""
-
-    name: str
-    devices: tuple[DeviceInfo, ...]
-    fallback_reasons: tuple[str, ...] = ()
-    idle_power_w: dict[str, float] | None = None
-    idle_measured_s: float | None = None
-
-    @property
-    def estimated(self) -> bool:
-        return any(is_estimate(d.method) for d in self.devices)
-
-
-@dataclass
-class RunResult:
-    """Everything the reports need about a finished run."""
-
-    meter: MeterInfo
-    config: SessionConfig
-    benchmarks: list[BenchmarkResult]
-    machine_info: dict[str, Any] = field(default_factory=dict)
-    commit_info: dict[str, Any] = field(default_factory=dict)
-    datetime: str = ""
-    session_info: dict[str, Any] = field(default_factory=dict)  # the JSON report's `energy` block
-    # nodeid -> the BaselineEntry each benchmark was compared with (as it was before this run saved any)
-    baselines: dict[str, Any] = field(default_factory=dict)
-    written: list[str] = field(default_factory=list)  # files written at the end
-    errors: list[str] = field(default_factory=list)  # what could not be written, and why
-    baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
-    # The stored HULK reference this run was scored against (EnergySession.reference_info).
-    hulk_reference: dict[str, Any] | None = None
-
-    @property
-    def records(self) -> list[TestRecord]:
-        return [b.record for b in self.benchmarks]
+from .records import BenchmarkResult, MeterInfo, RunResult, TestRecord  # noqa: F401  (the data reports receive)
 
 
 class EnergySession:

@@ -24,7 +24,7 @@ from pytest_energy.gate.history import RunSummary
 from pytest_energy.meters.fake import manual_measurer
 from pytest_energy.records import Metric, TestRecord
 from pytest_energy.report.json import build_report, json_text
-from pytest_energy.session import BenchmarkResult, MeterInfo, RunResult
+from pytest_energy.records import BenchmarkResult, MeterInfo, RunResult
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("PYTEST_ENERGY_UPDATE_GOLDEN") == "1"

@@ -36,7 +36,7 @@ from typing import Any
 
 from ..errors import BaselineError
 from ..files import read_json, write_atomic
-from ..records import Better, Kind, TestRecord
+from ..records import SWEEP_POINT_KEY, Better, FinetuneResult, InferenceResult, Kind, TestRecord
 
 __all__ = ["COSTS", "REFERENCE_FILENAME", "MachineReference", "ReferenceFile", "Slot", "StoredSlot",
            "add_scores", "hulk_task", "load_reference", "model_of", "reference_from_records", "save_reference",
@@ -50,7 +50,6 @@ COSTS: dict[str, tuple[tuple[str, str], ...]] = {
     "finetune": (("time", "finetune.duration_s"), ("energy", "finetune.energy_j")),
     "inference": (("time", "inference.ms_per_example"), ("energy", "inference.j_per_example")),
 }
-SWEEP_POINT_KEY = "sweep_point"  # protocols.sweeps.SWEEP_POINT_KEY (not imported: that module is heavier)
 _REPAIR = "fix or delete it, then re-record with --energy-save-reference"
 
 
@@ -96,15 +95,15 @@ def slots_of(record: TestRecord) -> list[tuple[Slot, dict[str, Any]]]:
         return []
     out = []
     for protocol in COSTS:
-        calls = [p for p in record.protocols if p.get("protocol") == protocol]
+        calls = [p for p in record.protocols if p.protocol == protocol]
         if not calls:
             continue
         if protocol == "inference":
-            sizes = {p.get("batch_size") for p in calls}
+            sizes = {p.batch_size for p in calls if isinstance(p, InferenceResult)}
             if len(sizes) == 1 and isinstance(next(iter(sizes)), int):
                 out.append((Slot(protocol, task, next(iter(sizes))), {}))
         else:
-            cutoffs = {p.get("cutoff") for p in calls}
+            cutoffs = {p.cutoff for p in calls if isinstance(p, FinetuneResult)}
             if len(cutoffs) == 1:
                 out.append((Slot(protocol, task), {"cutoff": next(iter(cutoffs))}))
     return out

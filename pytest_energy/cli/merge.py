@@ -28,6 +28,7 @@ No pytest here.
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
 import json
 import os
@@ -37,7 +38,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import EnergyError
-from ..records import VerdictKind
+from ..records import BenchmarkResult, RunResult
 
 PASSING_EXIT_STATUSES = (0, 5)  # pytest: all passed; no tests collected
 
@@ -47,12 +48,24 @@ class MergeError(EnergyError):
 
 
 @dataclass
+class Kept:
+    """One result the merge keeps: which shard it came from, the result, and that shard's run."""
+
+    shard: str
+    machine_class: str
+    result: BenchmarkResult
+    run: RunResult
+
+
+@dataclass
 class Merged:
     report: dict[str, Any]
     exit_code: int
     lines: list[str] = field(default_factory=list)
-    # class slug -> [(shard name, benchmark entry)] of the results kept
+    # class slug -> [(shard name, benchmark entry, shard report)] of the results kept, as JSON: what
+    # save_baselines reads (it moves onto `kept` with the shared baseline entry builder).
     by_class: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]] = field(default_factory=dict)
+    kept: list[Kept] = field(default_factory=list)  # the results kept, typed, in merge order
 
 
 def machine_class(machine: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -68,34 +81,40 @@ def machine_class(machine: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return slug, key
 
 
-def read_shard(path: str) -> dict[str, Any]:
-    """A shard's --energy-json report, checked for what merging needs; MergeError naming the file."""
+def read_shard(path: str) -> RunResult:
+    """A shard's --energy-json report as the run it describes (RunResult.from_report); MergeError naming the
+    file when it cannot be read or is not a pytest-energy report."""
+    from ..files import read_json
+
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except OSError as exc:
-        raise MergeError(f"{path}: cannot be read: {exc}") from exc
+        doc = read_json(path, what="shard report", repair="write shards with --energy-json", error=MergeError)
+    except FileNotFoundError as exc:
+        raise MergeError(f"{path}: cannot be read: {exc}") from None
+    try:
+        return RunResult.from_report(doc)
     except ValueError as exc:
-        raise MergeError(f"{path}: not valid JSON: {exc}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise MergeError(f"{path}: not a pytest-energy JSON report (no 'benchmarks' list); write shards with "
-                         "--energy-json")
-    if not isinstance(doc.get("energy"), dict):
-        raise MergeError(f"{path}: has no 'energy' block: a pytest-benchmark report, not pytest-energy's")
-    for i, bench in enumerate(doc["benchmarks"]):
-        if not (isinstance(bench, dict) and isinstance(bench.get("fullname"), str)
-                and isinstance(bench.get("energy"), dict) and isinstance(bench["energy"].get("metrics"), dict)):
-            raise MergeError(f"{path}: benchmark {i} lacks 'fullname' or its 'energy' metrics")
-    return doc
+        raise MergeError(f"{path}: {exc}") from None
 
 
-def _regressions(bench: dict[str, Any]) -> list[dict[str, Any]]:
-    return [v for v in bench["energy"].get("comparison") or [] if v.get("verdict") == VerdictKind.REGRESSION.value]
+def _entry(kept: Kept, machine: dict[str, Any]) -> dict[str, Any]:
+    """The merged report's entry of one result: the shard's entry as it was written, with the fingerprint it
+    was judged with and where it came from."""
+    entry = copy.deepcopy(kept.result.reported) if kept.result.reported is not None else {}
+    energy = entry.setdefault("energy", {})
+    energy.setdefault("machine", machine)
+    energy.update(shard=kept.shard, machine_class=kept.machine_class)
+    return entry
 
 
-def merge_reports(shards: Sequence[tuple[str, dict[str, Any]]], *, expected_shards: int | None = None,
+def _shard_json(run: RunResult) -> dict[str, Any]:
+    """What save_baselines reads of a shard's report."""
+    return {"commit_info": run.commit_info, "datetime": run.datetime}
+
+
+def merge_reports(shards: Sequence[tuple[str, RunResult]], *, expected_shards: int | None = None,
                   duplicates: str = "error", allow_mixed_commits: bool = False) -> Merged:
-    """Merge shard reports [(name, report)] into one report and one exit code (MergeError: unusable)."""
+    """Merge shard runs [(name, run read back from its report)] into one report and one exit code
+    (MergeError: unusable)."""
     from ..report import format as fmt
 
     if not shards:
@@ -103,7 +122,7 @@ def merge_reports(shards: Sequence[tuple[str, dict[str, Any]]], *, expected_shar
     if expected_shards is not None and len(shards) != expected_shards:
         raise MergeError(f"{len(shards)} shard report(s) given but {expected_shards} expected (a missing shard would "
                          f"drop its regressions): {', '.join(name for name, _ in shards)}")
-    commits = {(doc.get("commit_info") or {}).get("id") for _, doc in shards}
+    commits = {run.commit_id for _, run in shards}
     if len(commits) > 1 and not allow_mixed_commits:
         raise MergeError(f"the shards come from different commits ({', '.join(sorted(map(str, commits)))}); "
                          "one verdict over several commits means nothing (--allow-mixed-commits to merge anyway)")
@@ -111,21 +130,20 @@ def merge_reports(shards: Sequence[tuple[str, dict[str, Any]]], *, expected_shar
     where: dict[tuple[str, str], str] = {}
     classes: dict[str, dict[str, Any]] = {}
     failed_shards, regressions, shard_rows = [], [], []
-    for name, doc in sorted(shards, key=lambda s: str(s[1].get("datetime") or "")):
-        info = doc["energy"]
-        status = info.get("exitstatus")
-        gating = not info.get("save_baseline", False)
+    for name, run in sorted(shards, key=lambda s: s[1].datetime):
+        status = run.exit_status
+        gating = not run.saved_baseline
         if status is not None and status not in PASSING_EXIT_STATUSES:
             failed_shards.append(f"{name}: pytest exit status {status}")
         shard_classes = set()
-        for bench in doc["benchmarks"]:
-            machine = bench["energy"].get("machine") or doc.get("machine_info") or {}
+        for b in run.benchmarks:
+            machine = b.machine or run.machine_info
             slug, key = machine_class(machine)
             shard_classes.add(slug)
             cls = classes.setdefault(slug, {"fingerprint": key, "shards": [], "benchmarks": 0})
             if name not in cls["shards"]:
                 cls["shards"].append(name)
-            test = bench["fullname"]
+            test = b.record.nodeid
             if (slug, test) in where:
                 first = where[(slug, test)]
                 if duplicates != "last":
@@ -133,33 +151,33 @@ def merge_reports(shards: Sequence[tuple[str, dict[str, Any]]], *, expected_shar
                                      "(overlapping shard selection, or a retried shard's old report was kept; "
                                      "--duplicates last keeps the later report)")
                 merged.lines.append(f"{test} [{slug}]: {name} replaces {first} (the later report)")
-                merged.by_class[slug] = [e for e in merged.by_class[slug] if e[1]["fullname"] != test]
+                merged.kept = [k for k in merged.kept
+                               if not (k.machine_class == slug and k.result.record.nodeid == test)]
                 regressions = [r for r in regressions if not (r["test"] == test and r["machine_class"] == slug)]
             where[(slug, test)] = name
-            entry = json.loads(json.dumps(bench))  # a copy: the shard's document stays as read
-            entry["energy"].setdefault("machine", machine)
-            entry["energy"].update(shard=name, machine_class=slug)
-            merged.by_class.setdefault(slug, []).append((name, entry, doc))
-            if gating:
-                for v in _regressions(bench):
-                    regressions.append({"test": test, "machine_class": slug, "shard": name, "metric": v.get("metric"),
-                                        "change_pct": v.get("change_pct"), "p_value": v.get("p_value")})
-        shard_rows.append({"file": name, "datetime": doc.get("datetime"), "exitstatus": status, "gating": gating,
-                           "benchmarks": len(doc["benchmarks"]), "machine_classes": sorted(shard_classes)})
-    for slug, entries in merged.by_class.items():
-        classes[slug]["benchmarks"] = len(entries)
+            merged.kept.append(Kept(name, slug, b, run))
+            if gating and b.outcome is not None:
+                for v in b.outcome.regressions:
+                    regressions.append({"test": test, "machine_class": slug, "shard": name, "metric": v.metric,
+                                        "change_pct": v.change_pct, "p_value": v.p_value})
+        shard_rows.append({"file": name, "datetime": run.datetime or None, "exitstatus": status, "gating": gating,
+                           "benchmarks": len(run.benchmarks), "machine_classes": sorted(shard_classes)})
+    for kept in merged.kept:
+        entry = _entry(kept, kept.result.machine or kept.run.machine_info)
+        merged.by_class.setdefault(kept.machine_class, []).append((kept.shard, entry, _shard_json(kept.run)))
+    for slug, kept_of_class in merged.by_class.items():
+        classes[slug]["benchmarks"] = len(kept_of_class)
     merged.exit_code = 1 if regressions or failed_shards else 0
     merged.lines += [f"FAILED shard {f}" for f in failed_shards]
     merged.lines += [f"REGRESSION {r['test']} [{r['machine_class']}, {r['shard']}]: {r['metric']} "
                      f"{fmt.change(r['change_pct'])} (p={fmt.p_value(r['p_value'])})" for r in regressions]
-    total = sum(len(e) for e in merged.by_class.values())
-    merged.lines.append(f"{total} result(s) from {len(shards)} shard(s) on {len(classes)} machine class(es): "
-                        f"{'FAIL' if merged.exit_code else 'PASS'}")
+    merged.lines.append(f"{len(merged.kept)} result(s) from {len(shards)} shard(s) on {len(classes)} machine "
+                        f"class(es): {'FAIL' if merged.exit_code else 'PASS'}")
     first = shards[0][1]
     merged.report = {
-        "machine_info": first.get("machine_info"), "commit_info": first.get("commit_info"),
-        "datetime": max(str(doc.get("datetime") or "") for _, doc in shards), "version": __version__,
-        "benchmarks": [entry for entries in merged.by_class.values() for _, entry, _ in entries],
+        "machine_info": first.machine_info, "commit_info": first.commit_info,
+        "datetime": max(run.datetime for _, run in shards), "version": __version__,
+        "benchmarks": [entry for kept_of_class in merged.by_class.values() for _, entry, _ in kept_of_class],
         "energy": {"merged_from": shard_rows, "machine_classes": classes,
                    "verdict": {"exit_code": merged.exit_code, "regressions": regressions,
                                "failed_shards": failed_shards, "notes": list(merged.lines[:-1])}},
@@ -231,6 +249,7 @@ def markdown(merged: Merged) -> str:
     """A summary for a pull request or $GITHUB_STEP_SUMMARY: the verdict, then one row per result."""
     from ..report import format as fmt
     from ..report.markdown import cell
+    from ..report.series import primary_series
 
     verdict = merged.report["energy"]["verdict"]
     lines = [f"### pytest-energy: {len(merged.report['energy']['merged_from'])} shards merged: "
@@ -239,16 +258,17 @@ def markdown(merged: Merged) -> str:
     lines += [f"- **REGRESSION** {cell(r['test'])} [{cell(r['machine_class'])}]: {cell(r['metric'])} "
               f"{fmt.change(r['change_pct'])}" for r in verdict["regressions"]]
     lines += ["", "| test | machine class | shard | energy (mean) | method | verdicts |", "|---|---|---|---|---|---|"]
-    for bench in merged.report["benchmarks"]:
-        energy = bench["energy"]
-        stats = energy.get("stats") or {}
-        counts: dict[str, int] = {}
-        for v in energy.get("comparison") or []:
-            counts[v["verdict"]] = counts.get(v["verdict"], 0) + 1
-        verdicts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or fmt.MISSING
-        lines.append(f"| {cell(bench['fullname'])} | {cell(energy['machine_class'])} | {cell(energy['shard'])} | "
-                     f"{fmt.value(stats.get('mean'), 'J')} | {cell(energy.get('method') or fmt.MISSING)} | "
-                     f"{cell(verdicts)} |")
+    for slug in merged.by_class:  # the report's order: by machine class
+        for kept in (k for k in merged.kept if k.machine_class == slug):
+            series = primary_series(kept.result.record)
+            energy, _ = fmt.mean_sd(series.energy.samples) if series else (None, None)
+            counts: dict[str, int] = {}
+            for v in kept.result.outcome.verdicts if kept.result.outcome else ():
+                counts[str(v.verdict)] = counts.get(str(v.verdict), 0) + 1
+            verdicts = ", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or fmt.MISSING
+            method = series.energy.method if series else None
+            lines.append(f"| {cell(kept.result.record.nodeid)} | {cell(slug)} | {cell(kept.shard)} | "
+                         f"{fmt.value(energy, 'J')} | {cell(method or fmt.MISSING)} | {cell(verdicts)} |")
     return "\n".join(lines) + "\n"
 
 

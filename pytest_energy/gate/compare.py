@@ -21,14 +21,14 @@ compared on their value with their own tolerance, no test.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from collections.abc import Callable, Mapping, Sequence
 
 from ..config import DEFAULT_TOLERANCE
 from ..errors import UsageError
-from ..records import Better, Kind, Metric, VerdictKind
+# Verdict is data of the run model (records); imported here too, where the gate builds it.
+from ..records import RULE_TEXT, Better, Kind, Metric, RuleKind, Verdict, VerdictKind, is_decisive
 from . import history as hist
 from .stats import t_isf, t_sf, welch
 
@@ -40,16 +40,21 @@ INCONCLUSIVE_FACTOR = 2.0  # "cannot rule out a regression of this many toleranc
 
 
 class Rule:
-    """Which rule decided a verdict; every report says it."""
+    """The display text of each rule (records.RULE_TEXT); code decides on `Verdict.rule_kind`, never on these."""
 
-    WITHIN_RUN = "within-run Welch"
-    DETERMINISTIC = "exact value"
-    NONE = "not compared"
+    WITHIN_RUN = RULE_TEXT[RuleKind.WITHIN_RUN]
+    DETERMINISTIC = RULE_TEXT[RuleKind.DETERMINISTIC]
+    NONE = RULE_TEXT[RuleKind.NONE]
     HISTORY = hist.RULE_PREFIX  # "history: 5 runs, probe-normalised, pooled": gate/history.py
 
     @staticmethod
     def is_history(rule: str) -> bool:
-        return rule.startswith(Rule.HISTORY)
+        """Deprecated: session.py's save_baselines still passes the text; use `Verdict.by_history`."""
+        return RuleKind.from_text(rule) == RuleKind.HISTORY
+
+
+_KIND_OF_TEXT = {Rule.WITHIN_RUN: RuleKind.WITHIN_RUN, Rule.DETERMINISTIC: RuleKind.DETERMINISTIC,
+                 Rule.NONE: RuleKind.NONE}
 
 
 HINT_MORE_ROUNDS = ("spread too large to decide: run more rounds (--energy-rounds), or save 3 baseline runs "
@@ -57,51 +62,6 @@ HINT_MORE_ROUNDS = ("spread too large to decide: run more rounds (--energy-round
 HINT_ONE_ROUND = ("a single sample on one side gives no spread estimate: save 3 baseline runs "
                   "(--energy-save-baseline) to judge against the run history, or run more rounds (--energy-rounds)")
 HINT_NO_BASELINE = "no baseline stored: run with --energy-save-baseline"
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of comparing one metric with its baseline."""
-
-    metric: str
-    unit: str
-    kind: Kind
-    better: Better
-    verdict: VerdictKind
-    baseline_value: float | None  # the statistic compared: mean of the samples; None when not compared
-    current_value: float
-    change_pct: float | None  # signed, (current - baseline) / |baseline| * 100; None when not compared
-    p_value: float | None  # one-sided p for the direction of the change; None for deterministic metrics
-    tolerance: float  # fraction
-    n_baseline: int
-    n_current: int
-    hint: str = ""
-    rule: str = Rule.WITHIN_RUN
-    # History rule: the current value beyond which this metric is a REGRESSION (metric units); None otherwise.
-    limit: float | None = None
-
-    @property
-    def decisive(self) -> bool:
-        return is_decisive(self.verdict, self.metric)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"metric": self.metric, "unit": self.unit, "kind": self.kind.value, "better": self.better.value,
-                "verdict": self.verdict.value, "baseline_value": self.baseline_value,
-                "current_value": self.current_value, "change_pct": self.change_pct, "p_value": self.p_value,
-                "tolerance": self.tolerance, "n_baseline": self.n_baseline, "n_current": self.n_current,
-                "hint": self.hint, "rule": self.rule, "limit": self.limit}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Verdict:
-        return cls(**{**d, "kind": Kind(d["kind"]), "better": Better(d["better"]),
-                      "verdict": VerdictKind(d["verdict"])})
-
-
-def is_decisive(verdict: str, metric: str) -> bool:
-    """What every report shows first: what fails or improves, and each test's time and energy.
-    A protocol test has a dozen metrics that move together; the rest is folded away."""
-    return verdict in (VerdictKind.REGRESSION, VerdictKind.IMPROVED) or \
-        str(metric).rsplit(".", 1)[-1] in ("energy_j", "duration_s")
 
 
 def _relative(diff: float, base: float) -> float:
@@ -140,7 +100,8 @@ class _Comparison:
             metric=self.current.name, unit=self.current.unit, kind=Kind(self.current.kind),
             better=Better(self.current.better), verdict=kind, baseline_value=base,
             current_value=self.current_value, change_pct=change_pct, p_value=p_value, tolerance=self.tolerance,
-            n_baseline=len(self.baseline.samples), n_current=len(self.current.samples), hint=hint, rule=rule)
+            n_baseline=len(self.baseline.samples), n_current=len(self.current.samples), hint=hint, rule=rule,
+            rule_kind=_KIND_OF_TEXT[rule])
 
     def incomparable(self) -> Verdict | None:
         """INCONCLUSIVE when the numbers cannot be compared at all (other unit, direction, kind; no samples)."""
@@ -213,7 +174,8 @@ class _Comparison:
             better=Better(self.current.better), verdict=hv.verdict, baseline_value=expected,
             current_value=self.current_value, change_pct=None if change is None else change * 100.0,
             p_value=hv.p_value, tolerance=self.tolerance, n_baseline=hv.k, n_current=len(self.current.samples),
-            hint="; ".join(x for x in [hv.hint, *hv.notes] if x), rule=hv.rule, limit=limit)
+            hint="; ".join(x for x in [hv.hint, *hv.notes] if x), rule=hv.rule, limit=limit,
+            rule_kind=RuleKind.HISTORY)
 
 
 def compare_metric(baseline: Metric, current: Metric, tolerance: float = DEFAULT_TOLERANCE,
@@ -244,7 +206,8 @@ def no_baseline(current: Metric, tolerance: float) -> Verdict:
     return Verdict(metric=current.name, unit=current.unit, kind=Kind(current.kind), better=Better(current.better),
                    verdict=VerdictKind.NO_BASELINE, baseline_value=None, current_value=current.mean,
                    change_pct=None, p_value=None, tolerance=tolerance, n_baseline=0,
-                   n_current=len(current.samples), hint=HINT_NO_BASELINE, rule=Rule.NONE)
+                   n_current=len(current.samples), hint=HINT_NO_BASELINE, rule=Rule.NONE,
+                   rule_kind=RuleKind.NONE)
 
 
 def compare_record(baseline_metrics: dict[str, Metric], current_metrics: dict[str, Metric],

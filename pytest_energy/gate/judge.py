@@ -11,53 +11,11 @@ from typing import Any
 
 from ..config import TestSettings
 from ..measure.probe import PROBE_ID, probe_value
-from ..records import Kind, TestRecord, VerdictKind
+# Outcome is data of the run model (records); imported here too, where the gate builds it.
+from ..records import Kind, Outcome, TestRecord
 from .baselines import BaselineEntry, machine_mismatch
-from .compare import Verdict, compare_record
+from .compare import compare_record
 from .history import Pooled, family, pool, probe_exponent
-
-
-@dataclass
-class Outcome:
-    """What the gate decided for one test."""
-
-    verdicts: list[Verdict] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # no baseline, machine mismatch, ...
-    baseline_file: str = ""  # where the baseline lives (as the user would type the path)
-    failure: str | None = None  # why the test fails when it is not a regression (e.g. a missing baseline)
-    gating: bool = True  # False while saving a baseline: regressions are shown, not failed
-    strict: bool = False  # --energy-fail-on-inconclusive: INCONCLUSIVE fails too
-
-    @property
-    def regressions(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.verdict == VerdictKind.REGRESSION]
-
-    @property
-    def inconclusive(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.verdict == VerdictKind.INCONCLUSIVE]
-
-    @property
-    def failing(self) -> list[Verdict]:
-        """The verdicts that fail the test: regressions, and INCONCLUSIVE ones under a strict gate."""
-        if not self.gating:
-            return []
-        return [v for v in self.verdicts if v.verdict == VerdictKind.REGRESSION
-                or (self.strict and v.verdict == VerdictKind.INCONCLUSIVE)]
-
-    @property
-    def failed(self) -> bool:
-        return self.failure is not None or bool(self.failing)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"verdicts": [v.to_dict() for v in self.verdicts], "notes": list(self.notes),
-                "baseline_file": self.baseline_file, "failure": self.failure, "gating": self.gating,
-                "strict": self.strict}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Outcome:
-        return cls(verdicts=[Verdict.from_dict(v) for v in d.get("verdicts", [])], notes=list(d.get("notes", [])),
-                   baseline_file=d.get("baseline_file", ""), failure=d.get("failure"),
-                   gating=d.get("gating", True), strict=d.get("strict", False))
 
 
 @dataclass(frozen=True)

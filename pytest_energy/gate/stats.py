@@ -4,92 +4,22 @@ Pure Python on purpose: scipy is not a runtime dependency, so the Student-t surv
 here from the regularized incomplete beta function (continued fraction). Nothing here imports pytest.
 
 Conventions for degenerate input (documented because a CI gate must never crash on them):
-- one sample: stddev is 0 in `describe` (pytest-benchmark's convention), but a test statistic needs a variance
-  estimate, so `welch_one_sided` returns NaN ("cannot tell").
+- one sample: stddev is 0 in report.json's `describe` (pytest-benchmark's convention), but a test statistic
+  needs a variance estimate, so `welch_one_sided` returns NaN ("cannot tell").
 - zero variance on both sides: the difference of means is exact, so the p-value is 0 or 1 when the means
   differ and NaN when they are equal (0/0).
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import statistics
-from typing import Any
 from collections.abc import Sequence
 
 from ..errors import UsageError
 
-__all__ = ["describe", "trimmed", "betainc", "t_sf", "t_isf", "f_sf", "digamma", "trigamma", "trigamma_inverse",
+__all__ = ["trimmed", "betainc", "t_sf", "t_isf", "f_sf", "digamma", "trigamma", "trigamma_inverse",
            "welch_one_sided", "welch"]
-
-
-def _quartiles(sorted_data: list[float]) -> tuple[float, float]:
-    """Q1 and Q3 exactly as pytest-benchmark computes them, so our tables line up with its JSON.
-
-    Even n: medians of the lower and upper halves (Wikipedia "method 1/2"); odd n: "method 3", a weighted
-    average of the two order statistics around the quarter positions; n = 1: the sample itself.
-    """
-    n = len(sorted_data)
-    d = sorted_data
-    if n == 1:
-        return d[0], d[0]
-    if n % 2 == 0:
-        return statistics.median(d[: n // 2]), statistics.median(d[n // 2:])
-    k, rest = divmod(n, 4)
-    if rest == 1:
-        return 0.25 * d[k - 1] + 0.75 * d[k], 0.75 * d[3 * k] + 0.25 * d[3 * k + 1]
-    return 0.75 * d[k] + 0.25 * d[k + 1], 0.25 * d[3 * k + 1] + 0.75 * d[3 * k + 2]
-
-
-def describe(samples: Sequence[float]) -> dict[str, Any]:
-    """pytest-benchmark's `stats` block for `samples`, in the samples' own unit.
-
-    Keys: min, max, mean, stddev, median, iqr, q1, q3, iqr_outliers, stddev_outliers, outliers ("a;b" =
-    stddev outliers;IQR outliers), ld15iqr, hd15iqr, ops, total, rounds, iterations (always 1: every sample
-    is one round). stddev is the sample (n-1) standard deviation, 0 for a single sample; ops is 1/mean
-    (rounds/total), 0 when the total is 0. Raises UsageError for no samples: there is nothing to describe.
-    """
-    data = [float(x) for x in samples]
-    if not data:
-        raise UsageError("describe() needs at least one sample; got none")
-    n = len(data)
-    s = sorted(data)
-    mean = statistics.mean(data)
-    stddev = statistics.stdev(data) if n > 1 else 0.0
-    q1, q3 = _quartiles(s)
-    iqr = q3 - q1
-    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
-    iqr_outliers = sum(1 for x in data if x < low_fence or x > high_fence)
-    stddev_outliers = sum(1 for x in data if x < mean - stddev or x > mean + stddev)
-    if n == 1:
-        ld15iqr = hd15iqr = data[0]
-    else:
-        ld15iqr = s[bisect.bisect_left(s, low_fence)]
-        # pytest-benchmark takes the datum at bisect_right of the upper fence (the first one above it, or
-        # the maximum); we keep that quirk so hd15iqr matches its reports for the same samples.
-        pos = bisect.bisect_right(s, high_fence)
-        hd15iqr = s[-1] if pos == n else s[pos]
-    total = math.fsum(data)
-    return {
-        "min": s[0],
-        "max": s[-1],
-        "mean": mean,
-        "stddev": stddev,
-        "median": statistics.median(s),
-        "iqr": iqr,
-        "q1": q1,
-        "q3": q3,
-        "iqr_outliers": iqr_outliers,
-        "stddev_outliers": stddev_outliers,
-        "outliers": f"{stddev_outliers};{iqr_outliers}",
-        "ld15iqr": ld15iqr,
-        "hd15iqr": hd15iqr,
-        "ops": n / total if total else 0,
-        "total": total,
-        "rounds": n,
-        "iterations": 1,
-    }
 
 
 def trimmed(samples: Sequence[float]) -> list[float]:

@@ -11,14 +11,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from ..records import Method
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    device: str  # stable id used in results, e.g. "gpu0", "cpu-package-0"
-    name: str  # human name
-    method: Method
+from ..records import DeviceInfo, Method  # noqa: F401  (DeviceInfo: defined with the run model, used by meters)
 
 
 @dataclass(frozen=True)

@@ -17,110 +17,13 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..errors import UsageError
 from ..measure import Measurer
 from ..meters.base import Reading
-from ..records import Metric, Window
-
-PREFIX = "finetune."
-
-
-@dataclass(frozen=True)
-class CurvePoint:
-    """One dev evaluation: what HULK's Figure 2 plots (score against time), plus energy."""
-
-    step: int  # optimisation steps done before this evaluation
-    train_duration_s: float  # training-only time so far
-    train_energy_j: float  # training-only energy so far
-    wall_s: float  # wall-clock time since the run started, evaluations included, up to this score
-    wall_energy_j: float  # energy since the run started, evaluations included
-    score: float
-
-
-@dataclass
-class FinetuneResult:
-    """Outcome of one fine-tune-to-cut-off run. Energies are gross; `net_energy_j` when idle was measured."""
-
-    reached: bool
-    steps: int  # steps to the cut-off when reached, otherwise steps run
-    score: float | None  # last dev score (None when no evaluation ran)
-    best_score: float | None
-    cutoff: float
-    higher_is_better: bool
-    evaluations: int
-    duration_s: float  # training only
-    energy_j: float  # training only
-    net_energy_j: float | None  # training only, net of idle power
-    eval_duration_s: float
-    eval_energy_j: float
-    wall_duration_s: float
-    wall_energy_j: float
-    eval_share: float  # evaluation time / wall time
-    tokens: int | None  # tokens processed in training, padding included (None unless every step reported)
-    flops: int | None  # flops_per_step x steps, when flops_per_step was given
-    method: str
-    peak_memory_bytes: int | None
-    peak_memory_source: str | None
-    curve: list[CurvePoint] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    def summary(self) -> str:
-        """One line for a terminal or extra_info; "N/A" when the cut-off was not reached (as HULK prints)."""
-        op = ">=" if self.higher_is_better else "<="
-        if not self.reached:
-            best = "none" if self.best_score is None else f"{self.best_score:.4g}"
-            return (f"n/a: dev score never {op} {self.cutoff:g} within {self.steps} steps "
-                    f"(best {best}, {self.evaluations} evaluations)")
-        return (f"score {self.score:.4g} {op} {self.cutoff:g} after {self.steps} steps: "
-                f"training {self.duration_s:.3g} s / {self.energy_j:.4g} J, wall {self.wall_duration_s:.3g} s / "
-                f"{self.wall_energy_j:.4g} J, evaluation {self.eval_share:.1%} of wall time [{self.method}]")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["protocol"] = "finetune"
-        d["summary"] = self.summary()
-        return d
-
-    def metrics(self) -> list[Metric]:
-        """Metrics for baselines and CI gates, named "finetune.<name>".
-
-        Time, energy, steps, tokens and FLOPs are all "to the cut-off". When it was not reached they are
-        omitted, not filled with the figures of a truncated run: a run that stopped at max_steps would
-        otherwise look like a (faster or slower) time-to-cut-off. `finetune.reached` (1/0, higher is better)
-        is always present, so a baseline that reached and a run that did not are compared and flagged.
-
-        `finetune.score` is "deterministic": with fixed seeds it depends on data and code, not on timing
-        noise, and differences from non-deterministic kernels are small, so a plain tolerance fits it.
-        """
-        out = [Metric(PREFIX + "reached", "1", "higher", "deterministic", [1.0 if self.reached else 0.0])]
-        if self.score is not None:
-            out.append(Metric(PREFIX + "score", "1", "higher" if self.higher_is_better else "lower",
-                              "deterministic", [self.score]))
-        if not self.reached:
-            return out
-        m = self.method
-        out += [
-            Metric(PREFIX + "duration_s", "s", "lower", "measured", [self.duration_s]),
-            Metric(PREFIX + "energy_j", "J", "lower", "measured", [self.energy_j], m),
-            Metric(PREFIX + "eval_duration_s", "s", "lower", "measured", [self.eval_duration_s]),
-            Metric(PREFIX + "eval_energy_j", "J", "lower", "measured", [self.eval_energy_j], m),
-            Metric(PREFIX + "wall_duration_s", "s", "lower", "measured", [self.wall_duration_s]),
-            Metric(PREFIX + "wall_energy_j", "J", "lower", "measured", [self.wall_energy_j], m),
-            Metric(PREFIX + "steps_to_cutoff", "steps", "lower", "deterministic", [float(self.steps)]),
-        ]
-        if self.net_energy_j is not None:
-            out.append(Metric(PREFIX + "net_energy_j", "J", "lower", "measured", [self.net_energy_j], m))
-        if self.tokens is not None:
-            out.append(Metric(PREFIX + "tokens", "tokens", "lower", "deterministic", [float(self.tokens)]))
-        if self.flops is not None:
-            out.append(Metric(PREFIX + "flops", "FLOP", "lower", "deterministic", [float(self.flops)]))
-        if self.peak_memory_bytes is not None:
-            out.append(Metric(PREFIX + "peak_memory_bytes", "B", "lower", "measured",
-                              [float(self.peak_memory_bytes)]))
-        return out
+# The result types are data of the run model (records); imported here too, where they are produced.
+from ..records import CurvePoint, FinetuneResult, Window  # noqa: F401  (CurvePoint: re-exported)
 
 
 def _check_cutoff(cutoff: float) -> float:

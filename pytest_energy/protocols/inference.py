@@ -12,17 +12,14 @@ that costs nanoseconds and needs no sensor.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from ..errors import UsageError
 from ..measure import Measurer, sync_cuda
-from ..records import Metric, Window
-
-PREFIX = "inference."
+# The result type is data of the run model (records); imported here too, where it is produced.
+from ..records import MIN_TAIL_BATCHES, PASS_FIGURES, InferenceResult, Window, score_metric_key  # noqa: F401
 
 
 class PredictOutput(NamedTuple):
@@ -30,118 +27,6 @@ class PredictOutput(NamedTuple):
 
     predictions: Any  # list / numpy array / torch tensor, one entry per example of the batch
     tokens: int  # tokens fed to the model for this batch, padding included
-
-
-# The measured figures of one pass, as InferenceResult fields; each pass contributes one sample of each.
-# With gate_tails, a latency quantile becomes a metric only with this many batch latencies beyond it per
-# pass (p90: 100 batches, p99: 1,000): see InferenceResult.gated_tails.
-MIN_TAIL_BATCHES = 10
-
-PASS_FIGURES = ("duration_s", "energy_j", "j_per_example", "ms_per_example_mean", "ms_per_example_p50",
-                "ms_per_example_p90", "ms_per_example_p99", "examples_per_s")
-
-
-@dataclass
-class InferenceResult:
-    """Figures of the inference protocol. With several passes (`rounds`), every figure is the mean over the
-    passes and `samples` keeps each pass's value of the measured ones."""
-
-    examples: int
-    batch_size: int
-    batches: int
-    warmup: int
-    duration_s: float
-    energy_j: float
-    net_energy_j: float | None
-    method: str
-    j_per_example: float
-    ms_per_example_mean: float  # mean over batches of (batch latency / batch length)
-    ms_per_example_p50: float
-    ms_per_example_p90: float
-    ms_per_example_p99: float
-    examples_per_s: float  # examples / metered wall time of the loop
-    peak_memory_bytes: int | None
-    peak_memory_source: str | None
-    accuracy: float | None = None  # when labels were given: share of predictions equal to their label
-    correct: int | None = None
-    # The task's quality figure and its name: accuracy, or what `score=` computed (e.g. entity F1 for NER,
-    # where "equal to the label" would mean a whole sentence tagged right).
-    score: float | None = None
-    score_name: str | None = None
-    j_per_correct: float | None = None  # None also when nothing was correct (the figure would be infinite)
-    tokens: int | None = None  # when every batch reported tokens through PredictOutput
-    j_per_token: float | None = None
-    warnings: list[str] = field(default_factory=list)
-    rounds: int = 1
-    gate_tails: bool = False  # p90/p99 as metrics (baselines, gate): opt-in, see gated_tails
-    samples: dict[str, list[float]] = field(default_factory=dict)  # per pass: PASS_FIGURES and the J/ ratios
-
-    def summary(self) -> str:
-        acc = "" if self.score is None else f", {self.score_name} {self.score:.4g}"
-        return (f"{self.examples} examples at batch {self.batch_size}: {self.j_per_example:.4g} J/example, "
-                f"{self.ms_per_example_mean:.3g} ms/example (p50 {self.ms_per_example_p50:.3g}, "
-                f"p99 {self.ms_per_example_p99:.3g}){acc} [{self.method}]")
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["protocol"] = "inference"
-        d["summary"] = self.summary()
-        return d
-
-    def gated_tails(self) -> list[str]:
-        """The latency quantiles (p90, p99) that are metrics: none unless `gate_tails`, and then those with at
-        least MIN_TAIL_BATCHES latencies beyond them in each pass.
-
-        Opt-in because a tail measures the runner as much as the code: on the shared 2-core VM, unchanged
-        code moved the p99 of 200 batches +92.7 % (one descheduled batch; it is the second-largest
-        latency) and the p90 of 200 batches +25.5 % (a burst of interference), each failing the history
-        gate at p < 0.001, while mean latency, time and energy passed. A dedicated runner serving a latency
-        target opts in. Fewer than MIN_TAIL_BATCHES beyond it, a quantile is one or two order statistics
-        and is never gated (MLPerf sizes its runs by the same logic). Every quantile stays in the tables
-        and the JSON."""
-        if not self.gate_tails:
-            return []
-        return [f"ms_per_example_p{q}" for q in (90, 99) if self.batches * (100 - q) / 100 >= MIN_TAIL_BATCHES]
-
-    def _samples(self, name: str) -> list[float]:
-        values = self.samples.get(name)
-        return list(values) if values else [float(getattr(self, name))]
-
-    def metrics(self) -> list[Metric]:
-        """Metrics named "inference.<name>", one sample per pass; accuracy and tokens are deterministic
-        (fixed model and data), the rest measured."""
-        m = self.method
-        out = [
-            # The whole metered loop, so reports list inference tests beside every other benchmark.
-            Metric(PREFIX + "duration_s", "s", "lower", "measured", self._samples("duration_s")),
-            Metric(PREFIX + "energy_j", "J", "lower", "measured", self._samples("energy_j"), m),
-            Metric(PREFIX + "j_per_example", "J/example", "lower", "measured", self._samples("j_per_example"), m),
-            Metric(PREFIX + "ms_per_example", "ms", "lower", "measured", self._samples("ms_per_example_mean")),
-            Metric(PREFIX + "ms_per_example_p50", "ms", "lower", "measured", self._samples("ms_per_example_p50")),
-            *(Metric(PREFIX + name, "ms", "lower", "measured", self._samples(name)) for name in self.gated_tails()),
-            Metric(PREFIX + "examples_per_s", "example/s", "higher", "measured", self._samples("examples_per_s")),
-        ]
-        if self.peak_memory_bytes is not None:
-            out.append(Metric(PREFIX + "peak_memory_bytes", "B", "lower", "measured",
-                              self._samples("peak_memory_bytes")))
-        if self.accuracy is not None:
-            out.append(Metric(PREFIX + "accuracy", "1", "higher", "deterministic", [self.accuracy]))
-        if self.score is not None and self.score_name != "accuracy":
-            out.append(Metric(PREFIX + score_metric_key(self.score_name or "score"), "1", "higher", "deterministic",
-                              [self.score]))
-        if self.j_per_correct is not None:
-            out.append(Metric(PREFIX + "j_per_correct", "J/correct", "lower", "measured",
-                              self._samples("j_per_correct"), m))
-        if self.tokens is not None:
-            out.append(Metric(PREFIX + "tokens", "tokens", "lower", "deterministic", [float(self.tokens)]))
-        if self.j_per_token is not None:
-            out.append(Metric(PREFIX + "j_per_token", "J/token", "lower", "measured", self._samples("j_per_token"), m))
-        return out
-
-
-def score_metric_key(name: str) -> str:
-    """'entity F1' -> 'entity_f1': the metric name of a score."""
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "score"
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -16,51 +16,19 @@ Nothing here imports torch or transformers.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import Unsupported
+# Data of the run model, imported here too, where it is produced.
+from ..records import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint  # noqa: F401
 
 AXES = ("max_length", "precision", "depth", "batch_size")
-# Benchmarks store their SweepPoint dict under this extra_info key; the HTML report collects them.
-SWEEP_POINT_KEY = "sweep_point"
-SWEEP_BASE_KEY = "sweep_base"  # extra_info key of the base configuration every axis passes through
 PRECISION_DTYPES = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}
 
 PredictBuilder = Callable[[Mapping[str, Any]], Callable[[list], Any]]
 
 
-@dataclass
-class SweepPoint:
-    """One configuration's outcome. `value` is the swept value ("fp16", 48, or "fp16/48" for a grid)."""
-
-    axis: str  # "max_length", "precision", "depth", "batch_size", or "precision+max_length" for a grid
-    value: Any
-    settings: dict[str, Any]  # the full configuration, swept axis and fixed ones
-    accuracy: float | None = None  # None when no labels were given
-    j_per_example: float = math.nan
-    j_per_correct: float | None = None  # None when nothing was predicted correctly or no labels
-    ms_per_example: float = math.nan
-    peak_memory_bytes: int | None = None
-    method: str = "none"
-    n_examples: int = 0
-    tokens: int | None = None  # tokens fed to the model, padding included, when predict reported them
-    skipped_reason: str | None = None
-
-    @property
-    def measured(self) -> bool:
-        return self.skipped_reason is None and math.isfinite(self.j_per_example)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SweepPoint:
-        """The inverse of to_dict; unknown keys (from a newer version) are ignored."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def point_from_result(axis: str, value: Any, settings: Mapping[str, Any], result: Any) -> SweepPoint:

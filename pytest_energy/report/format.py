@@ -9,7 +9,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..records import Outcome, Verdict
 
 MISSING = "n/a"
 # A dimensionless metric is stored with unit "1" (SI's unit of a ratio); it prints with no unit.
@@ -76,7 +79,7 @@ def mean_pm_sd(samples: Sequence[float], digits: int = 3) -> str:
     return f"{number(mean, digits)} ± {number(sd, 2)}"
 
 
-def verdict_line(v: Any) -> str:
+def verdict_line(v: Verdict) -> str:
     """One human line for a Verdict, e.g.
     'energy_j: 10 J -> 11.9 J (+19 %, p=0.0012, tolerance 8 %, n=5/5, within-run Welch) REGRESSION', or with the
     history rule 'energy_j: expected 10 J -> 19.8 J (+98 %, p=2.1e-06, tolerance 8 %, regression above 11.2 J,
@@ -89,8 +92,8 @@ def verdict_line(v: Any) -> str:
         if v.p_value is not None:
             parts.append(f"p={p_value(v.p_value)}")
         parts.append(f"tolerance {v.tolerance * 100:g} %")
-        history = str(v.rule).startswith("history")
-        limit = getattr(v, "limit", None)
+        history = v.by_history
+        limit = v.limit
         if history and is_number(limit):
             parts.append(f"{'regression above' if v.better == 'lower' else 'regression below'} "
                          f"{value(limit, v.unit)}")
@@ -104,7 +107,7 @@ def verdict_line(v: Any) -> str:
     return f"{text}: {v.hint}" if v.hint else text
 
 
-def _regression_heading(verdicts: Sequence[Any]) -> str:
+def _regression_heading(verdicts: Sequence[Verdict]) -> str:
     """'energy regression' when energy regressed, else names what did ('time regression', ...)."""
     names = [v.metric.rsplit(".", 1)[-1] for v in verdicts]
     if any("energy" in n or n.startswith("j_per") for n in names):
@@ -114,7 +117,7 @@ def _regression_heading(verdicts: Sequence[Any]) -> str:
     return "efficiency regression"
 
 
-def failure_message(outcome: Any) -> str:
+def failure_message(outcome: Outcome) -> str:
     """The text a failing benchmark shows: the gate's rule and numbers for every metric that fails it."""
     lines = []
     if outcome.failure:

@@ -1,7 +1,7 @@
 """A self-contained HTML report: one file, inline CSS, PNGs as data URIs, no scripts, no network.
 
-Built by pure functions from plain dicts, so it can be produced from a saved JSON report as well as
-at the end of a session. Every piece of text from results is escaped.
+Built by pure functions from a RunResult (pytest_energy.records): the session's, or a saved JSON report
+read back into one (RunResult.from_report). Every piece of text from results is escaped.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ from typing import Any
 from ..analysis.pareto import pareto_mask
 from ..errors import PlotsUnavailable, UsageError
 from ..files import write_atomic
-from ..gate.compare import is_decisive
-from ..protocols.sweeps import SWEEP_BASE_KEY, SWEEP_POINT_KEY, SweepPoint, complete_axes
+from ..protocols.sweeps import complete_axes
+from ..records import (SWEEP_BASE_KEY, SWEEP_POINT_KEY, BaselineSamples, BenchmarkResult, FinetuneResult, MeterInfo,
+                       RunResult, SweepPoint, Verdict, VerdictKind, is_estimate)
 from . import format as fmt
 from .plots import AXIS_TITLES, plot_baseline_vs_current, plot_finetune_curves, plot_frontier
-from .tables import Footnotes
+from .series import Series, primary_series
+from .tables import VERDICT_HEADINGS, Footnotes, verdict_cells
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -55,11 +57,11 @@ def _num(x: Any, digits: int = 4) -> str:
     return fmt.number(x, digits)
 
 
-def _mean_sd(stats: Any) -> str:
-    """"mean ± sd" from a pytest-benchmark stats dict."""
-    if not isinstance(stats, Mapping):
+def _mean_sd(samples: Sequence[float]) -> str:
+    """"mean ± sd" of samples (sd of one sample: 0, as pytest-benchmark's stats say)."""
+    if not samples:
         return fmt.MISSING
-    mean, sd = stats.get("mean"), stats.get("stddev")
+    mean, sd = fmt.mean_sd(samples)
     if _num(mean) == fmt.MISSING:
         return fmt.MISSING
     return f"{_num(mean)} \u00b1 {_num(sd)}" if _num(sd) != fmt.MISSING else _num(mean)
@@ -92,35 +94,30 @@ def _img(png: bytes, caption: str) -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _energy_block(bench: Mapping[str, Any]) -> Mapping[str, Any]:
-    energy = bench.get("energy")
-    return energy if isinstance(energy, Mapping) else {}
-
-
-def _bench_field(bench: Mapping[str, Any], key: str) -> Any:
-    """A field of the benchmark's energy block (stats, metrics, protocols, comparison, ...)."""
-    return _energy_block(bench).get(key)
-
-
-def _benchmarks_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
+def _benchmarks_section(run: RunResult) -> str:
     rows = []
     protocol_only = 0
-    for b in benchmarks:
-        stats = b.get("stats") or {}
-        block = _energy_block(b)
-        if not stats and not block.get("stats"):
+    for b in run.benchmarks:
+        record, series = b.record, primary_series(b.record)
+        durations = series.duration.samples if series else []
+        title = series.title if series else ""
+        if not durations and b.call_duration_s is not None:
+            durations, title = [b.call_duration_s], "test call"  # as the JSON report's `stats` (report/json.py)
+        if not durations:
             protocol_only += 1  # e.g. inference-only benchmarks: their figures are in the metrics table
             continue
-        energy, method = block.get("stats"), block.get("method")
+        energies = series.energy.samples if series else []
+        mean_t, _ = fmt.mean_sd(durations)
+        mean_e, _ = fmt.mean_sd(energies)
         rows.append([
-            f'<td title="{_e(b.get("fullname", ""))}">{_e(b.get("name", b.get("fullname", "?")))}</td>',
-            _td(_e(b.get("group") or ""), False),
-            _td(_e(block.get("series") or "")),
-            _td(_num(stats.get("rounds")), True),
-            _td(_mean_sd(stats), True),
-            _td(_mean_sd(energy), True),
-            _td(_num(block.get("power_w")), True),
-            _td(_method(method)),
+            f'<td title="{_e(record.nodeid)}">{_e(record.name)}</td>',
+            _td(_e(record.group or "")),
+            _td(_e(title)),
+            _td(_num(len(durations)), True),
+            _td(_mean_sd(durations), True),
+            _td(_mean_sd(energies), True),
+            _td(_num(mean_e / mean_t if energies and mean_t > 0 else None), True),
+            _td(_method(series.energy.method if series else None)),
         ])
     note = (f'<p class="note">{protocol_only} benchmark(s) ran only protocols (no rounds); their figures are '
             "under Metrics.</p>" if protocol_only else "")
@@ -129,30 +126,24 @@ def _benchmarks_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
     return "<h2>Benchmarks</h2>" + table + note
 
 
-def _metrics_section(benchmarks: Sequence[Mapping[str, Any]]) -> str:
+def _metrics_section(run: RunResult) -> str:
     """Protocol metrics (inference.*, finetune.*), one row per benchmark and metric."""
     rows = []
-    for b in benchmarks:
-        metrics = _bench_field(b, "metrics") or {}
-        for name, m in metrics.items():
-            if not isinstance(m, Mapping):
-                continue
-            samples = [s for s in m.get("samples", []) if isinstance(s, (int, float))]
-            mean = sum(samples) / len(samples) if samples else None
-            rows.append([_td(_e(b.get("name", "?"))), _td(_e(name)), _td(_num(mean), True),
-                         _td(_e(m.get("unit", ""))), _td(_num(len(samples)), True),
-                         _td(_e(m.get("kind", ""))), _td(_method(m.get("method")) if m.get("method") else "")])
+    for record in run.records:
+        for name, m in record.metrics.items():
+            rows.append([_td(_e(record.name)), _td(_e(name)), _td(_num(m.mean if m.samples else None), True),
+                         _td(_e(m.unit)), _td(_num(len(m.samples)), True), _td(_e(m.kind)),
+                         _td(_method(m.method) if m.method else "")])
     if not rows:
         return ""
     # Collapsed by default (plain HTML, no script): every protocol adds a dozen rows per test.
-    return (f"<h2>Metrics</h2><details><summary>{len(rows)} metrics of {len(benchmarks)} benchmark(s)</summary>"
+    return (f"<h2>Metrics</h2><details><summary>{len(rows)} metrics of {len(run.benchmarks)} benchmark(s)</summary>"
             + _table(["test", "metric", "mean", "unit", "samples", "kind", "method"], rows) + "</details>")
 
 
-# (heading, key of the verdict dict): the verdict table speaks to people, the JSON keeps the field names.
-_VERDICT_COLUMNS = (("Test", "test"), ("Metric", "metric"), ("Baseline", "baseline_value"),
-                    ("Current", "current_value"), ("Change", "change_pct"), ("p", "p_value"),
-                    ("Tolerance", "tolerance"), ("Samples (baseline/current)", "n"), ("Verdict", "verdict"))
+# The verdict table's columns (report/tables.verdict_cells, the rows every output shares).
+_VERDICT_COLUMNS = ("test", "metric", "baseline", "current", "change", "p", "tolerance", "samples", "verdict")
+_TEXT_COLUMNS = ("test", "metric")
 
 
 def _footnote_mark(notes: Footnotes, text: str) -> str:
@@ -167,38 +158,24 @@ def _footnotes_html(notes: Footnotes) -> str:
     return f'<ol class="footnotes">{items}</ol>'
 
 
-def _verdict_cell(v: Mapping[str, Any], key: str, notes: Footnotes) -> str:
-    value, unit = v.get(key), str(v.get("unit") or "")
-    if key == "verdict":
-        slug = "".join(c for c in str(value).lower() if c.isalnum())
-        hint = v.get("hint")
-        mark = _footnote_mark(notes, str(hint)) if hint and value != "NO_BASELINE" else ""
-        return f'<td class="verdict verdict-{slug}">{_e(value if value is not None else fmt.MISSING)}{mark}</td>'
-    if key in ("baseline_value", "current_value"):
-        return _td(_e(fmt.value(value, unit)), True)
-    if key == "change_pct":
-        return _td(_e(fmt.change(value)), True)
-    if key == "p_value":
-        return _td("-" if value is None else _e(fmt.p_value(value)), True)
-    if key == "tolerance":
-        return _td(_e(fmt.percent(value)), True)
-    if key == "n":
-        nb, nc = v.get("n_baseline"), v.get("n_current")
-        return _td(f"{_num(nb)}/{_num(nc)}" if nb is not None or nc is not None else fmt.MISSING, True)
-    return _td(fmt.MISSING if value is None else _e(value))
+def _verdict_table(verdicts: Sequence[tuple[str, Verdict]], notes: Footnotes) -> str:
+    rows = []
+    for test, v in verdicts:
+        cells = verdict_cells(test, v)
+        row = [_td(_e(cells[c]), c not in _TEXT_COLUMNS) for c in _VERDICT_COLUMNS[:-1]]
+        slug = "".join(c for c in str(v.verdict).lower() if c.isalnum())
+        mark = _footnote_mark(notes, v.hint) if v.hint and v.verdict != VerdictKind.NO_BASELINE else ""
+        row.append(f'<td class="verdict verdict-{slug}">{_e(cells["verdict"])}{mark}</td>')
+        rows.append(row)
+    return _table([VERDICT_HEADINGS[c] for c in _VERDICT_COLUMNS], rows)
 
 
-def _verdict_table(verdicts: Sequence[Mapping[str, Any]], notes: Footnotes) -> str:
-    rows = [[_verdict_cell(v, key, notes) for _, key in _VERDICT_COLUMNS] for v in verdicts]
-    return _table([heading for heading, _ in _VERDICT_COLUMNS], rows)
-
-
-def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
+def _verdicts_section(verdicts: Sequence[tuple[str, Verdict]]) -> str:
     """The decisive verdicts first (Verdict.decisive), every verdict folded below, hints as footnotes."""
-    decisive = [v for v in verdicts if is_decisive(str(v.get("verdict")), str(v.get("metric", "")))]
+    decisive = [(test, v) for test, v in verdicts if v.decisive]
     counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[str(v.get("verdict"))] = counts.get(str(v.get("verdict")), 0) + 1
+    for _, v in verdicts:
+        counts[str(v.verdict)] = counts.get(str(v.verdict), 0) + 1
     tally = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
     notes = Footnotes()
     shown = _verdict_table(decisive, notes)
@@ -211,30 +188,41 @@ def _verdicts_section(verdicts: Sequence[Mapping[str, Any]]) -> str:
             + _footnotes_html(notes))
 
 
-def _baseline_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> str:
+def _baseline_of(run: RunResult, b: BenchmarkResult, series: Series) -> BaselineSamples | None:
+    """The samples of the baseline a benchmark was compared with, for its primary series: the session's entry,
+    or what its JSON report kept (RunResult.from_report)."""
+    entry = run.baselines.get(b.record.nodeid)
+    if entry is None:
+        return b.baseline
+    duration, energy = (entry.metrics.get(m.name) for m in (series.duration, series.energy))
+    return BaselineSamples(entry.datetime, duration.samples if duration is not None else None,
+                           energy.samples if energy is not None else None)
+
+
+def _baseline_section(run: RunResult) -> str:
     """Per benchmark with a compared baseline: time and energy, baseline beside current, every sample shown."""
     figures = []
-    for b in benchmarks:
-        block = _energy_block(b)
-        base = block.get("baseline")
-        if not isinstance(base, Mapping):
+    for b in run.benchmarks:
+        series = primary_series(b.record)
+        base = _baseline_of(run, b, series) if series is not None else None
+        if series is None or base is None:
             continue
-        stats = b.get("stats") if isinstance(b.get("stats"), Mapping) else {}
         pairs = {}
-        if isinstance(base.get("duration_s"), Mapping):
-            pairs["time"] = (base["duration_s"].get("samples") or [], stats.get("data") or [])
-        if isinstance(base.get("energy_j"), Mapping):
-            pairs["energy"] = (base["energy_j"].get("samples") or [], block.get("data") or [])
-        name = str(b.get("name", "?"))
-        recorded = str(base.get("datetime") or "?")[:19].replace("T", " ")  # to the second
-        caption = f"{name} ({block.get('series') or 'rounds'}): baseline of {recorded}"
+        if base.duration_s is not None:
+            pairs["time"] = (base.duration_s, series.duration.samples)
+        if base.energy_j is not None:
+            pairs["energy"] = (base.energy_j, series.energy.samples)
+        name = b.record.name
+        recorded = (base.datetime or "?")[:19].replace("T", " ")  # to the second
+        caption = f"{name} ({series.title}): baseline of {recorded}"
         try:
             png = plot_baseline_vs_current(pairs, units={"time": "s", "energy": "J"}, title=name,
-                                           method=block.get("method"))
+                                           method=series.energy.method)
         except UsageError:
             continue  # no quantity with samples on both sides
         except PlotsUnavailable as exc:
             return f'<h2>Baseline vs current</h2><p class="note">{_e(exc)}</p>'
+        # (issue 18) A per-benchmark history chart goes here, beside this one.
         figures.append(_img(png, caption))
     if not figures:
         return ""
@@ -243,39 +231,35 @@ def _baseline_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> s
             f"<details open><summary>{len(figures)} chart(s)</summary>{''.join(figures)}</details>")
 
 
-def _is_measured(p: Mapping[str, Any]) -> bool:
-    return (not p.get("skipped_reason") and _num(p.get("j_per_example")) != fmt.MISSING
-            and _num(p.get("accuracy")) != fmt.MISSING)
-
-
-def _sweeps_section(points: Sequence[Mapping[str, Any]], plots: bool) -> str:
-    axes: dict[str, list[Mapping[str, Any]]] = {}
+def _sweeps_section(points: Sequence[SweepPoint], plots: bool) -> str:
+    axes: dict[str, list[SweepPoint]] = {}
     for p in points:
-        axes.setdefault(str(p.get("axis", "?")), []).append(p)
+        axes.setdefault(str(p.axis), []).append(p)
     parts = ["<h2>Sweeps: energy-accuracy trade-offs</h2>",
              '<p class="note">Highlighted rows are on the energy-accuracy Pareto frontier of their axis '
              "(no other point is both cheaper per example and at least as accurate).</p>"]
     for axis, members in axes.items():
-        measured = [p for p in members if _is_measured(p)]
+        measured = [p for p in members if not p.skipped_reason and fmt.is_number(p.j_per_example)
+                    and fmt.is_number(p.accuracy)]
         on_front = dict(zip(map(id, measured),
                             pareto_mask(measured, ("j_per_example",), ("accuracy",)) if measured else []))
         rows, classes = [], []
         for p in members:
-            mem, tokens, n = p.get("peak_memory_bytes"), p.get("tokens"), p.get("n_examples")
+            mem, tokens, n = p.peak_memory_bytes, p.tokens, p.n_examples
             rows.append([
-                _td(_e(p.get("value"))),
-                _td(_num(p.get("accuracy")), True),
-                _td(_num(p.get("j_per_example")), True),
-                _td(_num(p.get("j_per_correct")), True),
-                _td(_num(p.get("ms_per_example")), True),
-                _td(_num(mem / 2**20 if isinstance(mem, (int, float)) else None), True),
-                _td(_num(p.get("n_examples")), True),
+                _td(_e(p.value)),
+                _td(_num(p.accuracy), True),
+                _td(_num(p.j_per_example), True),
+                _td(_num(p.j_per_correct), True),
+                _td(_num(p.ms_per_example), True),
+                _td(_num(mem / 2**20 if fmt.is_number(mem) else None), True),
+                _td(_num(n), True),
                 _td(_num(tokens / n if isinstance(tokens, int) and isinstance(n, int) and n else None), True),
-                _td(_method(p.get("method"))),
+                _td(_method(p.method)),
                 _td("yes" if on_front.get(id(p)) else ""),
-                _td(_e(p.get("skipped_reason") or "")),
+                _td(_e(p.skipped_reason or "")),
             ])
-            classes.append("skipped" if p.get("skipped_reason") else ("front" if on_front.get(id(p)) else ""))
+            classes.append("skipped" if p.skipped_reason else ("front" if on_front.get(id(p)) else ""))
         parts.append(f"<h3>{_e(AXIS_TITLES.get(axis, axis))}</h3>")
         parts.append(_table(["value", "accuracy", "J/example", "J/correct", "ms/example", "peak memory (MiB)",
                              "examples", "tokens/example", "energy method", "frontier", "skipped because"],
@@ -289,23 +273,23 @@ def _sweeps_section(points: Sequence[Mapping[str, Any]], plots: bool) -> str:
     return "".join(parts)
 
 
-def _finetune_section(benchmarks: Sequence[Mapping[str, Any]], plots: bool) -> str:
+def _finetune_section(run: RunResult, plots: bool) -> str:
     parts = []
-    for b in benchmarks:
-        for proto in _bench_field(b, "protocols") or []:
-            curve = proto.get("curve") if isinstance(proto, Mapping) else None
-            if not curve:
+    for record in run.records:
+        for proto in record.protocols:
+            if not isinstance(proto, FinetuneResult) or not proto.curve:
                 continue
-            name = str(b.get("name", "?"))
+            name = record.name
             parts.append(f"<h3>{_e(name)}</h3>")
-            summary = {k: v for k, v in proto.items() if not isinstance(v, (list, dict))}
+            fields = proto.to_dict()
+            summary = {k: v for k, v in fields.items() if not isinstance(v, (list, dict))}
             parts.append(_table(["field", "value"], [
                 [_td(_e(k)), _td(_num(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _e(v))]
                 for k, v in summary.items()]))
             if plots:
                 try:
-                    png = plot_finetune_curves(curve, cutoff=proto.get("cutoff"), method=proto.get("method"),
-                                               higher_is_better=proto.get("higher_is_better", True),
+                    png = plot_finetune_curves(fields["curve"], cutoff=proto.cutoff, method=proto.method,
+                                               higher_is_better=proto.higher_is_better,
                                                title=f"Fine-tuning curve: {name}")
                     parts.append(_img(png, f"Fine-tuning curve: {name}"))
                 except PlotsUnavailable as exc:
@@ -319,94 +303,96 @@ def _kv_section(title: str, info: Mapping[str, Any]) -> str:
     return f"<h2>{_e(title)}</h2>" + _table(["field", "value"], rows) if rows else ""
 
 
-def sweep_points_from_report(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Sweep points that benchmarks stored in `extra_info["sweep_point"]` (see pytest_energy.protocols.sweeps)."""
+def sweep_points_of(run: RunResult) -> list[SweepPoint]:
+    """Sweep points that benchmarks stored in `extra_info["sweep_point"]` (see pytest_energy.protocols.sweeps),
+    with the base configuration shown on every axis it belongs to."""
     out, base = [], None
-    for b in report.get("benchmarks") or []:
-        extra = b.get("extra_info") or {}
-        point = extra.get(SWEEP_POINT_KEY)
+    for record in run.records:
+        point = record.extra_info.get(SWEEP_POINT_KEY)
         if isinstance(point, Mapping):
-            out.append(point)
-            base = extra.get(SWEEP_BASE_KEY, base)
-    if isinstance(base, Mapping):
-        # The base configuration is measured once; show it on every axis it belongs to.
-        return [p.to_dict() for p in complete_axes([SweepPoint.from_dict(d) for d in out], base)]
-    return out
+            out.append(SweepPoint.from_dict(point))
+            base = record.extra_info.get(SWEEP_BASE_KEY, base)
+    return complete_axes(out, base) if isinstance(base, Mapping) else out
 
 
-def verdicts_from_report(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """Baseline verdict rows from each benchmark's `energy.comparison`, with the test name first."""
-    out = []
-    for b in report.get("benchmarks") or []:
-        for v in _bench_field(b, "comparison") or []:
-            if isinstance(v, Mapping):
-                out.append({"test": b.get("name", "?"), **v})
-    return out
+def sweep_points_from_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """sweep_points_of a JSON report's run, as dicts."""
+    return [p.to_dict() for p in sweep_points_of(_run_of(report))]
 
 
-def render_html_report(report: Mapping[str, Any] | None = None, *,
-                       sweep_points: Sequence[Mapping[str, Any]] | None = None,
-                       verdicts: Sequence[Mapping[str, Any]] | None = None,
+def _run_of(report: RunResult | Mapping[str, Any] | None) -> RunResult:
+    """A RunResult; a JSON report (a file read back, or what report.outputs hands over) is read into one first."""
+    if isinstance(report, RunResult):
+        return report
+    if report is None:
+        return RunResult(MeterInfo("none", ()), None, [])
+    try:
+        return RunResult.from_report({"energy": {}, **report})
+    except ValueError as exc:
+        raise UsageError(f"HTML report: {exc}") from None
+
+
+def _verdicts_of(run: RunResult) -> list[tuple[str, Verdict]]:
+    return [(b.record.name, v) for b in run.benchmarks if b.outcome is not None for v in b.outcome.verdicts]
+
+
+def render_html_report(run: RunResult | Mapping[str, Any] | None = None, *,
+                       sweep_points: Sequence[SweepPoint | Mapping[str, Any]] | None = None,
                        images: Mapping[str, bytes] | None = None, about: Mapping[str, Any] | None = None,
                        title: str = "pytest-energy report", plots: bool = True,
                        sections: Sequence[tuple[str, str]] = ()) -> str:
     """The whole report as one HTML string.
 
-    - `report`: the --energy-json dict (pytest-benchmark layout): `benchmarks[]` with `name`,
-      `fullname`, `group`, `stats{mean, stddev, rounds, ...}` in seconds, an `energy` block
-      (`method`, `stats{mean, stddev, ...}` in J, `power_w`, `metrics{name: Metric dict}`,
-      `protocols[]`, `comparison[]`) and `extra_info`; `machine_info`, `commit_info` and the
-      session's `energy` block become small tables. Fine-tuning curves are drawn from protocols
-      carrying a `curve`.
-    - `sweep_points`: SweepPoint dicts; by default those the benchmarks stored in
+    - `run`: the RunResult; a --energy-json report (dict) is read into one first (RunResult.from_report).
+      Its benchmarks, metrics, verdicts (the rows of report/tables, hints as footnotes), fine-tuning curves
+      (protocols with a `curve`), baseline-vs-current charts and its session, machine and commit facts.
+    - `sweep_points`: SweepPoints (or their dicts); by default those the benchmarks stored in
       `extra_info["sweep_point"]`.
-    - `verdicts`: baseline comparison rows (any keys; a `verdict`/`status` column is coloured); by
-      default every benchmark's `energy.comparison`.
     - `images`: extra PNGs, {caption: bytes}.
     - `about`: facts about the run shown first (model, task, examples per point, ...).
     - `plots=False` leaves figures out (they are also left out, with a note, without matplotlib).
     - `sections`: (heading, HTML) pairs appended after the tables, e.g. HULK score tables; the HTML must
       already be escaped (tabulate's "html" format escapes cell text).
     """
-    report = report or {}
-    benchmarks = list(report.get("benchmarks") or [])
-    sweep_points = list(sweep_points_from_report(report) if sweep_points is None else sweep_points)
-    verdicts = list(verdicts_from_report(report) if verdicts is None else verdicts)
+    run = _run_of(run)
+    points = sweep_points_of(run) if sweep_points is None else [
+        p if isinstance(p, SweepPoint) else SweepPoint.from_dict(p) for p in sweep_points]
+    verdicts = _verdicts_of(run)
     body = [f"<h1>{_e(title)}</h1>"]
-    when = report.get("datetime")
-    if when:
-        body.append(f'<p class="note">Generated {_e(when)}</p>')
-    methods = {str(_energy_block(b).get("method")) for b in benchmarks} | {str(p.get("method")) for p in sweep_points}
-    if any("estimate" in m for m in methods):
+    if run.datetime:
+        body.append(f'<p class="note">Generated {_e(run.datetime)}</p>')
+    methods = {str(s.energy.method) for s in map(primary_series, run.records) if s} | {str(p.method) for p in points}
+    if any(is_estimate(m) for m in methods):
         body.append('<p class="note"><span class="method-estimate">estimate</span>: energy modelled as process '
                     "CPU time \u00d7 watts per core because no energy counter was readable; not a measurement.</p>")
     if about:
         body.append(_kv_section("About this run", about))
     if verdicts:
         body.append(_verdicts_section(verdicts))
-    if benchmarks:
-        body.append(_benchmarks_section(benchmarks))
-        body.append(_metrics_section(benchmarks))
-    if sweep_points:
-        body.append(_sweeps_section(sweep_points, plots))
-    if benchmarks:
-        body.append(_finetune_section(benchmarks, plots))
+    if run.benchmarks:
+        body.append(_benchmarks_section(run))
+        body.append(_metrics_section(run))
+    if points:
+        body.append(_sweeps_section(points, plots))
+    if run.benchmarks:
+        body.append(_finetune_section(run, plots))
         if plots:
-            body.append(_baseline_section(benchmarks, plots))
+            body.append(_baseline_section(run))
     for heading, section_html in sections:
         body.append(f"<h2>{_e(heading)}</h2>{section_html}")
     if images:
         body.append("<h2>Figures</h2>" + "".join(_img(png, cap) for cap, png in images.items()))
-    for key, heading in (("energy", "Energy session"), ("machine_info", "Machine"), ("commit_info", "Commit")):
-        if isinstance(report.get(key), Mapping):
-            body.append(_kv_section(heading, report[key]))
+    for info, heading in ((run.session_info, "Energy session"), (run.machine_info, "Machine"),
+                          (run.commit_info, "Commit")):
+        if info:
+            body.append(_kv_section(heading, info))
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{_e(title)}</title><style>{_CSS}</style></head>"
             f"<body>{''.join(body)}</body></html>\n")
 
 
-def write_html_report(path: str | Path, report: Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
-    """Render with `render_html_report(report, **kwargs)` and write UTF-8 to `path`; returns the path."""
+def write_html_report(path: str | Path, run: RunResult | Mapping[str, Any] | None = None, **kwargs: Any) -> Path:
+    """Render with `render_html_report(run, **kwargs)` and write UTF-8 to `path`; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_atomic(path, render_html_report(report, **kwargs), what="HTML report")
+    return write_atomic(path, render_html_report(run, **kwargs), what="HTML report")

@@ -17,16 +17,95 @@ Everything about energy lives under keys those tools ignore.
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
-from typing import Any
+import statistics
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..gate.stats import describe
-from ..records import TestRecord
+from ..errors import UsageError
+from ..records import SCHEMA_VERSION, TestRecord, Verdict
 from .format import mean_sd
 from .series import primary_series
-from .tables import footprint_of, hulk_tables
+from .tables import footprint_of, hulk_table_dict, hulk_tables
+
+if TYPE_CHECKING:
+    from ..gate.baselines import BaselineEntry
+    from ..records import RunResult
+    from .series import Series
+
+
+# --- pytest-benchmark's `stats` block: a format of its JSON, so it is written here, not in the gate ----------
+
+def _quartiles(sorted_data: list[float]) -> tuple[float, float]:
+    """Q1 and Q3 exactly as pytest-benchmark computes them, so our tables line up with its JSON.
+
+    Even n: medians of the lower and upper halves (Wikipedia "method 1/2"); odd n: "method 3", a weighted
+    average of the two order statistics around the quarter positions; n = 1: the sample itself.
+    """
+    n = len(sorted_data)
+    d = sorted_data
+    if n == 1:
+        return d[0], d[0]
+    if n % 2 == 0:
+        return statistics.median(d[: n // 2]), statistics.median(d[n // 2:])
+    k, rest = divmod(n, 4)
+    if rest == 1:
+        return 0.25 * d[k - 1] + 0.75 * d[k], 0.75 * d[3 * k] + 0.25 * d[3 * k + 1]
+    return 0.75 * d[k] + 0.25 * d[k + 1], 0.25 * d[3 * k + 1] + 0.75 * d[3 * k + 2]
+
+
+def describe(samples: Sequence[float]) -> dict[str, Any]:
+    """pytest-benchmark's `stats` block for `samples`, in the samples' own unit.
+
+    Keys: min, max, mean, stddev, median, iqr, q1, q3, iqr_outliers, stddev_outliers, outliers ("a;b" =
+    stddev outliers;IQR outliers), ld15iqr, hd15iqr, ops, total, rounds, iterations (always 1: every sample
+    is one round). stddev is the sample (n-1) standard deviation, 0 for a single sample; ops is 1/mean
+    (rounds/total), 0 when the total is 0. Raises UsageError for no samples: there is nothing to describe.
+    """
+    data = [float(x) for x in samples]
+    if not data:
+        raise UsageError("describe() needs at least one sample; got none")
+    n = len(data)
+    s = sorted(data)
+    mean = statistics.mean(data)
+    stddev = statistics.stdev(data) if n > 1 else 0.0
+    q1, q3 = _quartiles(s)
+    iqr = q3 - q1
+    low_fence, high_fence = q1 - 1.5 * iqr, q3 + 1.5 * iqr
+    iqr_outliers = sum(1 for x in data if x < low_fence or x > high_fence)
+    stddev_outliers = sum(1 for x in data if x < mean - stddev or x > mean + stddev)
+    if n == 1:
+        ld15iqr = hd15iqr = data[0]
+    else:
+        ld15iqr = s[bisect.bisect_left(s, low_fence)]
+        # pytest-benchmark takes the datum at bisect_right of the upper fence (the first one above it, or
+        # the maximum); we keep that quirk so hd15iqr matches its reports for the same samples.
+        pos = bisect.bisect_right(s, high_fence)
+        hd15iqr = s[-1] if pos == n else s[pos]
+    total = math.fsum(data)
+    return {
+        "min": s[0],
+        "max": s[-1],
+        "mean": mean,
+        "stddev": stddev,
+        "median": statistics.median(s),
+        "iqr": iqr,
+        "q1": q1,
+        "q3": q3,
+        "iqr_outliers": iqr_outliers,
+        "stddev_outliers": stddev_outliers,
+        "outliers": f"{stddev_outliers};{iqr_outliers}",
+        "ld15iqr": ld15iqr,
+        "hd15iqr": hd15iqr,
+        "ops": n / total if total else 0,
+        "total": total,
+        "rounds": n,
+        "iterations": 1,
+    }
+
 
 
 def json_safe(value: Any) -> Any:
@@ -50,7 +129,7 @@ def _summary(samples: list[float]) -> dict[str, Any]:
     return {"mean": mean, "stddev": sd, "n": len(samples), "samples": list(samples)}
 
 
-def baseline_block(entry: Any, series: Any) -> dict[str, Any] | None:
+def baseline_block(entry: BaselineEntry | None, series: Series | None) -> dict[str, Any] | None:
     """The baseline a benchmark was compared with, for its primary series: what the charts draw."""
     if entry is None or series is None:
         return None
@@ -62,9 +141,17 @@ def baseline_block(entry: Any, series: Any) -> dict[str, Any] | None:
     return out if "duration_s" in out or "energy_j" in out else None
 
 
-def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[dict] | None = None,
+def verdict_json(v: Verdict) -> dict[str, Any]:
+    """A verdict as the report's `comparison` lists it: the fields it has always had. The rule kind is left
+    out (it would change every report file); reading a report back infers it from `rule` (records)."""
+    d = v.to_dict()
+    del d["rule_kind"]
+    return d
+
+
+def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[dict[str, Any]] | None = None,
                     footprint: dict[str, Any] | None = None, *, call_duration_s: float | None = None,
-                    baseline: Any = None) -> dict[str, Any] | None:
+                    baseline: BaselineEntry | None = None) -> dict[str, Any] | None:
     """One benchmark in pytest-benchmark's layout; None when there is no time at all to put in `stats`."""
     series = primary_series(record)
     durations = series.duration.samples if series else []
@@ -106,7 +193,7 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
         "peak_memory_source": windows[0].peak_memory_source if windows else None,
         "warnings": sorted({m for w in record.windows for m in w.warnings}),
         "metrics": {name: m.to_dict() for name, m in record.metrics.items()},
-        "protocols": record.protocols,
+        "protocols": [p.to_dict() for p in record.protocols],
         "footprint": footprint,
         "comparison": verdicts,
         "baseline": baseline_block(baseline, series),
@@ -126,27 +213,31 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
     }
 
 
-def build_report(run: Any) -> dict[str, Any]:
-    """The report of a RunResult (pytest_energy.session)."""
+def build_report(run: RunResult) -> dict[str, Any]:
+    """The report of a RunResult. A benchmark read back from a report (RunResult.from_report) is written as
+    it was read."""
     benchmarks, left_out = [], []
     for b in run.benchmarks:
+        if b.reported is not None:
+            benchmarks.append(b.reported)
+            continue
         options = {"rounds": b.settings.rounds, "warmup": b.settings.warmup, "reference": b.settings.reference,
                    "meter": run.meter.name}
-        verdicts = [v.to_dict() for v in b.outcome.verdicts] if b.outcome is not None else None
-        entry = benchmark_entry(b.record, options, verdicts, footprint_of(b.record, run.config.carbon),
-                                call_duration_s=getattr(b, "call_duration_s", None),
-                                baseline=getattr(run, "baselines", {}).get(b.record.nodeid))
+        verdicts = [verdict_json(v) for v in b.outcome.verdicts] if b.outcome is not None else None
+        carbon = run.config.carbon if run.config is not None else None
+        entry = benchmark_entry(b.record, options, verdicts, footprint_of(b.record, carbon),
+                                call_duration_s=b.call_duration_s, baseline=run.baselines.get(b.record.nodeid))
         if entry is None:
             # Never `"stats": null`: it makes pytest-benchmark compare drop the whole file.
             left_out.append({"fullname": b.record.nodeid, "reason": "no time measured: nothing for `stats`",
                              "metrics": {name: m.to_dict() for name, m in b.record.metrics.items()}})
             continue
         # The fingerprint it was judged with (an xdist worker's own GPUs) and where it ran; merge reads both.
-        for key in ("machine", "placement"):
-            if getattr(b, key, None) is not None:
-                entry["energy"][key] = getattr(b, key)
+        for key, value in (("machine", b.machine), ("placement", b.placement)):
+            if value is not None:
+                entry["energy"][key] = value
         benchmarks.append(entry)
-    session = dict(run.session_info or {})
+    session = {**run.session_info, "schema": SCHEMA_VERSION}
     if left_out:
         session["not_in_benchmarks"] = left_out
     report = {
@@ -158,9 +249,10 @@ def build_report(run: Any) -> dict[str, Any]:
         "energy": session,
     }
     tables = hulk_tables(run)
-    reference = getattr(run, "hulk_reference", None)
-    if tables or (reference and reference.get("entry")):
+    reference = run.hulk_reference
+    if tables or (reference is not None and reference.entry):
         # HULK Tables 3 and 4 as data (per table: reference, tasks, rows of costs, scores and overall) and the
         # stored reference scored against; only when there are some; a key pytest-benchmark's readers ignore.
-        report["hulk"] = {"reference": reference, "tables": [t.to_dict() for t in tables]}
+        report["hulk"] = {"reference": reference.to_dict() if reference is not None else None,
+                          "tables": [hulk_table_dict(t) for t in tables]}
     return report

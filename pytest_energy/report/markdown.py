@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import html
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..records import Method, VerdictKind, is_estimate
+from ..records import Method, Verdict, VerdictKind, is_estimate
 from . import format as fmt
 from .series import ENERGY_HEADERS, energy_rows, primary_series
-from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, Footnotes, footprint_line, hulk_blocks,
-                     protocol_rows)
+from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, VERDICT_HEADINGS, Footnotes, footprint_line, hulk_blocks,
+                     protocol_rows, verdict_row)
+
+if TYPE_CHECKING:
+    from ..records import RunResult
 
 __all__ = ["cell", "comparison_markdown", "run_markdown"]
 
 # Worst first, so the counts line reads from what needs attention to what does not.
 _COUNT_ORDER = (VerdictKind.REGRESSION, VerdictKind.INCONCLUSIVE, VerdictKind.NO_BASELINE, VerdictKind.IMPROVED,
                 VerdictKind.PASS)
-VERDICT_HEADERS = ["Test", "Metric", "Baseline", "Current", "Change", "p", "Verdict"]
+# The verdict table's columns (report/tables.verdict_row): the rule is said in the legend above the table.
+_VERDICT_COLUMNS = ("test", "metric", "baseline", "current", "change", "p", "verdict")
 ESTIMATE_NOTE = f"Method `{Method.ESTIMATE}`: energy modelled from CPU time x watts per core, not measured."
 
 
@@ -50,7 +54,7 @@ def _details(summary: str, body: list[str]) -> list[str]:
     return [f"<details><summary>{cell(summary)}</summary>", "", *body, "", "</details>", ""]
 
 
-def _verdict_text(v: Any, footnotes: Footnotes) -> str:
+def _verdict_text(v: Verdict, footnotes: Footnotes) -> str:
     text = str(v.verdict)
     if v.verdict == VerdictKind.REGRESSION:
         text = f"**{text}**"
@@ -59,7 +63,7 @@ def _verdict_text(v: Any, footnotes: Footnotes) -> str:
     return text
 
 
-def comparison_markdown(results: Sequence[tuple[str, Sequence[Any]]],
+def comparison_markdown(results: Sequence[tuple[str, Sequence[Verdict]]],
                         footnotes: Footnotes | None = None) -> list[str]:
     """Verdict table rows, in the order given (run order): Test | Metric | Baseline | Current | Change | p | Verdict.
 
@@ -72,28 +76,26 @@ def comparison_markdown(results: Sequence[tuple[str, Sequence[Any]]],
     rows = []
     for label, verdicts in results:
         for v in verdicts:
-            rows.append([label, v.metric, fmt.value(v.baseline_value, v.unit), fmt.value(v.current_value, v.unit),
-                         fmt.change(v.change_pct), "-" if v.p_value is None else fmt.p_value(v.p_value),
-                         _verdict_text(v, footnotes)])
+            rows.append(verdict_row(label, v, _verdict_text(v, footnotes), _VERDICT_COLUMNS))
     if not rows:
         return ["No energy benchmark was compared with a baseline."]
-    lines = _table(VERDICT_HEADERS, rows, "llrrrrl")
+    lines = _table([VERDICT_HEADINGS[c] for c in _VERDICT_COLUMNS], rows, "llrrrrl")
     if own and footnotes.texts:
         lines += ["", *_footnote_lines(footnotes)]
     return lines
 
 
-def _labels(run: Any) -> dict[str, str]:
+def _labels(run: RunResult) -> dict[str, str]:
     """Short test names (`test_x[a]`) where unambiguous in this run, else the node id."""
     names = [b.record.name for b in run.benchmarks]
     return {b.record.nodeid: b.record.name if names.count(b.record.name) == 1 else b.record.nodeid
             for b in run.benchmarks}
 
 
-def _against(run: Any) -> str:
+def _against(run: RunResult) -> str:
     """'baselines/ (recorded 2025-01-01 at abc1234)': what the verdicts compare with."""
     where = f"`{cell(run.config.display_path(run.config.baseline_path))}/`"
-    entries = list(getattr(run, "baselines", {}).values())
+    entries = list(run.baselines.values())
     commits = sorted({str(e.commit.get("id") or "")[:7] for e in entries} - {""})
     dates = sorted({str(e.datetime)[:10] for e in entries} - {""})
     facts = []
@@ -104,7 +106,7 @@ def _against(run: Any) -> str:
     return f"{where} ({', '.join(facts)})" if facts else where
 
 
-def _headline(run: Any, labels: dict[str, str]) -> list[str]:
+def _headline(run: RunResult, labels: dict[str, str]) -> list[str]:
     """The verdict in a few lines: regressions (or failures) by how much and against what, else the tally."""
     judged = [b for b in run.benchmarks if b.outcome is not None]
     verdicts = [v for b in judged for v in b.outcome.verdicts]
@@ -152,7 +154,7 @@ def _headline(run: Any, labels: dict[str, str]) -> list[str]:
     return lines
 
 
-def _meter_line(run: Any) -> str:
+def _meter_line(run: RunResult) -> str:
     meter = run.meter
     devices = ", ".join(f"{cell(d.device)} {cell(d.name)} ({cell(d.method)})" for d in meter.devices)
     line = f"Meter `{cell(meter.name)}`" + (f": {devices}." if devices else ".")
@@ -161,7 +163,7 @@ def _meter_line(run: Any) -> str:
     return line
 
 
-def _notes(run: Any, labels: dict[str, str]) -> list[str]:
+def _notes(run: RunResult, labels: dict[str, str]) -> list[str]:
     """Each distinct note once, with the tests it concerns (a suite's first run has one note per test)."""
     by_note: dict[str, list[str]] = {}
     for b in run.benchmarks:
@@ -175,7 +177,7 @@ def _notes(run: Any, labels: dict[str, str]) -> list[str]:
     return lines
 
 
-def run_markdown(run: Any) -> str:
+def run_markdown(run: RunResult) -> str:
     """The pull-request / job-summary view of a RunResult: verdict first, then the folded details."""
     labels = _labels(run)
     footnotes = Footnotes()

@@ -1,19 +1,22 @@
 """The terminal summary: what was metered and how, per-test figures, protocol tables, verdicts, HULK, footprint.
 
-A pure function of a RunResult (pytest_energy.session); the plugin prints the lines.
+A pure function of a RunResult (pytest_energy.records); the plugin prints the lines.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
-from ..records import VerdictKind
+from ..records import MeterInfo, VerdictKind
 from .series import energy_table
 from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, VERDICT_HEADERS, footprint_line, hulk_blocks,
                      protocol_rows, verdict_row)
 
+if TYPE_CHECKING:
+    from ..records import RunResult
 
-def header_lines(meter: Any) -> list[str]:
+
+def header_lines(meter: MeterInfo) -> list[str]:
     """The meter, how it measures, and why better meters were passed over."""
     methods = ", ".join(sorted({str(d.method) for d in meter.devices}))
     devices = ", ".join(f"{d.device} ({d.name})" for d in meter.devices)
@@ -34,7 +37,7 @@ def _table(rows: list[list[str]], headers: list[str]) -> list[str]:
     return tabulate(rows, headers=headers, disable_numparse=True).splitlines()
 
 
-def protocol_lines(run: Any) -> list[str]:
+def protocol_lines(run: RunResult) -> list[str]:
     finetune, inference = protocol_rows(run.records)
     lines: list[str] = []
     if finetune:
@@ -46,7 +49,7 @@ def protocol_lines(run: Any) -> list[str]:
     return lines
 
 
-def comparison_lines(run: Any) -> list[str]:
+def comparison_lines(run: RunResult) -> list[str]:
     """Verdicts worth reading in a terminal: every non-PASS verdict and each test's energy; the rest
     (often a dozen PASS lines per test) is counted here and listed in full in JSON, markdown and HTML."""
     rows, notes, hints = [], [], []
@@ -91,7 +94,7 @@ def comparison_lines(run: Any) -> list[str]:
     return lines
 
 
-def inconclusive_lines(run: Any, count: int) -> list[str]:
+def inconclusive_lines(run: RunResult, count: int) -> list[str]:
     """Say what INCONCLUSIVE means for this run's exit status, and how to turn it into a decision."""
     if not count:
         return []
@@ -102,7 +105,7 @@ def inconclusive_lines(run: Any, count: int) -> list[str]:
             "JSON and markdown reports); --energy-fail-on-inconclusive makes them fail."]
 
 
-def terminal_lines(run: Any) -> list[str]:
+def terminal_lines(run: RunResult) -> list[str]:
     lines = header_lines(run.meter)
     table = energy_table(run.records)
     if table:
@@ -116,7 +119,7 @@ def terminal_lines(run: Any) -> list[str]:
     footprint = footprint_line(run)
     if footprint:
         lines += ["", footprint]
-    notes = getattr(run, "baseline_notes", [])
+    notes = run.baseline_notes
     if notes:
         lines += [""] + notes
     lines += [f"wrote {p}" for p in run.written]

@@ -10,7 +10,7 @@ from pytest_energy.analysis.hulk_store import (REFERENCE_FILENAME, Slot, add_sco
                                                reference_from_records, save_reference, score_metric, slots_of)
 from pytest_energy.errors import BaselineError
 from pytest_energy.gate.baselines import NOT_BASELINES, BaselineStore
-from pytest_energy.records import TestRecord
+from pytest_energy.records import TestRecord, protocol_from_dict
 
 MACHINE = {"method": "estimate", "gpus": [], "cpu_model": "Xeon", "estimate_watts_per_core": 10.0, "python": "3.11"}
 OTHER = {**MACHINE, "cpu_model": "EPYC"}
@@ -22,9 +22,9 @@ def finetune(nodeid, task, durations, energies=None, *, model="bert-large", cuto
     if task:
         r.extra_info["hulk_task"] = task
     if not durations:  # not reached: the protocol ran, but there is no cost to the cut-off
-        r.protocols.append({"protocol": "finetune", "cutoff": cutoff, "reached": False})
+        r.protocols.append(protocol_from_dict({"protocol": "finetune", "cutoff": cutoff, "reached": False}))
     for i, d in enumerate(durations):
-        r.protocols.append({"protocol": "finetune", "cutoff": cutoff, "reached": True})
+        r.protocols.append(protocol_from_dict({"protocol": "finetune", "cutoff": cutoff, "reached": True}))
         r.metric("finetune.duration_s", "s").add(d)
         r.metric("finetune.energy_j", "J", method="estimate").add((energies or durations)[i] * 20)
     return r
@@ -33,7 +33,7 @@ def finetune(nodeid, task, durations, energies=None, *, model="bert-large", cuto
 def inference(nodeid, task, ms, *, batch=1, model="bert-large"):
     r = TestRecord(nodeid, nodeid.rsplit("::", 1)[-1], extra_info={"model": model, "hulk_task": task})
     for x in ms:
-        r.protocols.append({"protocol": "inference", "batch_size": batch})
+        r.protocols.append(protocol_from_dict({"protocol": "inference", "batch_size": batch}))
         r.metric("inference.ms_per_example", "ms").add(x)
         r.metric("inference.j_per_example", "J/example", method="estimate").add(x / 100)
     return r
@@ -132,7 +132,7 @@ def test_slots_come_from_protocols_and_tasks():
     sweep.extra_info["sweep_point"] = {"axis": "max_length"}
     assert slots_of(sweep) == []  # sweep points vary one model's settings: not HULK rows
     mixed = inference("t.py::m", "sst2", [1.0])
-    mixed.protocols.append({"protocol": "inference", "batch_size": 32})
+    mixed.protocols.append(protocol_from_dict({"protocol": "inference", "batch_size": 32}))
     assert slots_of(mixed) == []  # its cost metric mixes two batch sizes
 
 

@@ -8,8 +8,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.errors import UsageError
-from pytest_energy.gate.stats import (describe, digamma, f_sf, t_isf, t_sf, trigamma, trigamma_inverse, trimmed,
-                                      welch, welch_one_sided)
+from pytest_energy.gate.stats import (digamma, f_sf, t_isf, t_sf, trigamma, trigamma_inverse, trimmed, welch,
+                                      welch_one_sided)
+from pytest_energy.report.json import describe
 
 finite = st.floats(min_value=-1e6, max_value=1e6, allow_nan=False, allow_infinity=False)
 

@@ -10,8 +10,18 @@ from pytest_energy.report.html import render_html_report, write_html_report
 EVIL = '<script>alert("x")</script>&'
 
 
+def _metric(name, unit, samples, method=None):
+    return {"name": name, "unit": unit, "kind": "measured", "better": "lower", "samples": samples, "method": method}
+
+
+def _verdict(metric, verdict, change_pct, **fields):
+    return {"metric": metric, "unit": "J", "kind": "measured", "better": "lower", "verdict": verdict,
+            "baseline_value": None, "current_value": 1.0, "change_pct": change_pct, "p_value": None,
+            "tolerance": 0.08, "n_baseline": 5, "n_current": 5, **fields}
+
+
 def json_report():
-    """The --energy-json layout (pytest_energy.report.json_report.build_report)."""
+    """The --energy-json layout (pytest_energy.report.json.build_report), read into a RunResult to render."""
     curve = [{"step": s, "train_duration_s": s + 1.0, "train_energy_j": 10.0 * (s + 1), "wall_s": s + 2.0,
               "wall_energy_j": 12.0 * (s + 1), "score": 0.6 + s / 20} for s in range(6)]
     return {
@@ -23,15 +33,17 @@ def json_report():
             {"name": f"test_a[{EVIL}]", "fullname": "benchmarks/test_a.py::test_a", "group": None,
              "stats": {"mean": 0.5, "stddev": 0.01, "rounds": 5},
              "energy": {"unit": "J", "method": "estimate", "stats": {"mean": 5.0, "stddev": 0.2}, "power_w": 10.0,
-                        "metrics": {"inference.j_per_example": {
-                            "name": "inference.j_per_example", "unit": "J/example", "kind": "measured",
-                            "samples": [0.1, 0.3], "method": "estimate"}},
+                        "metrics": {  # 5 rounds: time 0.5 +- 0.01 s, energy 5 +- 0.2 J
+                            "duration_s": _metric("duration_s", "s", [0.49, 0.51, 0.49, 0.51, 0.5]),
+                            "energy_j": _metric("energy_j", "J", [4.8, 5.2, 4.8, 5.2, 5.0], "estimate"),
+                            "inference.j_per_example": _metric("inference.j_per_example", "J/example", [0.1, 0.3],
+                                                               "estimate")},
                         "protocols": [],
-                        "comparison": [{"metric": "energy_j", "change_pct": 12.0, "verdict": "REGRESSION"},
-                                       {"metric": EVIL, "change_pct": None, "verdict": "INCONCLUSIVE"}]},
+                        "comparison": [_verdict("energy_j", "REGRESSION", 12.0),
+                                       _verdict(EVIL, "INCONCLUSIVE", None)]},
              "extra_info": {"sweep_point": sweep_points()[0]}},
             {"name": "test_ft", "fullname": "benchmarks/test_ft.py::test_ft", "stats": None,
-             "energy": {"method": "rapl", "stats": None, "power_w": None,
+             "energy": {"method": "rapl", "stats": None, "power_w": None, "metrics": {},
                         "protocols": [{"protocol": "finetune", "cutoff": 0.8, "method": "rapl", "reached": True,
                                        "higher_is_better": True, "curve": curve}]},
              "extra_info": {}},
@@ -126,7 +138,8 @@ def test_report_sweep_points_get_the_base_point_on_every_axis():
         settings = {**base, axis: value}
         point = {"axis": axis, "value": value, "settings": settings, "accuracy": 0.9, "j_per_example": j,
                  "ms_per_example": 1.0, "method": "estimate", "n_examples": 10}
-        return {"name": f"test_sweep[{axis}-{value}]", "extra_info": {"sweep_point": point, "sweep_base": base}}
+        return {"name": f"test_sweep[{axis}-{value}]", "fullname": f"t.py::test_sweep[{axis}-{value}]",
+                "energy": {"metrics": {}}, "extra_info": {"sweep_point": point, "sweep_base": base}}
 
     report = {"benchmarks": [bench("max_length", 64, 0.2), bench("max_length", 128, 0.4),
                              bench("precision", "bf16", 0.15)]}
@@ -144,15 +157,19 @@ def report_with_baseline():
     bench = report["benchmarks"][0]
     bench["stats"]["data"] = [0.5, 0.51, 0.49]
     bench["energy"]["data"] = [5.0, 5.2, 4.8]
+    bench["energy"]["metrics"]["duration_s"]["samples"] = [0.5, 0.51, 0.49]
+    bench["energy"]["metrics"]["energy_j"]["samples"] = [5.0, 5.2, 4.8]
     bench["energy"]["series"] = "rounds"
     bench["energy"]["baseline"] = {"datetime": "2025-01-01T00:00:00", "commit": "abc",
                                    "duration_s": {"mean": 0.4, "stddev": 0.01, "n": 3, "samples": [0.4, 0.41, 0.39]},
                                    "energy_j": {"mean": 4.0, "stddev": 0.1, "n": 3, "samples": [4.0, 4.1, 3.9]}}
     bench["energy"]["comparison"] = [
-        {"metric": "energy_j", "unit": "J", "kind": "measured", "verdict": "INCONCLUSIVE", "baseline_value": 4.0,
+        {"metric": "energy_j", "unit": "J", "kind": "measured", "better": "lower", "verdict": "INCONCLUSIVE",
+         "baseline_value": 4.0,
          "current_value": 5.0, "change_pct": 25.0, "p_value": 0.07, "tolerance": 0.08, "n_baseline": 3,
          "n_current": 3, "hint": HINT, "rule": "within-run Welch"},
-        {"metric": "duration_s", "unit": "s", "kind": "measured", "verdict": "INCONCLUSIVE", "baseline_value": 0.4,
+        {"metric": "duration_s", "unit": "s", "kind": "measured", "better": "lower", "verdict": "INCONCLUSIVE",
+         "baseline_value": 0.4,
          "current_value": 0.5, "change_pct": 25.0, "p_value": 0.06, "tolerance": 0.08, "n_baseline": 3,
          "n_current": 3, "hint": HINT, "rule": "within-run Welch"}]
     return report
@@ -177,3 +194,17 @@ def test_a_baseline_vs_current_chart_per_compared_benchmark():
     section = with_baseline[with_baseline.index("<h2>Baseline vs current</h2>"):]
     assert len(re.findall(r'<img src="data:image/png;base64,', section)) == 1
     assert html_escaped(f"test_a[{EVIL}] (rounds): baseline of 2025-01-01 00:00:00") in section
+
+
+def test_a_run_result_renders_as_its_json_report_does_with_the_shared_verdict_rows():
+    from pytest_energy.records import RunResult
+    from pytest_energy.report.tables import verdict_cells
+
+    run = RunResult.from_report(report_with_baseline())
+    assert render_html_report(run, plots=False) == render_html_report(report_with_baseline(), plots=False)
+    page = render_html_report(run, plots=False, sweep_points=[])
+    b = run.benchmarks[0]
+    for v in b.outcome.verdicts:  # the cells terminal and markdown print, escaped
+        cells = verdict_cells(b.record.name, v)
+        assert f'<td class="num">{html_escaped(cells["change"])}</td>' in page
+        assert f"<td>{html_escaped(cells['test'])}</td>" in page

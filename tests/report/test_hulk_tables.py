@@ -6,15 +6,15 @@ import pytest
 
 from pytest_energy.config import SessionConfig, TestSettings
 from pytest_energy.meters.base import DeviceInfo
-from pytest_energy.records import TestRecord
+from pytest_energy.records import TestRecord, protocol_from_dict
 from pytest_energy.report.json import build_report
 from pytest_energy.report.tables import hulk_blocks, hulk_tables
-from pytest_energy.session import BenchmarkResult, MeterInfo, RunResult
+from pytest_energy.records import BenchmarkResult, MeterInfo, RunResult
 
 
 def finetune_record(task: str, duration_s: float | None, model: str = "minilm") -> TestRecord:
     r = TestRecord(f"b.py::ft_{task}", f"ft_{task}", extra_info={"model": model, "hulk_task": task})
-    r.protocols.append({"protocol": "finetune", "cutoff": 0.9, "reached": duration_s is not None})
+    r.protocols.append(protocol_from_dict({"protocol": "finetune", "cutoff": 0.9, "reached": duration_s is not None}))
     if duration_s is not None:
         r.metric("finetune.duration_s", "s").add(duration_s)
         r.metric("finetune.energy_j", "J", method="estimate").add(duration_s * 20)
@@ -24,7 +24,7 @@ def finetune_record(task: str, duration_s: float | None, model: str = "minilm") 
 def inference_record(task: str, ms: float, batch: int) -> TestRecord:
     r = TestRecord(f"b.py::inf_{task}_{batch}", f"inf_{task}_{batch}", extra_info={"model": "minilm",
                                                                                     "hulk_task": task})
-    r.protocols.append({"protocol": "inference", "batch_size": batch})
+    r.protocols.append(protocol_from_dict({"protocol": "inference", "batch_size": batch}))
     r.metric("inference.ms_per_example", "ms").add(ms)
     r.metric("inference.j_per_example", "J/example", method="estimate").add(ms / 50)
     return r

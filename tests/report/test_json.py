@@ -110,7 +110,7 @@ def test_a_record_without_any_time_is_listed_apart_not_written_with_null_stats()
     from pytest_energy.config import SessionConfig, TestSettings
     from pytest_energy.records import TestRecord
     from pytest_energy.report.json import build_report
-    from pytest_energy.session import BenchmarkResult, MeterInfo, RunResult
+    from pytest_energy.records import BenchmarkResult, MeterInfo, RunResult
 
     record = TestRecord("t.py::test_x", "test_x")
     record.metric("overhead_fraction", "1").add(0.01)

@@ -9,9 +9,9 @@ from pytest_energy.gate.baselines import BaselineEntry
 from pytest_energy.gate.compare import compare_metric, no_baseline
 from pytest_energy.gate.judge import Outcome
 from pytest_energy.meters.base import DeviceInfo
-from pytest_energy.records import Metric, TestRecord
+from pytest_energy.records import Metric, TestRecord, protocol_from_dict
 from pytest_energy.report.markdown import cell, comparison_markdown, run_markdown
-from pytest_energy.session import BenchmarkResult, MeterInfo, RunResult
+from pytest_energy.records import BenchmarkResult, MeterInfo, RunResult
 
 BASE = [100.0, 101.0, 99.0, 100.5, 99.5]
 
@@ -28,7 +28,7 @@ def result(name, factor=1.0, *, one_round=False, protocols=(), extra_metrics=0, 
     record.metrics["energy_j"] = metric("energy_j", "J", [x * factor for x in samples])
     for i in range(extra_metrics):
         record.metrics[f"inference.m{i}"] = metric(f"inference.m{i}", "J", [float(i + 1)], "measured")
-    record.protocols = list(protocols)
+    record.protocols = [protocol_from_dict(p) for p in protocols]
     verdicts = [compare_metric(metric(m.name, m.unit, BASE if m.name == "energy_j" else
                                       ([x / 100 for x in BASE] if m.name == "duration_s" else [m.samples[0] * 1.3])),
                                m, 0.08) for m in record.metrics.values()]
