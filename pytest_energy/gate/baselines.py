@@ -160,7 +160,7 @@ class BaselineEntry:
     def from_dict(cls, nodeid: str, d: dict[str, Any]) -> BaselineEntry:
         history = {name: [RunSummary(float(h["mean"]), float(h["sd"]), int(h["n"]), h["run_id"])
                           for h in m["history"]]
-                   for name, m in d["metrics"].items() if "history" in m}
+                   for name, m in d["metrics"].items() if m.get("history") is not None}
         return cls(
             nodeid=nodeid,
             machine=dict(d["machine"]),
@@ -375,8 +375,7 @@ def _check_entry(where: str, entry: Any, version: int) -> None:
     _check_runs(where, runs)
     for name, m in entry["metrics"].items():
         _check_metric(where, name, m)
-        if version > 1:
-            _check_history(where, name, m, runs)
+        _check_history(where, name, m, runs)  # schema 1 had none: one there must be valid too
     for key in ("machine", "commit", "extra_info", "runs"):
         if _too_deep(entry.get(key, {})):
             raise ValueError(f"{where}: '{key}' is nested more than {MAX_DEPTH} levels deep")
