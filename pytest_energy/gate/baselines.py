@@ -52,7 +52,7 @@ except ImportError:  # Windows: no advisory locks; concurrent saves there are no
 
 __all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "MAX_FILE_BYTES", "MAX_DEPTH", "CONFLICT_HINT",
            "JOURNAL_NAME", "BaselineEntry", "BaselineStore", "baseline_filename", "comparable_fingerprint",
-           "document_text", "lock_path_for", "machine_mismatch", "append_run", "read_file"]
+           "checked_document_text", "document_text", "lock_path_for", "machine_mismatch", "append_run", "read_file"]
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -556,6 +556,19 @@ def document_text(entries: dict[str, dict[str, Any]]) -> str:
     """A baseline file's text: sorted keys, 2-space indent, so a re-recorded baseline diffs as the numbers."""
     return json.dumps({"schema_version": SCHEMA_VERSION, "entries": entries}, sort_keys=True, indent=2,
                       allow_nan=False) + "\n"
+
+
+def checked_document_text(entries: dict[str, BaselineEntry], name: str | None) -> str:
+    """The text of a baseline file holding `entries`, checked to load back as they are (the merge driver's
+    result); BaselineError says what would not. `name`: the file they must belong in (None: not checked)."""
+    for entry in entries.values():
+        _check_savable(entry)
+    text = document_text({nodeid: e.to_dict() for nodeid, e in entries.items()})
+    try:
+        _check_document(name, json.loads(text))
+    except ValueError as exc:
+        raise BaselineError(str(exc)) from None
+    return text
 
 
 def _remove_stale_temporaries(directory: Path) -> None:
