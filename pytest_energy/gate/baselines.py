@@ -72,8 +72,8 @@ _MAX_STEM = 200
 _REPAIR = "fix or delete it, then re-record with --energy-save-baseline"
 # git merged two branches' saves as text. The driver merges run histories instead (cli/merge_driver.py).
 CONFLICT_HINT = ("install pytest-energy's merge driver for baseline files (`python -m pytest_energy merge-driver "
-                 "--install --apply`), then redo this file's merge (`git checkout -m FILE`), or take one side "
-                 "(`git checkout --ours FILE`) and re-record with --energy-save-baseline")
+                 "--install --apply`), then redo this file's merge (`git checkout -m FILE`, then `git add FILE`), "
+                 "or take one side (`git checkout --ours FILE`) and re-record with --energy-save-baseline")
 # A baseline file is read whole; a larger one is refused unread (a 10,000-test module with 10-run histories
 # is about 70 MB).
 MAX_FILE_BYTES = 128 * 2**20
