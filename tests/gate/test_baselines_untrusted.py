@@ -53,7 +53,9 @@ def _outcome(directory: Path, path: Path) -> dict[str, BaselineEntry] | None:
         assert isinstance(exc, BaselineError)
         assert str(path) in str(exc)
         entries = None
-    else:  # what a save would write (in memory: the save itself is tested in test_baselines.py)
+    else:  # the fast builder agrees with from_dict; what a save would write loads back the same
+        parsed = json.loads(path.read_bytes())["entries"]
+        assert entries == {k: BaselineEntry.from_dict(k, e) for k, e in parsed.items()}
         for entry in entries.values():
             baselines._check_savable(entry)
         text = baselines.document_text({k: e.to_dict() for k, e in entries.items()})
