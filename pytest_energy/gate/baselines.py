@@ -21,9 +21,13 @@ run, with id "v1:<datetime>". The next save writes the file as schema 2.
 keys inside it. Files are written with sorted keys and 2-space indent so a re-recorded baseline diffs as
 the numbers that changed.
 
-Safety rules: a file that cannot be read back exactly (truncated, not JSON, wrong schema, wrong shape)
-raises BaselineError naming the file and the problem, and is never modified, not even by `save`. Writes
-merge under an exclusive lock (pytest-xdist workers, parallel jobs) and replace the file atomically.
+Safety rules: baseline files are committed by pull requests, so they are read as untrusted input. A file
+that cannot be read back exactly (truncated, not JSON, wrong schema, wrong shape, git conflict markers,
+nested too deeply, over MAX_FILE_BYTES, not a regular file) raises BaselineError naming the file and the
+problem, and is never modified, not even by `save`. Writes merge under an exclusive lock (pytest-xdist
+workers, parallel jobs), loads read under a shared one, and one save's files are replaced all or none
+(files.write_group: a journal, rolled forward by the next save, read through by the next load). Two
+branches' versions of a file are merged by git's merge driver, cli/merge_driver.py.
 """
 
 from __future__ import annotations
