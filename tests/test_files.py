@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -35,3 +36,50 @@ def test_mode_follows_the_umask(tmp_path):
 def test_failure_names_what_and_where(tmp_path):
     with pytest.raises(ReportError, match=r"cannot write JSON report .*missing/r\.json"):
         write_atomic(tmp_path / "missing" / "r.json", "{}", error=ReportError, what="JSON report")
+
+
+# --- write_group: several files, all or none ------------------------------------------------------------------
+
+def test_a_group_write_that_fails_before_its_commit_point_changes_nothing(tmp_path, monkeypatch):
+    from pytest_energy.files import write_group
+
+    (tmp_path / "a.json").write_text("old a")
+    real = os.fsync
+    calls = []
+
+    def fail_on_second(fd):
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fail_on_second)
+    with pytest.raises(ReportError, match=r"cannot write report .*b\.json: .*No space.*none of the 2 file"):
+        write_group({tmp_path / "a.json": "new a", tmp_path / "b.json": "new b"}, tmp_path / ".journal",
+                    error=ReportError, what="report")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"] and (tmp_path / "a.json").read_text() == "old a"
+
+
+def test_a_committed_group_is_seen_by_readers_and_finished_by_recovery(tmp_path):
+    from pytest_energy.files import _write_temporary, pending_group, recover_group
+
+    (tmp_path / "a.json").write_text("old a")
+    tmp_a = _write_temporary(tmp_path / "a.json", "new a")
+    tmp_b = _write_temporary(tmp_path / "b.json", "new b")
+    journal = tmp_path / ".journal"
+    journal.write_text(json.dumps({"version": 1, "renames": [[tmp_a.name, "a.json"], [tmp_b.name, "b.json"]]}))
+    os.replace(tmp_a, tmp_path / "a.json")  # killed after the first rename
+    assert pending_group(journal) == {tmp_path / "b.json": tmp_b}  # a reader reads b's new text from there
+    assert recover_group(journal) is True and recover_group(journal) is False
+    assert [(p.name, p.read_text()) for p in sorted(tmp_path.iterdir())] == [("a.json", "new a"), ("b.json", "new b")]
+
+
+@pytest.mark.parametrize("journal", ["{", json.dumps({"version": 1, "renames": [["../x.tmp", "/etc/passwd"]]}),
+                                     json.dumps({"version": 9, "renames": []})])
+def test_a_damaged_journal_is_an_error_and_renames_nothing(tmp_path, journal):
+    from pytest_energy.files import recover_group
+
+    (tmp_path / ".journal").write_text(journal)
+    with pytest.raises(ReportError, match=r"\.journal is damaged"):
+        recover_group(tmp_path / ".journal", error=ReportError)
+    assert (tmp_path / ".journal").read_text() == journal

@@ -1,8 +1,10 @@
-"""`python -m pytest_energy doctor|merge|history ...`: the commands that run outside a pytest session.
+"""`python -m pytest_energy doctor|merge|merge-driver|history ...`: the commands that run outside a pytest session.
 
 - doctor: do the meters work on this machine, and how well (pytest_energy.cli.doctor)
 - merge:  one report, one verdict and one baseline update from CI shards' JSON reports (pytest_energy.cli.merge)
 - history: each stored test's run history and the band of its next run (pytest_energy.cli.history)
+- merge-driver: git's merge driver for baseline files: two branches' run histories merged, never conflict
+  markers (pytest_energy.cli.merge_driver)
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import doctor, merge
+    from . import doctor, merge, merge_driver
 
     parser = argparse.ArgumentParser(prog="python -m pytest_energy", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -29,6 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="One report, one verdict (exit 1 when a shard gated a regression or failed, 2 for unusable "
                     "input) and, with --save-baseline, one baseline update from CI shards' --energy-json "
                     "reports, each machine class kept apart."))
+    merge_driver.add_arguments(commands.add_parser(
+        "merge-driver", help="git merge driver for baseline files (--install prints how to install it)",
+        description="Merge two branches' versions of one baseline file as git's merge driver: the runs of both "
+                    "histories in time order, never conflict markers. Exit 0 merged, 1 left to git's text "
+                    "merge (a conflict), 2 bad usage. --install prints the .gitattributes line and the git "
+                    "config command; --install --apply adds them to the current repository."))
     _add_history(commands)
     return parser
 
@@ -56,6 +64,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .doctor import main as doctor_main
 
         return doctor_main(args, "python -m pytest_energy " + shlex.join(argv))
+    if args.command == "merge-driver":
+        from .merge_driver import main as merge_driver_main
+
+        return merge_driver_main(args)
     from .merge import main as merge_main
 
     return merge_main(args)

@@ -21,13 +21,18 @@ run, with id "v1:<datetime>". The next save writes the file as schema 2.
 keys inside it. Files are written with sorted keys and 2-space indent so a re-recorded baseline diffs as
 the numbers that changed.
 
-Safety rules: a file that cannot be read back exactly (truncated, not JSON, wrong schema, wrong shape)
-raises BaselineError naming the file and the problem, and is never modified, not even by `save`. Writes
-merge under an exclusive lock (pytest-xdist workers, parallel jobs) and replace the file atomically.
+Safety rules: baseline files are committed by pull requests, so they are read as untrusted input. A file
+that cannot be read back exactly (truncated, not JSON, wrong schema, wrong shape, git conflict markers,
+nested too deeply, over MAX_FILE_BYTES, not a regular file) raises BaselineError naming the file and the
+problem, and is never modified, not even by `save`. Writes merge under an exclusive lock (pytest-xdist
+workers, parallel jobs), loads read under a shared one, and one save's files are replaced all or none
+(files.write_group: a journal, rolled forward by the next save, read through by the next load). Two
+branches' versions of a file are merged by git's merge driver, cli/merge_driver.py.
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -41,8 +46,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import BaselineError, BaselineSaveError
-from ..files import read_json, write_atomic
-from ..records import Kind, Metric
+from ..files import is_temporary, pending_group, read_json, recover_group, write_group
+from ..records import Better, Kind, Metric
 from .history import RunSummary
 
 try:
@@ -50,8 +55,9 @@ try:
 except ImportError:  # Windows: no advisory locks; concurrent saves there are not protected
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "BaselineEntry", "BaselineStore", "baseline_filename",
-           "comparable_fingerprint", "lock_path_for", "machine_mismatch", "append_run"]
+__all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "MAX_FILE_BYTES", "MAX_DEPTH", "CONFLICT_HINT",
+           "JOURNAL_NAME", "BaselineEntry", "BaselineStore", "baseline_filename", "comparable_fingerprint",
+           "checked_document_text", "document_text", "lock_path_for", "machine_mismatch", "append_run", "read_file"]
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, 2)
@@ -69,6 +75,15 @@ _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_.-]")
 # write (".{name}.{pid}.{8 hex}.tmp").
 _MAX_STEM = 200
 _REPAIR = "fix or delete it, then re-record with --energy-save-baseline"
+# git merged two branches' saves as text. The driver merges run histories instead (cli/merge_driver.py).
+CONFLICT_HINT = ("install pytest-energy's merge driver for baseline files (`python -m pytest_energy merge-driver "
+                 "--install --apply`), then redo this file's merge (`git checkout -m FILE`, then `git add FILE`), "
+                 "or take one side (`git checkout --ours FILE`) and re-record with --energy-save-baseline")
+# A baseline file is read whole; a larger one is refused unread (a 10,000-test module with 10-run histories
+# is about 70 MB).
+MAX_FILE_BYTES = 128 * 2**20
+# Left by a multi-file save while it commits (files.write_group); not a *.json, so never read as a baseline.
+JOURNAL_NAME = ".pytest-energy-save.journal"
 
 
 def baseline_filename(nodeid: str) -> str:
@@ -150,7 +165,7 @@ class BaselineEntry:
     def from_dict(cls, nodeid: str, d: dict[str, Any]) -> BaselineEntry:
         history = {name: [RunSummary(float(h["mean"]), float(h["sd"]), int(h["n"]), h["run_id"])
                           for h in m["history"]]
-                   for name, m in d["metrics"].items() if "history" in m}
+                   for name, m in d["metrics"].items() if m.get("history") is not None}
         return cls(
             nodeid=nodeid,
             machine=dict(d["machine"]),
@@ -191,23 +206,54 @@ def append_run(old: BaselineEntry | None, new: BaselineEntry, *, keep: int = 10,
 
 
 # --- validation -------------------------------------------------------------------------------------------
+#
+# A baseline file is committed by pull requests: untrusted input. Every check below runs on every load, so
+# each is written twice over: a fast test of whole columns (C-level type sets, min, max) that only ever
+# accepts, and, when it does not, the exact per-value check that decides and names the problem.
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite int or float (not a bool); ints too large for a float are not numbers here."""
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return isinstance(x, int) and not isinstance(x, bool) and -_FLOAT_MAX < x < _FLOAT_MAX
+
+
+_FLOAT_MAX = 1.7976931348623157e308
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _all_numbers(values: list[Any]) -> bool:
+    """Fast: True only if every value is a finite number (exact int/float types; NaN propagates into fsum)."""
+    try:
+        return _NUMBER_TYPES.issuperset(map(type, values)) and math.isfinite(math.fsum(values))
+    except (OverflowError, ValueError):  # an int beyond float range; inf - inf
+        return False
 
 
 # Larger magnitudes are no physical figure but a damaged value, and sums of them overflow (math.fsum).
 _MAX_MAGNITUDE = 1e300
+# Rounds per run: more is no measurement but a damaged count (and beyond float range breaks the pooling).
+_MAX_ROUNDS = 10**9
+# Free-form values (machine, commit, extra_info, runs) nested deeper than this are refused: deeper nesting
+# is no fingerprint or note but a crafted file, and writing it back (json's indenting encoder recurses in
+# Python) would fail.
+MAX_DEPTH = 32
 
 
 def _check_values(at: str, name: str, values: list[float]) -> None:
     """Values a metric can physically have: bounded, energy >= 0 (net-of-idle aside), durations > 0."""
+    duration = name.endswith("duration_s")
+    energy = name.endswith("energy_j") and "net_" not in name
+    if values:  # the common case, decided on the extremes
+        low, high = min(values), max(values)
+        if -_MAX_MAGNITUDE <= low and high <= _MAX_MAGNITUDE and (low > 0 if duration else low >= 0 or not energy):
+            return
     for x in values:
         if abs(x) > _MAX_MAGNITUDE:
             raise ValueError(f"{at}: {x!r} is beyond any measurable value (|x| > {_MAX_MAGNITUDE:g})")
-        if name.endswith("energy_j") and "net_" not in name and x < 0:
+        if energy and x < 0:
             raise ValueError(f"{at}: a negative energy ({x!r} J) cannot have been measured")
-        if name.endswith("duration_s") and x <= 0:
+        if duration and x <= 0:
             raise ValueError(f"{at}: a duration of {x!r} s cannot have been measured")
 
 
@@ -224,11 +270,55 @@ def _check_metric(where: str, name: str, m: Any) -> None:
         raise ValueError(f"{where}: metric {name!r}: 'kind' is {m.get('kind')!r}, "
                          "expected 'measured' or 'deterministic'")
     samples = m.get("samples")
-    if not isinstance(samples, list) or not samples or not all(_is_number(x) for x in samples):
+    if not isinstance(samples, list) or not samples or not (_all_numbers(samples)
+                                                            or all(_is_number(x) for x in samples)):
         raise ValueError(f"{where}: metric {name!r}: 'samples' must be a non-empty list of finite numbers")
     _check_values(f"{where}: metric {name!r}: samples", name, samples)
     if m.get("method") is not None and not isinstance(m.get("method"), str):
         raise ValueError(f"{where}: metric {name!r}: 'method' must be a string or null")
+
+
+def _history_columns_ok(name: str, history: list[Any], runs: dict[str, Any]) -> bool:
+    """Fast: True only if every run of `history` passes `_check_history_item`."""
+    try:
+        run_ids = [h["run_id"] for h in history]
+        means = [h["mean"] for h in history]
+        sds = [h["sd"] for h in history]
+        counts = [h["n"] for h in history]
+    except (TypeError, KeyError):
+        return False
+    return (all(type(h) is dict for h in history) and _STR_TYPE.issuperset(map(type, run_ids))
+            and runs.keys() >= set(run_ids) and _all_numbers(means) and _all_numbers(sds)
+            and min(sds) >= 0 and max(sds) <= _MAX_MAGNITUDE
+            and _INT_TYPE.issuperset(map(type, counts)) and min(counts) >= 1 and max(counts) <= _MAX_ROUNDS
+            and _values_ok(name, means))
+
+
+_STR_TYPE = frozenset((str,))
+_INT_TYPE = frozenset((int,))
+
+
+def _values_ok(name: str, values: list[float]) -> bool:
+    try:
+        _check_values("", name, values)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_history_item(at: str, name: str, h: Any, runs: dict[str, Any]) -> None:
+    if not isinstance(h, dict):
+        raise ValueError(f"{at} is {type(h).__name__}, expected an object")
+    if not isinstance(h.get("run_id"), str) or h["run_id"] not in runs:
+        raise ValueError(f"{at}: 'run_id' {h.get('run_id')!r} is not one of the entry's 'runs'")
+    if not _is_number(h.get("mean")) or not _is_number(h.get("sd")) or h["sd"] < 0:
+        raise ValueError(f"{at}: 'mean' and 'sd' must be finite numbers, sd >= 0")
+    _check_values(f"{at}: mean", name, [h["mean"]])
+    if h["sd"] > _MAX_MAGNITUDE:
+        raise ValueError(f"{at}: sd {h['sd']!r} is beyond any measurable value")
+    n = h.get("n")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= _MAX_ROUNDS:
+        raise ValueError(f"{at}: 'n' must be an integer from 1 to {_MAX_ROUNDS:g}, got {n!r}")
 
 
 def _check_history(where: str, name: str, m: dict[str, Any], runs: dict[str, Any]) -> None:
@@ -237,40 +327,76 @@ def _check_history(where: str, name: str, m: dict[str, Any], runs: dict[str, Any
         return
     if not isinstance(history, list) or not history:
         raise ValueError(f"{where}: metric {name!r}: 'history' must be a non-empty list of runs")
+    if _history_columns_ok(name, history, runs):
+        return
     for i, h in enumerate(history):
-        at = f"{where}: metric {name!r}: history[{i}]"
-        if not isinstance(h, dict):
-            raise ValueError(f"{at} is {type(h).__name__}, expected an object")
-        if not isinstance(h.get("run_id"), str) or h["run_id"] not in runs:
-            raise ValueError(f"{at}: 'run_id' {h.get('run_id')!r} is not one of the entry's 'runs'")
-        if not _is_number(h.get("mean")) or not _is_number(h.get("sd")) or h["sd"] < 0:
-            raise ValueError(f"{at}: 'mean' and 'sd' must be finite numbers, sd >= 0")
-        _check_values(f"{at}: mean", name, [h["mean"]])
-        if h["sd"] > _MAX_MAGNITUDE:
-            raise ValueError(f"{at}: sd {h['sd']!r} is beyond any measurable value")
-        n = h.get("n")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"{at}: 'n' must be an integer >= 1, got {n!r}")
+        _check_history_item(f"{where}: metric {name!r}: history[{i}]", name, h, runs)
+
+
+def _check_run(at: str, run: Any) -> None:
+    if not isinstance(run, dict) or not isinstance(run.get("datetime"), str):
+        raise ValueError(f"{at} must be an object with a string 'datetime'")
+    if run.get("commit") is not None and not isinstance(run["commit"], str):
+        raise ValueError(f"{at}: 'commit' must be a string or null")
+    probe = run.get("probe_s")
+    if probe is not None and not (_is_number(probe) and probe > 0):
+        raise ValueError(f"{at}: 'probe_s' must be a positive number or null, got {probe!r}")
+    if run.get("probe_id") is not None and not isinstance(run["probe_id"], str):
+        raise ValueError(f"{at}: 'probe_id' must be a string or null")
 
 
 def _check_runs(where: str, runs: Any) -> None:
     if not isinstance(runs, dict):
         raise ValueError(f"{where}: 'runs' is missing or not an object")
     for rid, run in runs.items():
-        at = f"{where}: run {rid!r}"
-        if not isinstance(run, dict) or not isinstance(run.get("datetime"), str):
-            raise ValueError(f"{at} must be an object with a string 'datetime'")
-        if run.get("commit") is not None and not isinstance(run["commit"], str):
-            raise ValueError(f"{at}: 'commit' must be a string or null")
-        probe = run.get("probe_s")
-        if probe is not None and not (_is_number(probe) and probe > 0):
-            raise ValueError(f"{at}: 'probe_s' must be a positive number or null, got {probe!r}")
-        if run.get("probe_id") is not None and not isinstance(run["probe_id"], str):
-            raise ValueError(f"{at}: 'probe_id' must be a string or null")
+        if not (type(run) is dict and type(run.get("datetime")) is str
+                and (run.get("commit") is None or type(run["commit"]) is str)
+                and (run.get("probe_id") is None or type(run["probe_id"]) is str)
+                and (run.get("probe_s") is None or (type(run["probe_s"]) is float and 0 < run["probe_s"] < math.inf))):
+            _check_run(f"{where}: run {rid!r}", run)
 
 
-def _check_document(path: Path, doc: Any) -> dict[str, BaselineEntry]:
-    """Validate a parsed baseline file strictly; return its entries. Raises ValueError with the problem."""
+_CONTAINERS = frozenset((dict, list))
+
+
+def _too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether `value` nests dicts or lists more than `limit` levels deep (level by level: no recursion; a
+    level without containers is recognised in C, which is every level of a usual fingerprint or note)."""
+    level, depth = [value], 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for item in level:
+            children = item.values() if type(item) is dict else item
+            if not _CONTAINERS.isdisjoint(map(type, children)):
+                below.extend(c for c in children if type(c) is dict or type(c) is list)
+        level, depth = below, depth + 1
+    return False
+
+
+def _check_entry(where: str, entry: Any, version: int) -> None:
+    """Validate one entry of a parsed baseline file strictly. Raises ValueError with the problem."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is {type(entry).__name__}, expected an object")
+    for key, typ in _ENTRY_FIELDS.items():
+        if not isinstance(entry.get(key), typ):
+            raise ValueError(f"{where}: '{key}' is missing or not a {typ.__name__}")
+    runs = entry.get("runs", {}) if version == 1 else entry.get("runs")
+    _check_runs(where, runs)
+    for name, m in entry["metrics"].items():
+        _check_metric(where, name, m)
+        _check_history(where, name, m, runs)  # schema 1 had none: one there must be valid too
+    free_form = ("machine", "commit", "extra_info", "runs")
+    if _too_deep([entry.get(key, {}) for key in free_form], MAX_DEPTH + 1):  # all at once: the usual case
+        for key in free_form:
+            if _too_deep(entry.get(key, {})):
+                raise ValueError(f"{where}: '{key}' is nested more than {MAX_DEPTH} levels deep")
+
+
+def _check_document(name: str | None, doc: Any) -> dict[str, BaselineEntry]:
+    """Validate a parsed baseline file strictly; return its entries. Raises ValueError with the problem.
+    `name`: the file's name, which every entry's node id must map to (None: not checked)."""
     if not isinstance(doc, dict):
         raise ValueError(f"top level is {type(doc).__name__}, expected an object")
     version = doc.get("schema_version")
@@ -281,35 +407,63 @@ def _check_document(path: Path, doc: Any) -> dict[str, BaselineEntry]:
     if not isinstance(entries, dict):
         raise ValueError("'entries' is missing or not an object")
     out = {}
+    file_of_module: dict[str, str] = {}  # every test of a module maps to the same file: compute it once
     for nodeid, entry in entries.items():
         where = f"entry {nodeid!r}"
-        if baseline_filename(nodeid) != path.name:
-            raise ValueError(f"{where} belongs in {baseline_filename(nodeid)}, not in this file")
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where} is {type(entry).__name__}, expected an object")
-        for key, typ in _ENTRY_FIELDS.items():
-            if not isinstance(entry.get(key), typ):
-                raise ValueError(f"{where}: '{key}' is missing or not a {typ.__name__}")
-        runs = entry.get("runs", {}) if version == 1 else entry.get("runs")
-        _check_runs(where, runs)
-        for name, m in entry["metrics"].items():
-            _check_metric(where, name, m)
-            if version > 1:
-                _check_history(where, name, m, runs)
-        out[nodeid] = BaselineEntry.from_dict(nodeid, entry)
+        if name is not None:
+            module = nodeid.split("::", 1)[0]
+            expected = file_of_module.get(module)
+            if expected is None:
+                expected = file_of_module[module] = baseline_filename(nodeid)
+            if expected != name:
+                raise ValueError(f"{where} belongs in {expected}, not in this file")
+        _check_entry(where, entry, version)
+        out[nodeid] = _from_parsed(nodeid, entry)
     return out
 
 
-def _read(path: Path) -> dict[str, BaselineEntry]:
-    """Entries of one file ({} if it does not exist); BaselineError naming the file if it is unusable."""
+def read_file(path: str | os.PathLike[str], *, name: str | None = "",
+              source: Path | None = None) -> tuple[int, dict[str, BaselineEntry]]:
+    """(schema_version, entries) of the baseline file `path`, read and validated as on load. Every entry must
+    belong in a file called `name` (default: the path's own name; None: not checked, e.g. git's temporary
+    copies in the merge driver). `source`: read that file instead (the committed new version of `path` an
+    interrupted save has not renamed yet). A missing file raises FileNotFoundError, anything unusable
+    BaselineError naming the file."""
+    path = Path(path)
+    doc = read_json(path, what="baseline file", repair=_REPAIR, error=BaselineError, max_bytes=MAX_FILE_BYTES,
+                    conflict_hint=CONFLICT_HINT, source=source)
     try:
-        doc = read_json(path, what="baseline file", repair=_REPAIR, error=BaselineError)
-    except FileNotFoundError:
-        return {}
-    try:
-        return _check_document(path, doc)
+        entries = _check_document(path.name if name == "" else name, doc)
     except ValueError as exc:
         raise BaselineError(f"baseline file {path}: {exc}; {_REPAIR}") from None
+    return doc["schema_version"], entries
+
+
+_BETTER = {b.value: b for b in Better}
+_KIND = {k.value: k for k in Kind}
+
+
+def _from_parsed(nodeid: str, d: dict[str, Any]) -> BaselineEntry:
+    """BaselineEntry.from_dict for an entry `_check_entry` has just validated, of a document only this load
+    holds: it takes the parsed values as they are, without copies or conversions a valid entry does not
+    need (a start-up builds tens of thousands of these; tests check that both give equal entries)."""
+    metrics, history = {}, {}
+    for name, m in d["metrics"].items():
+        metrics[name] = Metric(name, m["unit"], _BETTER[m["better"]], _KIND[m["kind"]], list(map(float, m["samples"])),
+                               m.get("method"))
+        runs = m.get("history")
+        if runs is not None:
+            history[name] = [RunSummary(float(h["mean"]), float(h["sd"]), h["n"], h["run_id"]) for h in runs]
+    return BaselineEntry(nodeid, d["machine"], d["commit"], d["datetime"], d["method"], metrics,
+                         d.get("extra_info", {}), history, d.get("runs", {}))
+
+
+def _read(path: Path, source: Path | None = None) -> dict[str, BaselineEntry]:
+    """Entries of one file ({} if it does not exist); BaselineError naming the file if it is unusable."""
+    try:
+        return read_file(path, source=source)[1]
+    except FileNotFoundError:
+        return {}
 
 
 # --- the store --------------------------------------------------------------------------------------------
@@ -323,18 +477,39 @@ class BaselineStore:
     def path_for(self, nodeid: str) -> Path:
         return self.directory / baseline_filename(nodeid)
 
+    @property
+    def journal(self) -> Path:
+        """Where a multi-file save records its renames while it commits (files.write_group)."""
+        return self.directory / JOURNAL_NAME
+
     def load(self, nodeid: str) -> BaselineEntry | None:
         """The stored entry of `nodeid`, or None. The whole file is validated: a damaged file raises."""
-        return _read(self.path_for(nodeid)).get(nodeid)
+        path = self.path_for(nodeid)
+        with self._locked(shared=True):
+            return _read(path, pending_group(self.journal, error=BaselineError).get(path)).get(nodeid)
 
     def load_all(self) -> dict[str, BaselineEntry]:
-        """Every entry of every *.json file in the directory, by node id ({} if there is no directory)."""
+        """Every entry of every *.json file in the directory, by node id ({} if there is no directory).
+
+        Read under a shared lock, so a save in progress is seen whole or not at all; a save that was killed
+        after its commit point is seen finished (its journal's new versions are read, nothing is written).
+        """
         if not self.directory.is_dir():
             return {}
         entries: dict[str, BaselineEntry] = {}
-        for path in sorted(self.directory.glob("*.json")):
-            if path.name not in NOT_BASELINES:
-                entries.update(_read(path))
+        # A large suite's load creates millions of objects, none of them in a reference cycle: the cyclic
+        # garbage collector would scan them again and again, a third of the load's time.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            with self._locked(shared=True):
+                pending = pending_group(self.journal, error=BaselineError)
+                for path in sorted(set(self.directory.glob("*.json")) | set(pending)):
+                    if path.name not in NOT_BASELINES:
+                        entries.update(_read(path, pending.get(path)))
+        finally:
+            if collecting:
+                gc.enable()
         return entries
 
     def save(self, entries: list[BaselineEntry],
@@ -346,8 +521,10 @@ class BaselineStore:
         their runs instead of losing one. Without it `new` replaces the stored entry.
         Every file concerned is read and validated before the first write: a damaged one raises BaselineError
         and nothing is written. An entry that cannot be stored (a NaN sample, ...) is left out and the others
-        are saved; each file is written on its own. Entries left out or files that could not be written
-        raise BaselineSaveError at the end, naming each test and problem, with the files that were written.
+        are saved. The files are written all or none (files.write_group), also if the process is killed: a
+        run is in every file it touched or in none. Entries left out, or files that could not be written
+        (then none was), raise BaselineSaveError at the end, naming each test and problem, with the files
+        that were written.
         """
         by_path: dict[Path, list[BaselineEntry]] = {}
         for entry in entries:
@@ -359,8 +536,10 @@ class BaselineStore:
         problems: list[str] = []
         written: list[Path] = []
         with self._locked():
+            recover_group(self.journal, error=BaselineError)  # finish a killed save first: it was committed
             _remove_stale_temporaries(self.directory)
             stored_by_path = {path: _read(path) for path in sorted(by_path)}  # a damaged file stops all here
+            texts: dict[Path, str] = {}
             for path, stored in stored_by_path.items():
                 merged = {nodeid: e.to_dict() for nodeid, e in stored.items()}
                 changed = False
@@ -374,27 +553,24 @@ class BaselineStore:
                         continue
                     merged[entry.nodeid] = entry.to_dict()
                     changed = True
-                if not changed:
-                    continue
-                text = json.dumps({"schema_version": SCHEMA_VERSION, "entries": merged},
-                                  sort_keys=True, indent=2, allow_nan=False) + "\n"
-                try:
-                    write_atomic(path, text, error=BaselineError, what="baseline file")
-                except BaselineError as exc:
-                    problems.append(str(exc))
-                    continue
-                written.append(path)
+                if changed:
+                    texts[path] = document_text(merged)
+            try:
+                written = write_group(texts, self.journal, error=BaselineError, what="baseline file")
+            except BaselineError as exc:
+                problems.append(str(exc))
         if problems:
             raise BaselineSaveError("not every baseline was saved: " + "; ".join(problems), written)
         return written
 
     @contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Exclusive lock on one lock file for the whole directory, so a multi-file save is one unit.
+    def _locked(self, shared: bool = False) -> Iterator[None]:
+        """Exclusive lock (saves), or shared lock (loads), on one lock file for the whole directory, so a
+        multi-file save is one unit for every reader and writer.
 
         The lock file lives in the temporary folder (lock_path_for), not in the baseline folder, so nothing
         but baselines lands in the user's repository. It is left in place on purpose: deleting it would let a
-        waiter lock a file that a newcomer no longer sees.
+        waiter lock a file that a newcomer no longer sees. A reader that cannot open it reads unlocked.
         """
         if fcntl is None:
             yield
@@ -405,26 +581,43 @@ class BaselineStore:
             # symlink in the shared temporary folder is refused rather than followed.
             fd = os.open(lock_path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
         except OSError as exc:
+            if shared:
+                yield
+                return
             raise BaselineError(f"cannot open lock file {lock_path}: {exc}") from exc
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
             yield
         finally:
             os.close(fd)  # closing releases the flock
 
 
-_TEMPORARY = re.compile(r"\A\..+\.(\d+)\.[0-9a-f]{8}\.tmp\Z")  # files.write_atomic's temporary names
+def document_text(entries: dict[str, dict[str, Any]]) -> str:
+    """A baseline file's text: sorted keys, 2-space indent, so a re-recorded baseline diffs as the numbers."""
+    return json.dumps({"schema_version": SCHEMA_VERSION, "entries": entries}, sort_keys=True, indent=2,
+                      allow_nan=False) + "\n"
+
+
+def checked_document_text(entries: dict[str, BaselineEntry], name: str | None) -> str:
+    """The text of a baseline file holding `entries`, checked to load back as they are (the merge driver's
+    result); BaselineError says what would not. `name`: the file they must belong in (None: not checked)."""
+    for entry in entries.values():
+        _check_savable(entry)
+    text = document_text({nodeid: e.to_dict() for nodeid, e in entries.items()})
+    try:
+        _check_document(name, json.loads(text))
+    except ValueError as exc:
+        raise BaselineError(str(exc)) from None
+    return text
 
 
 def _remove_stale_temporaries(directory: Path) -> None:
     """Remove temporary files of atomic writes whose process died before finishing (killed, not Ctrl-C:
-    an interrupted write removes its own). Called under the lock, so no live save of ours is affected."""
+    an interrupted write removes its own). Called under the lock, after recover_group, so no live save of
+    ours and no committed save is affected."""
     for path in directory.glob(".*.tmp"):
-        match = _TEMPORARY.match(path.name)
-        if match is None:
-            continue
-        pid = int(match.group(1))
-        if pid == os.getpid():
+        pid = is_temporary(path.name)
+        if pid is None or pid == os.getpid():
             continue
         try:
             os.kill(pid, 0)
@@ -457,8 +650,10 @@ def _check_savable(entry: BaselineEntry) -> None:
     for key in ("machine", "commit", "extra_info"):
         try:
             json.dumps(getattr(entry, key), allow_nan=False)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             raise BaselineError(f"{where}: '{key}' is not JSON-serialisable: {exc}") from None
+        if _too_deep(getattr(entry, key)):
+            raise BaselineError(f"{where}: '{key}' is nested more than {MAX_DEPTH} levels deep")
     try:
         doc = entry.to_dict()
         _check_runs(where, doc["runs"])

@@ -375,3 +375,68 @@ def test_temporaries_of_a_killed_save_are_removed_by_the_next_save(tmp_path):
     mine.write_text("x")
     store.save([entry()])
     assert not stale.exists() and mine.exists()
+
+
+# --- all or nothing across files (files.write_group) ----------------------------------------------------------
+
+THREE = ("a/test_a.py::t", "b/test_b.py::t", "c/test_c.py::t")
+
+
+def _save_run(directory, run_id, nodeids=THREE):
+    entries = []
+    for nodeid in nodeids:
+        e = run_entry(run_id)
+        e.nodeid = nodeid
+        entries.append(e)
+    return BaselineStore(directory).save(entries, combine=append_run)
+
+
+def _save_killed_at(directory, step):
+    from pytest_energy import files
+
+    os.environ[files.KILL_AT_STEP_ENV] = str(step)
+    files._steps_taken[0] = 0
+    _save_run(directory, "r2", THREE + ("d/test_new.py::t",))  # three files updated, one created
+
+
+def _runs_in(store):
+    return {nodeid: [r.run_id for r in e.history["energy_j"]] for nodeid, e in store.load_all().items()}
+
+
+def test_a_save_killed_at_any_step_is_in_every_file_or_in_none(tmp_path, monkeypatch):
+    """kill -9 before each filesystem step of a four-file save (create, write, fsync, rename, unlink): a
+    reader then sees the run in all four files or in none, and the next save completes or discards it."""
+    import shutil
+
+    from pytest_energy import files
+
+    ctx = multiprocessing.get_context("fork")
+    setup = tmp_path / "setup"
+    _save_run(setup, "r1")
+    # How many steps a whole save takes: count them in this process, never reaching the kill.
+    monkeypatch.setenv(files.KILL_AT_STEP_ENV, str(10**9))
+    files._steps_taken[0] = 0
+    shutil.copytree(setup, tmp_path / "count")
+    _save_run(tmp_path / "count", "r2", THREE + ("d/test_new.py::t",))
+    steps = files._steps_taken[0]
+    monkeypatch.delenv(files.KILL_AT_STEP_ENV)
+    assert steps >= 15
+    seen = set()
+    for step in range(1, steps + 2):
+        directory = tmp_path / f"k{step}"
+        shutil.copytree(setup, directory)
+        child = ctx.Process(target=_save_killed_at, args=(str(directory), step))
+        child.start()
+        child.join(60)
+        assert child.exitcode == (0 if step > steps else -9), step
+        store = BaselineStore(directory)
+        runs = _runs_in(store)  # a reader: sees a committed save finished, writes nothing
+        saved = [nodeid for nodeid in (*THREE, "d/test_new.py::t") if "r2" in runs.get(nodeid, [])]
+        assert saved in ([], [*THREE, "d/test_new.py::t"]), (step, runs)
+        seen.add(bool(saved))
+        _save_run(directory, "r3")  # the next save rolls the journal forward or discards the temporaries
+        after = _runs_in(store)
+        expected = ["r1", "r2", "r3"] if saved else ["r1", "r3"]
+        assert all(after[nodeid] == expected for nodeid in THREE), (step, after)
+        assert sorted(p.name for p in directory.iterdir() if p.name.startswith(".")) == [], step
+    assert seen == {False, True}  # kills before and after the commit point both happened
