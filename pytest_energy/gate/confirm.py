@@ -32,7 +32,7 @@ from ..records import VerdictKind
 from . import history as _history
 from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
 
-__all__ = ["DEFAULT_RERUNS", "RULES", "Confirmation", "confirm", "judge_run"]
+__all__ = ["DEFAULT_RERUNS", "RULES", "Confirmation", "confirm", "decide_confirmation", "judge_run"]
 
 # The history rule's entry point; a parallel rename (judge -> judge_against_history) must not break this module.
 _judge = getattr(_history, "judge_against_history", None) or _history.judge
@@ -126,18 +126,35 @@ def confirm(history: Sequence[RunSummary], first: float | Sequence[float], rerun
         if v is None:  # the same history judged the first run: only a broken re-run gets here
             raise ValueError("the history rule could not judge a re-run")
         verdicts.append(v)
+    median = None
+    if rule == "median":
+        # one value per run (its mean), judged like a one-round run; the probe is the median run's
+        means = [statistics.fmean(_samples(first, "the first run"))] + [statistics.fmean(r) for r in runs]
+        all_probes = [current_probe] + probes
+        order = sorted(range(len(means)), key=means.__getitem__)
+        mid = order[len(order) // 2] if len(order) % 2 else None
+        value = means[mid] if mid is not None else statistics.median(means)
+        median = judge_run(value, history, probe=all_probes[mid] if mid is not None else current_probe,
+                           **kw)  # type: ignore[arg-type]
+    return decide_confirmation(head, verdicts, rule=rule, median=median)
+
+
+def decide_confirmation(first: HistoryVerdict, reruns: Sequence[HistoryVerdict], *, rule: str = "all",
+                        median: HistoryVerdict | None = None) -> Confirmation:
+    """The rule on verdicts already taken by the history rule (`confirm` judges, then calls this; the
+    simulation calls it directly with cached verdicts). median: the verdict of the session's median value,
+    needed by rule "median" when there are re-runs."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if first.verdict != VerdictKind.REGRESSION:
+        raise ValueError(f"nothing to confirm: the first run is {first.verdict}, not a REGRESSION")
+    reruns = tuple(reruns)
     if rule == "all":
-        bad = [i for i, v in enumerate(verdicts) if v.verdict != VerdictKind.REGRESSION]
-        confirmed = not bad
-        return Confirmation(confirmed, head, tuple(verdicts), rule, bad[0] + 1 if bad else len(verdicts))
-    # median: one value per run (its mean), judged like a one-round run; the probe is the median run's.
-    means = [statistics.fmean(_samples(first, "the first run"))] + [statistics.fmean(r) for r in runs]
-    all_probes = [current_probe] + probes
-    order = sorted(range(len(means)), key=means.__getitem__)
-    mid = order[len(order) // 2] if len(order) % 2 else None
-    value = means[mid] if mid is not None else statistics.median(means)
-    probe = all_probes[mid] if mid is not None else current_probe
-    v = judge_run(value, history, probe=probe, **kw)  # type: ignore[arg-type]
-    confirmed = v is not None and v.verdict == VerdictKind.REGRESSION
-    return Confirmation(confirmed, head, tuple(verdicts), rule, len(verdicts),
-                        median_change=v.change if v is not None else math.nan)
+        bad = [i for i, v in enumerate(reruns) if v.verdict != VerdictKind.REGRESSION]
+        return Confirmation(not bad, first, reruns, rule, bad[0] + 1 if bad else len(reruns))
+    if not reruns:
+        return Confirmation(True, first, reruns, rule, 0, median_change=first.change)
+    if median is None:
+        raise ValueError("rule 'median' needs the verdict of the session's median value")
+    return Confirmation(median.verdict == VerdictKind.REGRESSION, first, reruns, rule, len(reruns),
+                        median_change=median.change)
