@@ -179,9 +179,9 @@ def run_scenario(rng: random.Random, sc: Scenario, suites: int, k: int) -> dict[
 #                session (conservative for confirm), fresh for every A and B (each is a fresh process)
 #     w          noise of the run's mean over its ROUNDS rounds
 #     burst      slots covered by a burst are slowed 1.2-2x (log-uniform); Poisson, BURSTS_PER_RUN per 17 slots
-#                (a plain suite run), each 2-8 slots long, half of them slowing the whole suite, half one test only. Saved runs
-#                have bursts too. A burst covers consecutive measurements: a first run and its re-runs, or both
-#                sides of an A/B pair -- but not always both.
+#                (a plain suite run), each 2-8 slots long, half of them slowing the whole suite, half one test
+#                only. Saved runs have bursts too. A burst covers consecutive measurements: a first run and its
+#                re-runs, or both sides of an A/B pair -- but not always both.
 #
 # Stages, judged per suite run: "history" (the run-history rule after SAVES saved runs, pooled over the suite;
 # gate/history.py), "+ confirm N" (each convicted metric's test re-run N times right after it; confirmed by
