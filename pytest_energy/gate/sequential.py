@@ -132,6 +132,11 @@ def boundaries(max_pairs: int = MAX_PAIRS, alpha: float = ALPHA, beta: float = B
     return tuple(out)
 
 
+def _exp(x: float) -> float:
+    """exp without OverflowError: the first looks' wide intervals may reach beyond the float range."""
+    return math.inf if x > 709.78 else math.exp(x)
+
+
 def _log_ratio(base: float, head: float) -> float:
     for name, v in (("base", base), ("head", head)):
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
@@ -195,7 +200,7 @@ class SequentialTest:
             decision = Decision.UNKNOWN
         else:
             decision = Decision.CONTINUE
-        low, high = math.exp(mean - crit_a * se), math.exp(mean + crit_a * se)
+        low, high = _exp(mean - crit_a * se), _exp(mean + crit_a * se)
         return Step(decision, n, ratio, low, high, t, crit_a, self.base_ref)
 
 
