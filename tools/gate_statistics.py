@@ -190,7 +190,10 @@ def run_scenario(rng: random.Random, sc: Scenario, suites: int, k: int) -> dict[
 
 SUITE_TESTS, AB_FAMILIES, ROUNDS, SAVES = 17, 2, 3, 3
 BURSTS_PER_RUN = 1.0
-CONFIRM_VARIANTS = ((1, "all"), (2, "all"), (3, "all"), (2, "median"), (3, "median"))
+# (re-runs, rule, when): "next" re-runs the test right after its first run (a burst may still be going on),
+# "end" after the last test of the session (further from the burst in time; under xdist: the worker's last)
+CONFIRM_VARIANTS = ((1, "all", "next"), (2, "all", "next"), (3, "all", "next"), (2, "median", "next"),
+                    (1, "all", "end"), (2, "all", "end"), (2, "median", "end"))
 AB_DELTAS = (0.0, 0.15, 0.30, 1.0)
 
 
@@ -267,7 +270,7 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
     judge = _Cached(histories, pooled)
     # the judged session's noise, drawn once and shared by every stage and delta (paired comparison)
     c = rng.gauss(0.0, lsd_c)
-    max_n = max(n for n, _ in CONFIRM_VARIANTS)
+    max_n = max(n for n, _, _ in CONFIRM_VARIANTS)
     u = [rng.gauss(0.0, lsd_u) for _ in range(n_series)]
     w = [[rng.gauss(0.0, lsd_w) for _ in range(max_n + 1)] for _ in range(n_series)]
     slots = SUITE_TESTS * (1 + max_n)
@@ -283,23 +286,25 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
         out.setdefault("history", {})[delta] = [
             any(judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, t, t)).verdict == "REGRESSION"
                 for f in range(AB_FAMILIES)) for t in range(SUITE_TESTS)]
-        for n, rule in CONFIRM_VARIANTS:
-            slot, failed = 0, []
+        for n, rule, when in CONFIRM_VARIANTS:
+            slot, end, failed = 0, SUITE_TESTS, []
             for t in range(SUITE_TESTS):
                 first = [judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, slot, t)) for f in range(AB_FAMILIES)]
                 flagged = [f for f in range(AB_FAMILIES) if first[f].verdict == "REGRESSION"]
+                at = [slot] + ([slot + k for k in range(1, n + 1)] if when == "next" else
+                               [end + k for k in range(n)])
                 fails = False
-                if flagged:
-                    for f in flagged:
-                        j = t * AB_FAMILIES + f
-                        vals = [value(j, k, slot + k, t) for k in range(n + 1)]
-                        reruns = [judge(j, v) for v in vals[1:]]
-                        median = judge(j, statistics.median(vals)) if rule == "median" else None
-                        fails = fails or decide_confirmation(first[f], reruns, rule=rule, median=median).confirmed
-                    slot += n  # the re-runs take their slots; the next test starts later
+                for f in flagged:
+                    j = t * AB_FAMILIES + f
+                    vals = [value(j, k, at[k], t) for k in range(n + 1)]
+                    reruns = [judge(j, v) for v in vals[1:]]
+                    median = judge(j, statistics.median(vals)) if rule == "median" else None
+                    fails = fails or decide_confirmation(first[f], reruns, rule=rule, median=median).confirmed
+                if flagged:  # the re-runs take their slots: next, the following tests start later
+                    slot, end = (slot + n, end) if when == "next" else (slot, end + n)
                 slot += 1
                 failed.append(fails)
-            out.setdefault(f"confirm {n} {rule}", {})[delta] = failed
+            out.setdefault(f"confirm {n} {rule} {when}", {})[delta] = failed
     # A/B: every test, fresh process per measurement (fresh u), random order per pair
     ab: dict[float, list[bool]] = {d: [] for d in AB_DELTAS}
     decisions: dict[float, dict[str, int]] = {d: {} for d in AB_DELTAS}
@@ -342,7 +347,7 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
 
 
 def run_confirm_ab(rng: random.Random, suites: int) -> None:
-    stages = ["history"] + [f"confirm {n} {rule}" for n, rule in CONFIRM_VARIANTS] + ["A/B"]
+    stages = ["history"] + [f"confirm {n} {rule} {when}" for n, rule, when in CONFIRM_VARIANTS] + ["A/B"]
     print(f"\nissue 16 stages: {suites} suite runs x {SUITE_TESTS} tests x {AB_FAMILIES} metric families, {SAVES} "
           f"saved runs, {ROUNDS} rounds; tolerance {DEFAULT_TOLERANCE:.0%}; A/B alpha {sequential.ALPHA:g}, beta "
           f"{sequential.BETA:g}, {sequential.MIN_PAIRS}-{sequential.MAX_PAIRS} pairs, every test. Bursts: "
@@ -367,9 +372,9 @@ def run_confirm_ab(rng: random.Random, suites: int) -> None:
                         decisions[d][k] = decisions[d].get(k, 0) + v
                     pairs[d] += got["_pairs"][d]  # type: ignore[operator]
             print(f"\n{nm.name}, {'with' if bursty else 'without'} bursts")
-            print(f"    {'stage':<18}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
+            print(f"    {'stage':<22}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
             for s in stages:
-                print(f"    {s:<18}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
+                print(f"    {s:<22}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
             for d in AB_DELTAS:
                 total = sum(decisions[d].values())
                 shares = ", ".join(f"{k} {v / total:.2%}" for k, v in sorted(decisions[d].items()))
