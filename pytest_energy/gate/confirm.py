@@ -13,9 +13,14 @@ alpha: the threshold is not re-derived here) and decides by one of two rules:
   going on at the first re-run.
 
 A regression that persists is convicted by each run alone with the same probability p as the first, so "all"
-detects it with p^(N+1) overall; a burst lasting several measurements is what the re-runs right after the
-first can still fall into. tools/gate_statistics.py --confirm-ab simulates both with bursty noise; the
-default N = DEFAULT_RERUNS comes from there (docs/statistics.md, "Confirm and A/B (simulation)").
+detects it with about p^(N+1) overall (less where the runs share the session's drift). *When* the re-runs
+happen matters more than N: a burst lasts several measurements, so re-runs right after the first run often
+fall into the same burst. In the bursty simulation (tools/gate_statistics.py --confirm-ab, 300 suite runs
+of 17 tests) unchanged suite runs failed 28 % of the time with the history rule alone, 22 % with 2 re-runs
+right after the first run, and 3.7 % with 2 re-runs at the end of the session (DEFAULT_WHEN), while a 2x
+slowdown was still caught in 58 % of tests against 61.5 % without confirmation. Hence the defaults:
+N = DEFAULT_RERUNS = 2, rule "all", re-runs after the session's last test (under xdist: after the
+worker's last test, on the same worker). docs/statistics.md, "Confirm and A/B (simulation)", has the table.
 
 Wording (issue 16): "confirmed by 2 re-runs: +31 %, +28 %, +33 %" (the first run's change, then the
 re-runs'), and "not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs)". Pure Python; no pytest.
@@ -32,12 +37,17 @@ from ..records import VerdictKind
 from . import history as _history
 from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
 
-__all__ = ["DEFAULT_RERUNS", "RULES", "Confirmation", "confirm", "decide_confirmation", "judge_run"]
+__all__ = ["DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "Confirmation", "confirm", "decide_confirmation",
+           "judge_run"]
 
 # The history rule's entry point; a parallel rename (judge -> judge_against_history) must not break this module.
 _judge = getattr(_history, "judge_against_history", None) or _history.judge
 
 DEFAULT_RERUNS = 2  # --energy-confirm default, from the bursty simulation (docs/statistics.md)
+DEFAULT_RULE = "all"
+# Where the caller should put the re-runs: "end" = after the session's last test (a burst has moved on by
+# then), "next" = right after the first run. Not used here; the plugin that schedules re-runs reads it.
+DEFAULT_WHEN = "end"
 RULES = ("all", "median")
 
 
@@ -101,7 +111,7 @@ def judge_run(run: float | Sequence[float], history: Sequence[RunSummary], *, be
 def confirm(history: Sequence[RunSummary], first: float | Sequence[float], reruns: Sequence[float | Sequence[float]],
             *, better: str = "lower", tolerance: float, pooled: Pooled | Mapping[bool, Pooled] | None = None,
             current_probe: float | None = None, rerun_probes: Sequence[float | None] | None = None,
-            exponent: float = 0.0, alpha: float = HISTORY_ALPHA, rule: str = "all") -> Confirmation:
+            exponent: float = 0.0, alpha: float = HISTORY_ALPHA, rule: str = DEFAULT_RULE) -> Confirmation:
     """Decide whether the history rule's REGRESSION of `first` is confirmed by the session's `reruns`.
 
     history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (history.judge's
@@ -139,7 +149,7 @@ def confirm(history: Sequence[RunSummary], first: float | Sequence[float], rerun
     return decide_confirmation(head, verdicts, rule=rule, median=median)
 
 
-def decide_confirmation(first: HistoryVerdict, reruns: Sequence[HistoryVerdict], *, rule: str = "all",
+def decide_confirmation(first: HistoryVerdict, reruns: Sequence[HistoryVerdict], *, rule: str = DEFAULT_RULE,
                         median: HistoryVerdict | None = None) -> Confirmation:
     """The rule on verdicts already taken by the history rule (`confirm` judges, then calls this; the
     simulation calls it directly with cached verdicts). median: the verdict of the session's median value,

@@ -99,7 +99,7 @@ def test_decide_confirmation_checks_its_input():
 
 
 def test_the_default_is_the_simulations_choice():
-    assert c.DEFAULT_RERUNS == 2
+    assert (c.DEFAULT_RERUNS, c.DEFAULT_RULE, c.DEFAULT_WHEN) == (2, "all", "end")
 
 
 # --- properties ------------------------------------------------------------------------------------------
