@@ -346,6 +346,32 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
     return out
 
 
+def ab_design(rng: random.Random, trials: int) -> None:
+    """The sequential A/B test alone, per metric, on normal log ratios: decisions at ratio 1 and at twice the
+    tolerance for pair-to-pair sds across the range measured (2-15 %)."""
+    tol = DEFAULT_TOLERANCE
+    print(f"\nA/B design per metric: {trials} trials per cell, normal log ratios, tolerance {tol:.0%}, "
+          f"{sequential.MIN_PAIRS}-{sequential.MAX_PAIRS} pairs, alpha {sequential.ALPHA:g}, beta {sequential.BETA:g}")
+    print("    (a wrong verdict is bounded by design: REGRESSION or IMPROVED at ratio 1 <= alpha each, SAME at 2 x "
+          "tolerance <= beta; UNKNOWN is not)")
+    for sd in (0.02, 0.05, 0.08, 0.15):
+        cells = []
+        for ratio in (1.0, 1.0 + 2 * tol):
+            counts: dict[str, int] = {}
+            pairs = 0
+            for _ in range(trials):
+                test = sequential.SequentialTest(tolerance=tol)
+                for _ in range(sequential.MAX_PAIRS):
+                    step = test.add(1.0, ratio * math.exp(rng.gauss(0.0, sd)))
+                    if step.final:
+                        break
+                counts[str(step.decision)] = counts.get(str(step.decision), 0) + 1
+                pairs += step.pairs
+            cells.append(f"ratio {ratio:.2f}: " + ", ".join(f"{k} {v / trials:.2%}" for k, v in sorted(counts.items()))
+                         + f" ({pairs / trials:.1f} pairs)")
+        print(f"    sd {sd:.0%}:  " + ";  ".join(cells))
+
+
 def run_confirm_ab(rng: random.Random, suites: int) -> None:
     stages = ["history"] + [f"confirm {n} {rule} {when}" for n, rule, when in CONFIRM_VARIANTS] + ["A/B"]
     print(f"\nissue 16 stages: {suites} suite runs x {SUITE_TESTS} tests x {AB_FAMILIES} metric families, {SAVES} "
@@ -389,6 +415,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--runs", type=int, default=5, help="saved runs in every history (k)")
     ap.add_argument("--scenarios", default="", help="comma-separated indices into SCENARIOS (default: all)")
+    ap.add_argument("--ab-design", type=int, default=0, metavar="TRIALS",
+                    help="with --confirm-ab: first the A/B test alone per metric, TRIALS per cell")
     ap.add_argument("--confirm-ab", action="store_true",
                     help="instead of the scenarios above, simulate issue 16's stages with bursty noise: history, "
                          "history + confirm, same-job A/B (--suites suite runs per noise model)")
@@ -399,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     if args.confirm_ab:
         t0 = time.perf_counter()
+        if args.ab_design:  # its own stream: the suite table stays the same with or without it
+            ab_design(random.Random(args.seed + 1), args.ab_design)
         run_confirm_ab(rng, args.suites)
         print(f"\n({time.perf_counter() - t0:.0f} s)")
         return 0
