@@ -220,3 +220,21 @@ def test_monte_carlo_defaults_on_pairs_as_noisy_as_measured():
     assert noisy.get(D.UNKNOWN, 0.0) > 0.8 and noisy.get(D.REGRESSION, 0.0) == 0.0
     noisy_bad = _rates(math.log1p(2 * TOL), 0.30, 400, seed=24)
     assert noisy_bad.get(D.SAME, 0.0) <= 0.05 and noisy_bad.get(D.UNKNOWN, 0.0) > 0.7
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(pair, min_size=0, max_size=5), st.one_of(st.floats(max_value=0.0), st.just(math.nan),
+                                                         st.just(math.inf)), st.booleans())
+def test_any_non_positive_or_non_finite_value_is_a_clear_error(good, bad, on_head):
+    test = sq.SequentialTest(tolerance=TOL, max_pairs=12)
+    for base, head in good:
+        if test.step is not None and test.step.final:
+            return  # decided: the caller measures no more
+        test.add(base, head)
+    if test.step is not None and test.step.final:
+        return
+    before = list(test.log_ratios)
+    base, head = (1.0, bad) if on_head else (bad, 1.0)
+    with pytest.raises(ValueError, match="finite values > 0 on both sides"):
+        test.add(base, head)
+    assert test.log_ratios == before  # the pairs so far are kept
