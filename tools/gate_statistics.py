@@ -33,12 +33,16 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import statistics
 import sys
 import time
 from dataclasses import dataclass
 
 from pytest_energy.config import DEFAULT_ROUNDS, DEFAULT_TOLERANCE
+from pytest_energy.gate import confirm as confirm_mod
+from pytest_energy.gate import sequential
 from pytest_energy.gate.compare import compare_metric
+from pytest_energy.gate.confirm import decide_confirmation
 from pytest_energy.gate.history import HISTORY_ALPHA, RunSummary, pool
 from pytest_energy.records import Metric
 
@@ -164,17 +168,270 @@ def run_scenario(rng: random.Random, sc: Scenario, suites: int, k: int) -> dict[
     return rates
 
 
+# --- issue 16: bursty noise, history + confirm, and same-job A/B (--confirm-ab) -----------------------------
+#
+# One *suite run* is SUITE_TESTS tests (the reference suite has 17), each with AB_FAMILIES independent metric
+# families (time and energy), measured one after the other; a measurement takes one slot of session time.
+#
+#     value = level x exp(c_session + u + w) x burst(slot)      x (1 + delta) for head's code
+#     c_session  drift of the whole machine in that session (cancels in A/B: both sides share it)
+#     u          drift of one test in one process: shared by a test's first run and its re-runs in the same
+#                session (conservative for confirm), fresh for every A and B (each is a fresh process)
+#     w          noise of the run's mean over its ROUNDS rounds
+#     burst      slots covered by a burst are slowed 1.2-2x (log-uniform); Poisson, BURSTS_PER_RUN per 17 slots
+#                (a plain suite run), each 2-8 slots long, half of them slowing the whole suite, half one test
+#                only. Saved runs have bursts too. A burst covers consecutive measurements: a first run and its
+#                re-runs, or both sides of an A/B pair -- but not always both.
+#
+# Stages, judged per suite run: "history" (the run-history rule after SAVES saved runs, pooled over the suite;
+# gate/history.py), "+ confirm N" (each convicted metric's test re-run N times right after it; confirmed by
+# gate/confirm.py's rule, "all" or "median"), and "A/B" (every test measured in pairs against the base in the
+# same job, gate/sequential.py, up to MAX_PAIRS). A test fails when any family fails.
+
+SUITE_TESTS, AB_FAMILIES, ROUNDS, SAVES = 17, 2, 3, 3
+BURSTS_PER_RUN = 1.0
+# (re-runs, rule, when): "next" re-runs the test right after its first run (a burst may still be going on),
+# "end" after the last test of the session (further from the burst in time; under xdist: the worker's last)
+CONFIRM_VARIANTS = ((1, "all", "next"), (2, "all", "next"), (3, "all", "next"), (2, "median", "next"),
+                    (1, "all", "end"), (2, "all", "end"), (2, "median", "end"))
+AB_DELTAS = (0.0, 0.15, 0.30, 1.0)
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    name: str
+    common: float
+    specific: float
+    within: float  # CV of one round; a run's mean has within / sqrt(ROUNDS)
+
+
+NOISE_MODELS = (
+    NoiseModel("this VM, CPU time / estimate energy (3 % common, 3 % per test, 5 % within)", 0.03, 0.03, 0.05),
+    NoiseModel("a noisy VM (10 % common, 10 % per test, 10 % within)", 0.10, 0.10, 0.10),
+)
+
+
+def _bursts(rng: random.Random, slots: int) -> list[tuple[float, float, int | None, float]]:
+    """(start, end, test or None for the whole suite, log factor) of the bursts of a session `slots` long;
+    BURSTS_PER_RUN per SUITE_TESTS slots (one plain suite run), so a longer session sees more of them."""
+    out = []
+    rate = BURSTS_PER_RUN * slots / SUITE_TESTS
+    n, p, lam = 0, rng.random(), math.exp(-rate)
+    acc = lam
+    while p > acc and n < 1000:  # Poisson by inversion
+        n += 1
+        lam *= rate / n
+        acc += lam
+    for _ in range(n):
+        length = rng.randint(2, 8)
+        start = rng.uniform(-length, slots)
+        test = None if rng.random() < 0.5 else rng.randrange(SUITE_TESTS)
+        out.append((start, start + length, test, rng.uniform(math.log(1.2), math.log(2.0))))
+    return out
+
+
+def _burst_at(bursts: list[tuple[float, float, int | None, float]], slot: float, test: int) -> float:
+    return math.fsum(f for a, b, t, f in bursts if a <= slot < b and (t is None or t == test))
+
+
+class _Cached:
+    """history.judge on a one-value run, memoised per series and value: the confirm variants re-judge the same
+    measurement many times."""
+
+    def __init__(self, histories: list[list[RunSummary]], pooled: object) -> None:
+        self.histories, self.pooled, self.memo = histories, pooled, {}
+
+    def __call__(self, series: int, value: float):
+        key = (series, value)
+        if key not in self.memo:
+            self.memo[key] = confirm_mod.judge_run(value, self.histories[series], better="lower",
+                                                   tolerance=DEFAULT_TOLERANCE, pooled=self.pooled)
+        return self.memo[key]
+
+
+def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[str, dict[float, list[bool]]]:
+    """One suite run of every stage: {stage: {delta: [test failed]}} plus A/B per-metric decisions."""
+    lsd_c, lsd_u, lsd_w = _lsd(nm.common), _lsd(nm.specific), _lsd(nm.within) / math.sqrt(ROUNDS)
+    n_series = SUITE_TESTS * AB_FAMILIES
+    levels = [10.0 ** rng.uniform(-1.0, 2.0) for _ in range(n_series)]
+    histories: list[list[RunSummary]] = [[] for _ in range(n_series)]
+    for r in range(SAVES):
+        c = rng.gauss(0.0, lsd_c)
+        bursts = _bursts(rng, SUITE_TESTS) if bursty else []
+        for test in range(SUITE_TESTS):
+            u = [rng.gauss(0.0, lsd_u) for _ in range(AB_FAMILIES)]
+            b = _burst_at(bursts, test, test)
+            for f in range(AB_FAMILIES):
+                j = test * AB_FAMILIES + f
+                # the run's rounds: spread as within, centred on the run's level
+                rounds = [levels[j] * math.exp(c + u[f] + b + rng.gauss(0.0, _lsd(nm.within))) for _ in range(ROUNDS)]
+                histories[j].append(RunSummary.of(rounds, f"save{r}"))
+    pooled = pool([(h, 0) for h in histories])
+    judge = _Cached(histories, pooled)
+    # the judged session's noise, drawn once and shared by every stage and delta (paired comparison)
+    c = rng.gauss(0.0, lsd_c)
+    max_n = max(n for n, _, _ in CONFIRM_VARIANTS)
+    u = [rng.gauss(0.0, lsd_u) for _ in range(n_series)]
+    w = [[rng.gauss(0.0, lsd_w) for _ in range(max_n + 1)] for _ in range(n_series)]
+    slots = SUITE_TESTS * (1 + max_n)
+    bursts = _bursts(rng, slots) if bursty else []
+    out: dict[str, dict[float, list[bool]]] = {}
+    for delta in AB_DELTAS:
+        shift = math.log1p(delta)
+
+        def value(j: int, k: int, slot: float, test: int) -> float:
+            return levels[j] * math.exp(c + u[j] + w[j][k] + _burst_at(bursts, slot, test) + shift)  # noqa: B023
+
+        # history alone: the tests one after the other, no re-runs
+        out.setdefault("history", {})[delta] = [
+            any(judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, t, t)).verdict == "REGRESSION"
+                for f in range(AB_FAMILIES)) for t in range(SUITE_TESTS)]
+        for n, rule, when in CONFIRM_VARIANTS:
+            slot, end, failed = 0, SUITE_TESTS, []
+            for t in range(SUITE_TESTS):
+                first = [judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, slot, t)) for f in range(AB_FAMILIES)]
+                flagged = [f for f in range(AB_FAMILIES) if first[f].verdict == "REGRESSION"]
+                at = [slot] + ([slot + k for k in range(1, n + 1)] if when == "next" else
+                               [end + k for k in range(n)])
+                fails = False
+                for f in flagged:
+                    j = t * AB_FAMILIES + f
+                    vals = [value(j, k, at[k], t) for k in range(n + 1)]
+                    reruns = [judge(j, v) for v in vals[1:]]
+                    median = judge(j, statistics.median(vals)) if rule == "median" else None
+                    fails = fails or decide_confirmation(first[f], reruns, rule=rule, median=median).confirmed
+                if flagged:  # the re-runs take their slots: next, the following tests start later
+                    slot, end = (slot + n, end) if when == "next" else (slot, end + n)
+                slot += 1
+                failed.append(fails)
+            out.setdefault(f"confirm {n} {rule} {when}", {})[delta] = failed
+    # A/B: every test, fresh process per measurement (fresh u), random order per pair
+    ab: dict[float, list[bool]] = {d: [] for d in AB_DELTAS}
+    decisions: dict[float, dict[str, int]] = {d: {} for d in AB_DELTAS}
+    pairs_used: dict[float, list[int]] = {d: [] for d in AB_DELTAS}
+    ab_bursts = _bursts(rng, SUITE_TESTS * 2 * sequential.MAX_PAIRS) if bursty else []
+    slot = 0.0
+    for t in range(SUITE_TESTS):
+        draws = []  # per pair: (base first?, per family (log noise base, log noise head))
+        for _ in range(sequential.MAX_PAIRS):
+            base_first = rng.random() < 0.5
+            draws.append((base_first, [(rng.gauss(0.0, lsd_u) + rng.gauss(0.0, lsd_w),
+                                        rng.gauss(0.0, lsd_u) + rng.gauss(0.0, lsd_w)) for _ in range(AB_FAMILIES)]))
+        longest = 0
+        for delta in AB_DELTAS:
+            shift = math.log1p(delta)
+            tests = [sequential.SequentialTest(tolerance=DEFAULT_TOLERANCE) for _ in range(AB_FAMILIES)]
+            steps: list[sequential.Step | None] = [None] * AB_FAMILIES
+            used = 0
+            for i, (base_first, noise) in enumerate(draws):
+                if all(s is not None and s.final for s in steps):
+                    break
+                used = i + 1
+                sb, sh = (slot + 2 * i, slot + 2 * i + 1) if base_first else (slot + 2 * i + 1, slot + 2 * i)
+                bb, bh = _burst_at(ab_bursts, sb, t), _burst_at(ab_bursts, sh, t)
+                for f in range(AB_FAMILIES):
+                    if steps[f] is None or not steps[f].final:
+                        nb, nh = noise[f]
+                        steps[f] = tests[f].add(math.exp(c + nb + bb), math.exp(c + nh + bh + shift))
+            longest = max(longest, used)
+            ab[delta].append(any(s.decision == sequential.Decision.REGRESSION for s in steps if s is not None))
+            for s in steps:
+                if s is not None:
+                    decisions[delta][str(s.decision)] = decisions[delta].get(str(s.decision), 0) + 1
+            pairs_used[delta].append(used)
+        slot += 2 * longest
+    out["A/B"] = ab
+    out["_decisions"] = decisions  # type: ignore[assignment]
+    out["_pairs"] = pairs_used  # type: ignore[assignment]
+    return out
+
+
+def ab_design(rng: random.Random, trials: int) -> None:
+    """The sequential A/B test alone, per metric, on normal log ratios: decisions at ratio 1 and at twice the
+    tolerance for pair-to-pair sds across the range measured (2-15 %)."""
+    tol = DEFAULT_TOLERANCE
+    print(f"\nA/B design per metric: {trials} trials per cell, normal log ratios, tolerance {tol:.0%}, "
+          f"{sequential.MIN_PAIRS}-{sequential.MAX_PAIRS} pairs, alpha {sequential.ALPHA:g}, beta {sequential.BETA:g}")
+    print("    (a wrong verdict is bounded by design: REGRESSION or IMPROVED at ratio 1 <= alpha each, SAME at 2 x "
+          "tolerance <= beta; UNKNOWN is not)")
+    for sd in (0.02, 0.05, 0.08, 0.15):
+        cells = []
+        for ratio in (1.0, 1.0 + 2 * tol):
+            counts: dict[str, int] = {}
+            pairs = 0
+            for _ in range(trials):
+                test = sequential.SequentialTest(tolerance=tol)
+                for _ in range(sequential.MAX_PAIRS):
+                    step = test.add(1.0, ratio * math.exp(rng.gauss(0.0, sd)))
+                    if step.final:
+                        break
+                counts[str(step.decision)] = counts.get(str(step.decision), 0) + 1
+                pairs += step.pairs
+            cells.append(f"ratio {ratio:.2f}: " + ", ".join(f"{k} {v / trials:.2%}" for k, v in sorted(counts.items()))
+                         + f" ({pairs / trials:.1f} pairs)")
+        print(f"    sd {sd:.0%}:  " + ";  ".join(cells))
+
+
+def run_confirm_ab(rng: random.Random, suites: int) -> None:
+    stages = ["history"] + [f"confirm {n} {rule} {when}" for n, rule, when in CONFIRM_VARIANTS] + ["A/B"]
+    print(f"\nissue 16 stages: {suites} suite runs x {SUITE_TESTS} tests x {AB_FAMILIES} metric families, {SAVES} "
+          f"saved runs, {ROUNDS} rounds; tolerance {DEFAULT_TOLERANCE:.0%}; A/B alpha {sequential.ALPHA:g}, beta "
+          f"{sequential.BETA:g}, {sequential.MIN_PAIRS}-{sequential.MAX_PAIRS} pairs, every test. Bursts: "
+          f"{BURSTS_PER_RUN:g} per {SUITE_TESTS} measurements, 2-8 measurements long, 1.2-2x, half suite-wide, "
+          "half one test")
+    print("suite A/A: share of unchanged suite runs with a failing test; 1.15x/1.3x/2x: share of slowed tests "
+          "that fail (+- 2 se clustered by suite run)")
+    for nm in NOISE_MODELS:
+        for bursty in (False, True):
+            rates = {s: {d: Rate() for d in AB_DELTAS} for s in stages}
+            suite_aa = {s: Rate() for s in stages}
+            decisions: dict[float, dict[str, int]] = {d: {} for d in AB_DELTAS}
+            pairs: dict[float, list[int]] = {d: [] for d in AB_DELTAS}
+            for _ in range(suites):
+                got = simulate_session(rng, nm, bursty)
+                for s in stages:
+                    for d in AB_DELTAS:
+                        rates[s][d].add(got[s][d])
+                    suite_aa[s].add([any(got[s][0.0])])
+                for d in AB_DELTAS:
+                    for k, v in got["_decisions"][d].items():  # type: ignore[union-attr]
+                        decisions[d][k] = decisions[d].get(k, 0) + v
+                    pairs[d] += got["_pairs"][d]  # type: ignore[operator]
+            print(f"\n{nm.name}, {'with' if bursty else 'without'} bursts")
+            print(f"    {'stage':<22}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
+            for s in stages:
+                print(f"    {s:<22}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
+            for d in AB_DELTAS:
+                total = sum(decisions[d].values())
+                shares = ", ".join(f"{k} {v / total:.2%}" for k, v in sorted(decisions[d].items()))
+                print(f"    A/B per metric at {1 + d:.2f}x: {shares}; mean pairs per test "
+                      f"{sum(pairs[d]) / len(pairs[d]):.1f}")
+            sys.stdout.flush()
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suites", type=int, default=30, help=f"simulated suites per scenario (x {TESTS} tests)")
     ap.add_argument("--seed", type=int, default=20240601)
     ap.add_argument("--runs", type=int, default=5, help="saved runs in every history (k)")
     ap.add_argument("--scenarios", default="", help="comma-separated indices into SCENARIOS (default: all)")
+    ap.add_argument("--ab-design", type=int, default=0, metavar="TRIALS",
+                    help="with --confirm-ab: first the A/B test alone per metric, TRIALS per cell")
+    ap.add_argument("--confirm-ab", action="store_true",
+                    help="instead of the scenarios above, simulate issue 16's stages with bursty noise: history, "
+                         "history + confirm, same-job A/B (--suites suite runs per noise model)")
     args = ap.parse_args(argv)
     if args.suites < 2 or args.runs < 1:
         ap.error("--suites must be >= 2 and --runs >= 1")
     chosen = [SCENARIOS[int(i)] for i in args.scenarios.split(",")] if args.scenarios else list(SCENARIOS)
     rng = random.Random(args.seed)
+    if args.confirm_ab:
+        t0 = time.perf_counter()
+        if args.ab_design:  # its own stream: the suite table stays the same with or without it
+            ab_design(random.Random(args.seed + 1), args.ab_design)
+        run_confirm_ab(rng, args.suites)
+        print(f"\n({time.perf_counter() - t0:.0f} s)")
+        return 0
     print(f"two-level model: {args.suites} suites x {TESTS} tests x {FAMILIES} independent metric families, "
           f"k = {args.runs} saved runs; tolerance {DEFAULT_TOLERANCE:.0%}, history alpha {HISTORY_ALPHA:g} per "
           f"metric; a test fails when any family is a REGRESSION; seed {args.seed}")

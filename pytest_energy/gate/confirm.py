@@ -1,0 +1,170 @@
+"""Confirm on suspicion: re-run a test the history rule convicted, in the same session (issue 16, point 1).
+
+On a shared runner drift comes in bursts (a noisy neighbour for a few minutes), and a history of 3-10 runs
+cannot predict a burst: one slow run is convicted although the code did not change. When the history rule
+says REGRESSION, the caller measures the test again N times right away and asks `confirm`, which judges every
+run of the session with the same history rule (gate/history.py, same history, pool, probe treatment and
+alpha: the threshold is not re-derived here) and decides by one of two rules:
+
+- "all" (the default): confirmed when every re-run is itself a REGRESSION. A transient must hit the first run
+  *and* all N re-runs to fail CI; the caller may stop at the first re-run that is not (`decided_after`).
+- "median": confirmed when the median of the session's runs (first and re-runs, their means) is one. With
+  N = 2 that is "at least one of the two re-runs": more power, less protection against a burst that is still
+  going on at the first re-run.
+
+A regression that persists is convicted by each run alone with the same probability p as the first, so "all"
+detects it with about p^(N+1) overall (less where the runs share the session's drift). *When* the re-runs
+happen matters more than N: a burst lasts several measurements, so re-runs right after the first run often
+fall into the same burst. In the bursty simulation (tools/gate_statistics.py --confirm-ab, 300 suite runs
+of 17 tests) unchanged suite runs failed 28 % of the time with the history rule alone, 22 % with 2 re-runs
+right after the first run, and 3.7 % with 2 re-runs at the end of the session (DEFAULT_WHEN), while a 2x
+slowdown was still caught in 58 % of tests against 61.5 % without confirmation. Hence the defaults:
+N = DEFAULT_RERUNS = 2, rule "all", re-runs after the session's last test (under xdist: after the
+worker's last test, on the same worker). docs/statistics.md, "Confirm and A/B (simulation)", has the table.
+
+Wording (issue 16): "confirmed by 2 re-runs: +31 %, +28 %, +33 %" (the first run's change, then the
+re-runs'), and "not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs)". Pure Python; no pytest.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ..records import VerdictKind
+from . import history as _history
+from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
+
+__all__ = ["DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "Confirmation", "confirm", "decide_confirmation",
+           "judge_run"]
+
+# The history rule's entry point; a parallel rename (judge -> judge_against_history) must not break this module.
+_judge = getattr(_history, "judge_against_history", None) or _history.judge
+
+DEFAULT_RERUNS = 2  # --energy-confirm default, from the bursty simulation (docs/statistics.md)
+DEFAULT_RULE = "all"
+# Where the caller should put the re-runs: "end" = after the session's last test (a burst has moved on by
+# then), "next" = right after the first run. Not used here; the plugin that schedules re-runs reads it.
+DEFAULT_WHEN = "end"
+RULES = ("all", "median")
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The outcome of confirming one metric's REGRESSION.
+
+    first: the history verdict of the run that raised the suspicion; reruns: the verdicts of the re-runs
+    (None where the history rule could not judge a re-run); decided_after: how many re-runs the decision
+    needed (with "all", the first re-run that is not a REGRESSION settles it).
+    """
+
+    confirmed: bool
+    first: HistoryVerdict
+    reruns: tuple[HistoryVerdict, ...]
+    rule: str
+    decided_after: int
+    median_change: float = math.nan
+
+    @property
+    def verdict(self) -> VerdictKind:
+        """REGRESSION when confirmed; PASS otherwise (a transient passes, visibly: see `text`)."""
+        return VerdictKind.REGRESSION if self.confirmed else VerdictKind.PASS
+
+    @property
+    def changes(self) -> list[float]:
+        """Relative changes against the expected value: the first run, then each re-run."""
+        return [self.first.change] + [v.change for v in self.reruns]
+
+    def text(self) -> str:
+        n = len(self.reruns)
+        noun = "re-run" if n == 1 else "re-runs"
+        if not n:
+            return "not re-run (--energy-confirm 0)"
+        median = f" (median {_pct(self.median_change)})" if self.rule == "median" else ""
+        if self.confirmed:
+            return f"confirmed by {n} {noun}{median}: " + ", ".join(_pct(c) for c in self.changes)
+        rest = ", ".join(_pct(v.change) for v in self.reruns)
+        return f"not confirmed: a transient ({_pct(self.first.change)}, then {rest} in {n} {noun}{median})"
+
+
+def _pct(x: float) -> str:
+    return "n/a" if not math.isfinite(x) else f"{x * 100:+.0f} %"
+
+
+def _samples(run: float | Sequence[float], what: str) -> list[float]:
+    xs = [run] if isinstance(run, (int, float)) and not isinstance(run, bool) else list(run)  # type: ignore[arg-type]
+    if not xs or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in xs):
+        raise ValueError(f"{what} needs at least one finite value, got {run!r}")
+    return [float(x) for x in xs]
+
+
+def judge_run(run: float | Sequence[float], history: Sequence[RunSummary], *, better: str, tolerance: float,
+              pooled: Pooled | Mapping[bool, Pooled] | None = None, probe: float | None = None,
+              exponent: float = 0.0, alpha: float = HISTORY_ALPHA) -> HistoryVerdict | None:
+    """One run of the session (a value or its round samples) judged by the history rule, as the first run was."""
+    return _judge(_samples(run, "a run"), history, better=better, tolerance=tolerance, alpha=alpha, pooled=pooled,
+                  current_probe=probe, exponent=exponent)
+
+
+def confirm(history: Sequence[RunSummary], first: float | Sequence[float], reruns: Sequence[float | Sequence[float]],
+            *, better: str = "lower", tolerance: float, pooled: Pooled | Mapping[bool, Pooled] | None = None,
+            current_probe: float | None = None, rerun_probes: Sequence[float | None] | None = None,
+            exponent: float = 0.0, alpha: float = HISTORY_ALPHA, rule: str = DEFAULT_RULE) -> Confirmation:
+    """Decide whether the history rule's REGRESSION of `first` is confirmed by the session's `reruns`.
+
+    history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (history.judge's
+    arguments). first and each re-run: a value or a run's round samples. rerun_probes: each re-run's own
+    probe seconds (default: the first run's). Raises ValueError when the first run is not a history
+    REGRESSION (nothing to confirm), for an unknown rule, mismatched probes, or a value that is not finite.
+    """
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    runs = [_samples(r, f"re-run {i + 1}") for i, r in enumerate(reruns)]
+    probes = list(rerun_probes) if rerun_probes is not None else [current_probe] * len(runs)
+    if len(probes) != len(runs):
+        raise ValueError(f"{len(probes)} re-run probes for {len(runs)} re-runs")
+    kw = dict(better=better, tolerance=tolerance, pooled=pooled, exponent=exponent, alpha=alpha)
+    head = judge_run(first, history, probe=current_probe, **kw)  # type: ignore[arg-type]
+    if head is None or head.verdict != VerdictKind.REGRESSION:
+        got = "no history verdict" if head is None else head.verdict
+        raise ValueError(f"confirm() needs a history REGRESSION of the first run, got {got}")
+    verdicts = []
+    for run, probe in zip(runs, probes):
+        v = judge_run(run, history, probe=probe, **kw)  # type: ignore[arg-type]
+        if v is None:  # the same history judged the first run: only a broken re-run gets here
+            raise ValueError("the history rule could not judge a re-run")
+        verdicts.append(v)
+    median = None
+    if rule == "median":
+        # one value per run (its mean), judged like a one-round run; the probe is the median run's
+        means = [statistics.fmean(_samples(first, "the first run"))] + [statistics.fmean(r) for r in runs]
+        all_probes = [current_probe] + probes
+        order = sorted(range(len(means)), key=means.__getitem__)
+        mid = order[len(order) // 2] if len(order) % 2 else None
+        value = means[mid] if mid is not None else statistics.median(means)
+        median = judge_run(value, history, probe=all_probes[mid] if mid is not None else current_probe,
+                           **kw)  # type: ignore[arg-type]
+    return decide_confirmation(head, verdicts, rule=rule, median=median)
+
+
+def decide_confirmation(first: HistoryVerdict, reruns: Sequence[HistoryVerdict], *, rule: str = DEFAULT_RULE,
+                        median: HistoryVerdict | None = None) -> Confirmation:
+    """The rule on verdicts already taken by the history rule (`confirm` judges, then calls this; the
+    simulation calls it directly with cached verdicts). median: the verdict of the session's median value,
+    needed by rule "median" when there are re-runs."""
+    if rule not in RULES:
+        raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
+    if first.verdict != VerdictKind.REGRESSION:
+        raise ValueError(f"nothing to confirm: the first run is {first.verdict}, not a REGRESSION")
+    reruns = tuple(reruns)
+    if rule == "all":
+        bad = [i for i, v in enumerate(reruns) if v.verdict != VerdictKind.REGRESSION]
+        return Confirmation(not bad, first, reruns, rule, bad[0] + 1 if bad else len(reruns))
+    if not reruns:
+        return Confirmation(True, first, reruns, rule, 0, median_change=first.change)
+    if median is None:
+        raise ValueError("rule 'median' needs the verdict of the session's median value")
+    return Confirmation(median.verdict == VerdictKind.REGRESSION, first, reruns, rule, len(reruns),
+                        median_change=median.change)

@@ -1,0 +1,151 @@
+"""Confirm on suspicion (gate/confirm.py): the wording, both rules, that the threshold is the history rule's,
+hypothesis properties, and a seeded Monte Carlo of a burst against a persistent regression."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_energy.gate import confirm as c
+from pytest_energy.gate import history as h
+from pytest_energy.gate.history import RunSummary as R
+from pytest_energy.records import VerdictKind as V
+
+TOL = 0.08
+# ten quiet saved runs around 10.0: the history rule's limit lies a little above the tolerance
+HIST = [R(10.0 * (1.0 + 0.01 * ((i * 7) % 5 - 2)), 0.1, 3, f"run{i}") for i in range(10)]
+
+
+def limit() -> float:
+    return h.judge([13.1], HIST, tolerance=TOL).limit
+
+
+def test_confirmed_by_two_reruns_in_the_issues_words():
+    got = c.confirm(HIST, 13.1, [12.8, 13.3], tolerance=TOL)
+    assert got.confirmed and got.verdict is V.REGRESSION
+    assert got.text() == "confirmed by 2 re-runs: +31 %, +28 %, +33 %"
+    assert got.decided_after == 2
+    assert got.changes == pytest.approx([0.31, 0.28, 0.33], abs=0.005)
+
+
+def test_a_transient_is_not_confirmed_and_passes_visibly():
+    got = c.confirm(HIST, 13.1, [10.2, 13.3], tolerance=TOL)
+    assert not got.confirmed and got.verdict is V.PASS
+    assert got.text() == "not confirmed: a transient (+31 %, then +2 %, +33 % in 2 re-runs)"
+    assert got.decided_after == 1  # the caller could have stopped after the first re-run
+
+
+def test_the_median_rule_takes_the_sessions_median():
+    got = c.confirm(HIST, 13.1, [10.2, 13.3], tolerance=TOL, rule="median")
+    assert got.confirmed and got.text() == "confirmed by 2 re-runs (median +31 %): +31 %, +2 %, +33 %"
+    got = c.confirm(HIST, 13.1, [10.2, 10.4], tolerance=TOL, rule="median")
+    assert not got.confirmed and got.text().startswith("not confirmed: a transient (+31 %, then +2 %, +4 %")
+
+
+def test_the_threshold_is_the_history_rules_limit():
+    lim = limit()
+    assert c.confirm(HIST, 13.1, [lim * 1.001], tolerance=TOL).confirmed
+    assert not c.confirm(HIST, 13.1, [lim * 0.999], tolerance=TOL).confirmed
+
+
+def test_higher_is_better_confirms_a_drop():
+    got = c.confirm(HIST, 7.0, [7.1], tolerance=TOL, better="higher")
+    assert got.confirmed and got.text() == "confirmed by 1 re-run: -30 %, -29 %"
+
+
+def test_round_samples_and_probes_are_accepted():
+    probed = [R(r.mean, r.sd, r.n, r.run_id, probe=0.03) for r in HIST]
+    # the second re-run ran on a machine twice as slow (probe 0.06): normalised, it is no regression
+    got = c.confirm(probed, [13.0, 13.2], [[13.1], [20.0]], tolerance=TOL, current_probe=0.03,
+                    rerun_probes=[0.03, 0.06], exponent=1)
+    assert not got.confirmed
+    assert c.confirm(probed, [13.0, 13.2], [[13.1], [20.0]], tolerance=TOL).confirmed  # raw, it would be
+    assert got.reruns[0].verdict is V.REGRESSION and got.reruns[1].verdict is not V.REGRESSION
+
+
+def test_no_reruns_keeps_the_first_verdict():
+    got = c.confirm(HIST, 13.1, [], tolerance=TOL)
+    assert got.confirmed and got.text() == "not re-run (--energy-confirm 0)"
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(first=10.1, reruns=[13.0]), "needs a history REGRESSION"),
+    (dict(first=13.1, reruns=[math.nan]), "re-run 1 needs at least one finite value"),
+    (dict(first=13.1, reruns=[[]]), "re-run 1 needs"),
+    (dict(first=13.1, reruns=[13.0], rule="mean"), "rule must be one of"),
+    (dict(first=13.1, reruns=[13.0], rerun_probes=[0.1, 0.2]), "2 re-run probes for 1 re-runs"),
+])
+def test_bad_input_is_a_clear_error(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        c.confirm(HIST, tolerance=TOL, **kwargs)
+
+
+def test_a_history_too_short_has_nothing_to_confirm():
+    with pytest.raises(ValueError, match="no history verdict"):
+        c.confirm(HIST[:2], 13.1, [13.0], tolerance=TOL)
+
+
+def test_decide_confirmation_checks_its_input():
+    first = h.judge([13.1], HIST, tolerance=TOL)
+    calm = h.judge([10.0], HIST, tolerance=TOL)
+    with pytest.raises(ValueError, match="nothing to confirm"):
+        c.decide_confirmation(calm, [first])
+    with pytest.raises(ValueError, match="needs the verdict of the session's median"):
+        c.decide_confirmation(first, [calm], rule="median")
+
+
+def test_the_default_is_the_simulations_choice():
+    assert (c.DEFAULT_RERUNS, c.DEFAULT_RULE, c.DEFAULT_WHEN) == (2, "all", "end")
+
+
+# --- properties ------------------------------------------------------------------------------------------
+
+reruns = st.lists(st.floats(min_value=8.0, max_value=20.0), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(reruns, st.floats(min_value=0.0, max_value=5.0))
+def test_slower_reruns_never_unconfirm(values, extra):
+    a = c.confirm(HIST, 13.1, values, tolerance=TOL)
+    b = c.confirm(HIST, 13.1, [v + extra for v in values], tolerance=TOL)
+    assert b.confirmed or not a.confirmed
+
+
+@settings(max_examples=60, deadline=None)
+@given(reruns)
+def test_all_is_stricter_than_the_median(values):
+    if c.confirm(HIST, 13.1, values, tolerance=TOL).confirmed:
+        assert c.confirm(HIST, 13.1, values, tolerance=TOL, rule="median").confirmed
+
+
+@settings(max_examples=60, deadline=None)
+@given(reruns)
+def test_all_is_every_rerun_beyond_the_limit(values):
+    lim = limit()
+    if all(abs(v / lim - 1.0) > 1e-9 for v in values):  # exactly at the limit is a rounding tie
+        assert c.confirm(HIST, 13.1, values, tolerance=TOL).confirmed == all(v > lim for v in values)
+
+
+# --- Monte Carlo: a burst is rejected, a persistent regression confirmed -------------------------------------
+
+def test_monte_carlo_burst_against_persistent_regression():
+    rng = random.Random(5)
+    noise = 0.02
+    burst_confirmed = persistent_confirmed = trials = 0
+    for _ in range(200):
+        first = 10.0 * 1.4 * math.exp(rng.gauss(0.0, noise))  # convicted: a 1.4x burst, or a 1.4x regression
+        if h.judge([first], HIST, tolerance=TOL).verdict is not V.REGRESSION:
+            continue
+        trials += 1
+        # a burst that ends after the first run: the re-runs measure the unchanged code
+        burst_confirmed += c.confirm(HIST, first, [10.0 * math.exp(rng.gauss(0.0, noise)) for _ in range(2)],
+                                     tolerance=TOL).confirmed
+        persistent_confirmed += c.confirm(HIST, first, [14.0 * math.exp(rng.gauss(0.0, noise)) for _ in range(2)],
+                                          tolerance=TOL).confirmed
+    assert trials > 150
+    assert burst_confirmed == 0
+    assert persistent_confirmed / trials > 0.95
