@@ -286,6 +286,10 @@ def main(args: Any) -> int:
             if path:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
                 written.append(str(write_atomic(path, text(), error=MergeError, what="merged report")))
+        if args.bmf or args.github_benchmark:
+            written_exports, export_notes = _write_exports(merged, args)
+            written += written_exports
+            notes += export_notes
     except MergeError as exc:
         print(f"pytest-energy merge: {exc}")
         return 2
@@ -293,10 +297,29 @@ def main(args: Any) -> int:
     return merged.exit_code
 
 
+def _write_exports(merged: Merged, args: Any) -> tuple[list[str], list[str]]:
+    """The dashboards' files (Bencher BMF, github-action-benchmark) from the merged, typed results."""
+    from types import SimpleNamespace
+
+    from ..report.bmf import write_exports
+
+    results = [k.result for k in merged.kept]
+    outcomes = {r.record.nodeid: r.outcome for r in results if r.outcome is not None}
+    targets = SimpleNamespace(bmf_path=args.bmf, github_benchmark_path=args.github_benchmark)
+    written, errors, notes = write_exports([r.record for r in results], targets, outcomes,
+                                           flags=("--bmf", "--github-benchmark"))
+    if errors:
+        raise MergeError("; ".join(errors))
+    return written, notes
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("shards", nargs="+", metavar="SHARD.json", help="the shards' --energy-json reports")
     parser.add_argument("--json", metavar="PATH", help="write the merged report (pytest-benchmark's layout)")
     parser.add_argument("--markdown", metavar="PATH", help="write a markdown summary")
+    parser.add_argument("--bmf", metavar="PATH", help="write every merged result's metrics in Bencher's metric format")
+    parser.add_argument("--github-benchmark", metavar="PATH",
+                        help="write the lower-is-better metrics as github-action-benchmark customSmallerIsBetter JSON")
     parser.add_argument("--save-baseline", action="store_true",
                         help="write every merged result as a baseline (with the fingerprint it was measured on)")
     parser.add_argument("--baseline-dir", default="baselines", metavar="PATH",

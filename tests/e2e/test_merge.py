@@ -163,3 +163,42 @@ def test_the_command_line(pytester, shards):
     done = subprocess.run([sys.executable, "-m", "pytest_energy", "merge", "test_shard_b.json"],
                           cwd=pytester.path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "1 result(s) from 1 shard(s)" in done.stdout
+
+
+def _spec_checker():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "specs" / "schema_check.py"
+    spec = importlib.util.spec_from_file_location("_energy_schema_check_merge", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_merge_writes_the_dashboard_exports_of_every_shard(pytester, shards, capsys):
+    """`merge --bmf/--github-benchmark`: the merged, typed results of both shards, valid against the
+    formats' published schemas (tests/specs)."""
+    _, run = shards
+    run("test_shard_a").assert_outcomes(passed=2)
+    run("test_shard_b").assert_outcomes(passed=1)
+    assert _merge(pytester, "test_shard_a.json", "test_shard_b.json", "--bmf", str(pytester.path / "bmf.json"),
+                  "--github-benchmark", str(pytester.path / "gab.json")) == 0
+    check = _spec_checker()
+    bmf = check.strict_loads((pytester.path / "bmf.json").read_text(encoding="utf-8"))
+    assert check.errors(bmf, check.load("bmf.schema.json")) == []
+    assert {name.split("::")[-1] for name in bmf} == {"test_a1", "test_a2", "test_b1"}
+    assert all("energy_j (J)" in measures and measures["energy_j (J)"]["value"] > 0 for measures in bmf.values())
+    gab = check.strict_loads((pytester.path / "gab.json").read_text(encoding="utf-8"))
+    assert check.errors(gab, check.load("github-benchmark.schema.json")) == []
+    assert {entry["name"].split(" › ")[0].split("::")[-1] for entry in gab} == {"test_a1", "test_a2", "test_b1"}
+    out = capsys.readouterr().out
+    assert "bmf.json" in out and "gab.json" in out
+
+
+def test_merge_export_into_a_folder_is_unusable_input(pytester, shards, capsys):
+    _, run = shards
+    run("test_shard_b").assert_outcomes(passed=1)
+    (pytester.path / "adir").mkdir()
+    assert _merge(pytester, "test_shard_b.json", "--bmf", str(pytester.path / "adir")) == 2
+    assert "--bmf" in capsys.readouterr().out
