@@ -199,6 +199,16 @@ def _baseline_of(run: RunResult, b: BenchmarkResult, series: Series) -> Baseline
                            energy.samples if energy is not None else None)
 
 
+def _history_chart(entry: Any, metric: str) -> bytes | None:
+    """The stored run history of the baseline this benchmark was compared with (in-process runs only: a report
+    read back from JSON keeps no history), drawn by the trend page's code (report/trends.py)."""
+    if entry is None or not getattr(entry, "history", None):
+        return None
+    from .trends import history_chart_png
+
+    return history_chart_png(entry, metric)
+
+
 def _baseline_section(run: RunResult) -> str:
     """Per benchmark with a compared baseline: time and energy, baseline beside current, every sample shown."""
     figures = []
@@ -222,8 +232,11 @@ def _baseline_section(run: RunResult) -> str:
             continue  # no quantity with samples on both sides
         except PlotsUnavailable as exc:
             return f'<h2>Baseline vs current</h2><p class="note">{_e(exc)}</p>'
-        # (issue 18) A per-benchmark history chart goes here, beside this one.
         figures.append(_img(png, caption))
+        history = _history_chart(run.baselines.get(b.record.nodeid), series.energy.name)
+        if history is not None:
+            figures.append(_img(history, f"{name}: stored history of {series.energy.name} and the band of the next run "
+                                         "(this test's own history, unpooled)"))
     if not figures:
         return ""
     return ("<h2>Baseline vs current</h2><p class=\"note\">Time and energy of each benchmark's main series "

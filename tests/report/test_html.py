@@ -208,3 +208,28 @@ def test_a_run_result_renders_as_its_json_report_does_with_the_shared_verdict_ro
         cells = verdict_cells(b.record.name, v)
         assert f'<td class="num">{html_escaped(cells["change"])}</td>' in page
         assert f"<td>{html_escaped(cells['test'])}</td>" in page
+
+
+def test_a_compared_baseline_with_a_run_history_gets_its_history_chart_beside_the_comparison():
+    pytest.importorskip("matplotlib")
+    from pytest_energy.gate.baselines import BaselineEntry
+    from pytest_energy.gate.history import RunSummary
+    from pytest_energy.records import Metric, RunResult
+
+    run = RunResult.from_report(report_with_baseline())
+    b = run.benchmarks[0]
+    runs = {f"r{i}": {"datetime": f"2026-11-1{i}T12:00:00+00:00", "commit": f"{i:040x}", "probe_s": None,
+                      "probe_id": None} for i in range(4)}
+    history = {name: [RunSummary(x, 0.01, 3, f"r{i}") for i, x in enumerate(values)]
+               for name, values in (("energy_j", [4.0, 4.1, 3.9, 4.0]), ("duration_s", [0.4, 0.41, 0.39, 0.4]))}
+    entry = BaselineEntry(nodeid=b.record.nodeid, machine={"method": "estimate"}, commit={"id": "f" * 40},
+                          datetime=runs["r3"]["datetime"], method="estimate",
+                          metrics={"energy_j": Metric("energy_j", "J", samples=[4.0, 4.1, 3.9]),
+                                   "duration_s": Metric("duration_s", "s", samples=[0.4, 0.41, 0.39])},
+                          history=history, runs=runs)
+    without_history = render_html_report(run, sweep_points=[])
+    run.baselines[b.record.nodeid] = entry
+    page = render_html_report(run, sweep_points=[])
+    section = page[page.index("<h2>Baseline vs current</h2>"):]
+    assert len(re.findall(r'<img src="data:image/png;base64,', section)) == 2
+    assert "stored history of energy_j" in section and "stored history" not in without_history
