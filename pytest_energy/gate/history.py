@@ -16,7 +16,7 @@ is judged on the log scale (drift is multiplicative):
     s0^2, d0 limma's prior of the series-specific variance (Smyth 2004, fitFDist), d0 <= MAX_PRIOR_DF;
              series much noisier than the rest are screened out of the fit (10 x the median, then F tests)
 
-and `judge` one series with k runs:
+and `judge_against_history` one series with k runs:
 
     centre = mean_i (y_i - g_i)             the current run is never adjusted by other benchmarks, so a
                                             regression that hits the whole suite is not cancelled
@@ -31,8 +31,9 @@ and `judge` one series with k runs:
     PASS          otherwise
 
 Without a pool the same test runs with s_g = 0 and df = k - 1 (a plain prediction interval). With fewer
-than MIN_HISTORY_RUNS usable runs `judge` returns None and the caller keeps the within-run rule. A metric
-with a value <= 0 is compared on the linear scale, without probe and pool. Pure Python; no pytest import.
+than MIN_HISTORY_RUNS usable runs `judge_against_history` returns None and the caller keeps the within-run
+rule. A metric with a value <= 0 is compared on the linear scale, without probe and pool. Pure Python; no
+pytest import.
 """
 
 from __future__ import annotations
@@ -43,18 +44,20 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..records import VerdictKind
+from ..records import VerdictKind, is_finite_number
+from . import HISTORY_LENGTH
 from .stats import digamma, f_sf, t_isf, t_sf, trigamma, trigamma_inverse
 
 __all__ = ["HISTORY_ALPHA", "BOUND_ALPHA", "INCONCLUSIVE_FACTOR", "MIN_HISTORY_RUNS", "HISTORY_LENGTH",
            "MAX_PRIOR_DF", "OUTLIER_P", "MODERATE_P", "RULE_PREFIX", "RunSummary", "Pooled", "HistoryVerdict",
-           "judge", "pool", "fit_prior", "probe_exponent", "family"]
+           "judge_against_history", "pool", "fit_prior", "probe_exponent", "family"]
 
 HISTORY_ALPHA = 0.001  # one-sided, per metric: a test has ~4 independent metric families, so < 1 % per test
 BOUND_ALPHA = 0.05  # level of the "cannot rule out INCONCLUSIVE_FACTOR x tolerance" upper bound
+# Shared with the within-run rule (gate/compare.py): "cannot rule out a regression of this many tolerances"
+# makes a verdict INCONCLUSIVE.
 INCONCLUSIVE_FACTOR = 2.0
 MIN_HISTORY_RUNS = 3
-HISTORY_LENGTH = 10  # runs kept per metric (--energy-history)
 MIN_SERIES_PER_RUN = 3  # a run effect g_i is estimated only from at least this many series
 # The prior's df is capped: a test's metrics are near-copies of each other (duration, ms/example and
 # examples/s are one measurement), so limma's d0 over-counts independent information.
@@ -62,8 +65,9 @@ MAX_PRIOR_DF = 20.0
 # A series this improbably noisy for the pooled prior (e.g. a test using every core of a shared runner) is
 # left out of the pool, so that one ungateable test cannot blunt the gate for the others.
 OUTLIER_P = 0.001
-# `judge` moderates a series only if its own variance is consistent with the prior at this level: one wrongly
-# refused is merely tested on its own df (conservative), one wrongly moderated raises false alarms.
+# `judge_against_history` moderates a series only if its own variance is consistent with the prior at this
+# level: one wrongly refused is merely tested on its own df (conservative), one wrongly moderated raises false
+# alarms.
 MODERATE_P = 0.05
 RULE_PREFIX = "history"
 
@@ -167,10 +171,6 @@ def family(unit: str, name: str = "") -> str:
 
 # --- small helpers ---------------------------------------------------------------------------------------
 
-def _finite(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _mean_var(xs: Sequence[float]) -> tuple[float, float]:
     """Mean and (n-1) variance without overflow for values up to the float maximum; var NaN for n = 1."""
     n = len(xs)
@@ -198,17 +198,17 @@ def _pct(x: float) -> str:
 
 
 def _has_probe(h: RunSummary) -> bool:
-    return h.probe is not None and _finite(h.probe) and h.probe > 0
+    return h.probe is not None and is_finite_number(h.probe) and h.probe > 0
 
 
 def _valid(h: RunSummary) -> bool:
-    return _finite(h.mean) and _finite(h.sd) and h.sd >= 0 and isinstance(h.n, int) and h.n >= 1
+    return is_finite_number(h.mean) and is_finite_number(h.sd) and h.sd >= 0 and isinstance(h.n, int) and h.n >= 1
 
 
 def _series(history: Sequence[RunSummary], exponent: float,
             min_runs: int = MIN_HISTORY_RUNS) -> tuple[list[RunSummary], bool] | None:
-    """The runs `judge` would use and whether they are probe-normalised; None if the series cannot take
-    part in the log-scale rule (too few runs, a value <= 0)."""
+    """The runs `judge_against_history` would use and whether they are probe-normalised; None if the series
+    cannot take part in the log-scale rule (too few runs, a value <= 0)."""
     runs = [h for h in history if _valid(h)]
     normalise = exponent != 0 and sum(_has_probe(h) for h in runs) >= min_runs
     if normalise:
@@ -228,7 +228,7 @@ def fit_prior(variances: Iterable[tuple[float, float]], max_df: float = MAX_PRIO
     """limma's fitFDist without covariates: (s0^2, d0) with s_j^2 ~ s0^2 F(d_j, d0), by the moments of
     ln s_j^2; d0 capped at `max_df` (s0^2 re-derived at the cap). None with fewer than 3 usable pairs or a
     zero median variance."""
-    pairs = [(v, d) for v, d in variances if _finite(v) and v >= 0 and _finite(d) and d > 0]
+    pairs = [(v, d) for v, d in variances if is_finite_number(v) and v >= 0 and is_finite_number(d) and d > 0]
     if len(pairs) < 3:
         return None
     med = statistics.median(v for v, _ in pairs)
@@ -384,7 +384,7 @@ def _spread(runs: list[RunSummary], ys: list[float], xs_rel_var: float | None, n
     common_sq, common_df, m = 0.0, math.inf, 0
     moderated = False
     if pooled is not None:
-        usable_prior = pooled.d0 > 0 and _finite(pooled.s0_sq) and math.isfinite(s_sq)
+        usable_prior = pooled.d0 > 0 and is_finite_number(pooled.s0_sq) and math.isfinite(s_sq)
         if usable_prior and pooled.s0_sq > 0 and _noisier(s_sq, df_spec, pooled.s0_sq, pooled.d0, MODERATE_P):
             notes.append("much noisier than the pooled series: its own variance is used, not moderated")
         elif usable_prior and pooled.s0_sq >= 0:
@@ -416,7 +416,7 @@ def _spread(runs: list[RunSummary], ys: list[float], xs_rel_var: float | None, n
     return _Spread(centre, se, df, k, moderated)
 
 
-def judge(current: Sequence[float], history: Sequence[RunSummary], *, better: str = "lower",
+def judge_against_history(current: Sequence[float], history: Sequence[RunSummary], *, better: str = "lower",
           tolerance: float, alpha: float = HISTORY_ALPHA, pooled: Pooled | Mapping[bool, Pooled] | None = None,
           current_probe: float | None = None, exponent: float = 0.0, min_runs: int = MIN_HISTORY_RUNS,
           bound_alpha: float = BOUND_ALPHA) -> HistoryVerdict | None:
@@ -429,14 +429,14 @@ def judge(current: Sequence[float], history: Sequence[RunSummary], *, better: st
     """
     if better not in ("lower", "higher"):
         raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
-    if not (_finite(tolerance) and tolerance >= 0):
+    if not (is_finite_number(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite fraction >= 0, got {tolerance!r}")
     for name, a in (("alpha", alpha), ("bound_alpha", bound_alpha)):
-        if not (_finite(a) and 0 < a <= 0.5):
+        if not (is_finite_number(a) and 0 < a <= 0.5):
             raise ValueError(f"{name} must be in (0, 0.5], got {a!r}")
     xs = [float(x) for x in current]
     if not xs or not all(math.isfinite(x) for x in xs):
-        raise ValueError("judge() needs at least one sample, all finite")
+        raise ValueError("judge_against_history() needs at least one sample, all finite")
     notes: list[str] = []
     runs = [h for h in history if _valid(h)]
     if len(runs) < len(history):
@@ -444,7 +444,7 @@ def judge(current: Sequence[float], history: Sequence[RunSummary], *, better: st
     normalise = False
     if exponent != 0:
         with_probe = [h for h in runs if _has_probe(h)]
-        if _finite(current_probe) and current_probe > 0 and len(with_probe) >= min_runs:  # type: ignore[operator]
+        if is_finite_number(current_probe) and current_probe > 0 and len(with_probe) >= min_runs:  # type: ignore[operator]
             runs, normalise = with_probe, True
         else:
             notes.append(f"no probe in this run or fewer than {min_runs} probed runs: compared without the probe")

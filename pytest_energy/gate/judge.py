@@ -7,14 +7,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import TestSettings
 from ..measure.probe import PROBE_ID, probe_value
 from ..records import Kind, TestRecord, VerdictKind
 from .baselines import BaselineEntry, machine_mismatch
 from .compare import Verdict, compare_record
 from .history import Pooled, family, pool, probe_exponent
+
+
+class Tolerances(Protocol):
+    """What the gate reads of a test's settings (config.TestSettings has it): the gate sits below config."""
+
+    @property
+    def metric_tolerances(self) -> Mapping[str, float]: ...
+
+    def tolerance_for(self, metric: str, deterministic: bool = False) -> float: ...
 
 
 @dataclass
@@ -88,7 +96,7 @@ def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], pr
     return HistoryContext({name: pool(series) for name, series in groups.items()}, probing)
 
 
-def judge(record: TestRecord, entry: BaselineEntry | None, settings: TestSettings, *, machine: dict[str, Any],
+def judge(record: TestRecord, entry: BaselineEntry | None, settings: Tolerances, *, machine: dict[str, Any],
           baseline_file: str, save_baseline: bool = False, require_baseline: bool = False,
           fail_on_inconclusive: bool = False, context: HistoryContext | None = None) -> Outcome:
     """Compare a finished test with its baseline entry (None: there is none) and decide whether it fails.
