@@ -81,8 +81,20 @@ def _pytest_wall_s(folder: Path, extra: list[str]) -> float:
     return elapsed
 
 
+def plugin_installed() -> bool:
+    """Whether pytest loads pytest-energy on its own (the `energy` entry point that `-p no:energy` names)."""
+    from importlib import metadata
+
+    points = metadata.entry_points()
+    group = points.select(group="pytest11") if hasattr(points, "select") else points.get("pytest11", [])
+    return any(point.name == "energy" for point in group)
+
+
 def run_ratio(pairs: int, n_tests: int) -> tuple[float, float, float]:
     """(median ratio with/without the plugin, median s with, median s without), ABAB order."""
+    if not plugin_installed():
+        raise RuntimeError("pytest-energy is not installed (no pytest11 entry point 'energy'): `pip install -e .` "
+                           "first, or the two runs are the same")
     with tempfile.TemporaryDirectory(prefix="bench-startup-run-") as tmp:
         folder = Path(tmp)
         _write_trivial_suite(folder, n_tests)
