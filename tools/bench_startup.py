@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-IMPORT_COMMAND = "import pytest, pytest_energy.plugin"
+PLUGIN = "pytest_energy.plugin"
 _IMPORTTIME = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$")
 _MODULES_PER_FILE = 100  # tests per generated test module (one baseline file each)
 
@@ -47,13 +47,13 @@ def cumulative_us(importtime_stderr: str, module: str) -> int:
     raise ValueError(f"{module} is not in the -X importtime output")
 
 
-def import_ratio(runs: int) -> tuple[float, float, float]:
-    """(median ratio, median plugin ms, median pytest ms) over `runs` fresh processes."""
+def import_ratio(runs: int, module: str = PLUGIN) -> tuple[float, float, float]:
+    """(median ratio, median `module` ms, median pytest ms) over `runs` fresh processes."""
     ratios, plugin_ms, pytest_ms = [], [], []
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-X", "importtime", "-c", IMPORT_COMMAND], capture_output=True,
-                              text=True, check=True)
-        plugin, base = cumulative_us(done.stderr, "pytest_energy.plugin"), cumulative_us(done.stderr, "pytest")
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import pytest, {module}"],
+                              capture_output=True, text=True, check=True)
+        plugin, base = cumulative_us(done.stderr, module), cumulative_us(done.stderr, "pytest")
         ratios.append(plugin / base)
         plugin_ms.append(plugin / 1000.0)
         pytest_ms.append(base / 1000.0)
@@ -177,6 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (2 imports, 1 pair of 20 tests, 200 "
                         "benchmarks): checks that the tool runs, measures nothing worth quoting")
     parser.add_argument("--imports", type=int, help="import processes (default 9)")
+    parser.add_argument("--module", action="append", default=[], help=f"measure the import of this module "
+                        f"after pytest instead of {PLUGIN} (repeatable: where the cost is)")
     parser.add_argument("--pairs", type=int, help="with/without pairs of pytest runs (default 10)")
     parser.add_argument("--tests", type=int, help="trivial tests per pytest run (default 500)")
     parser.add_argument("--benchmarks", type=int, help="benchmarks in the generated baselines (default 10000)")
@@ -199,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; pytest_energy from "
           f"{Path(__import__('pytest_energy').__file__).parent}")
     if "import" not in args.skip:
-        ratio, plugin_ms, pytest_ms = import_ratio(args.imports)
-        print(f"import: pytest_energy.plugin {plugin_ms:.1f} ms over pytest {pytest_ms:.1f} ms = {ratio:.1%} "
-              f"(median of {args.imports}; target <= 5 %)")
+        for module in args.module or [PLUGIN]:
+            ratio, plugin_ms, pytest_ms = import_ratio(args.imports, module)
+            print(f"import: {module} {plugin_ms:.1f} ms over pytest {pytest_ms:.1f} ms = {ratio:.1%} "
+                  f"(median of {args.imports}; target <= 5 %)")
     if "run" not in args.skip:
         ratio, with_s, without_s = run_ratio(args.pairs, args.tests)
         print(f"run: {args.tests} trivial tests {with_s:.3f} s with the plugin, {without_s:.3f} s with "
