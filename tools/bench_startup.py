@@ -36,6 +36,20 @@ _IMPORTTIME = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$
 _MODULES_PER_FILE = 100  # tests per generated test module (one baseline file each)
 
 
+def _subprocess_env() -> dict[str, str]:
+    """The environment of every measured process: the pytest_energy this tool imports comes first on the path,
+    so that a `python -c` (whose path starts with the working directory) measures the same code."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_energy")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("pytest_energy is not importable: install it (pip install -e .) or set PYTHONPATH")
+    root = str(Path(spec.origin).resolve().parents[1])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 # --- 1. import ----------------------------------------------------------------------------------------------
 
 def cumulative_us(importtime_stderr: str, module: str) -> int:
@@ -50,9 +64,11 @@ def cumulative_us(importtime_stderr: str, module: str) -> int:
 def import_ratio(runs: int, module: str = PLUGIN) -> tuple[float, float, float]:
     """(median ratio, median `module` ms, median pytest ms) over `runs` fresh processes."""
     ratios, plugin_ms, pytest_ms = [], [], []
+    env = _subprocess_env()
     for _ in range(runs):
-        done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import pytest, {module}"],
-                              capture_output=True, text=True, check=True)
+        with tempfile.TemporaryDirectory(prefix="bench-startup-import-") as cwd:
+            done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import pytest, {module}"],
+                                  capture_output=True, text=True, check=True, cwd=cwd, env=env)
         plugin, base = cumulative_us(done.stderr, module), cumulative_us(done.stderr, "pytest")
         ratios.append(plugin / base)
         plugin_ms.append(plugin / 1000.0)
@@ -74,7 +90,7 @@ def _write_trivial_suite(folder: Path, n_tests: int) -> None:
 def _pytest_wall_s(folder: Path, extra: list[str]) -> float:
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)]
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=_subprocess_env())
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
