@@ -102,16 +102,14 @@ def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], pr
 def _pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], probing: bool) -> HistoryContext:
     groups: dict[str, list] = {}
     kinds: dict[tuple[str, str], tuple[str, int]] = {}  # (unit, name) -> (family, exponent): a suite repeats a few
-    matches: dict[tuple, bool] = {}  # the entries of one suite share a handful of machine classes
+    matches: dict[str, bool] = {}  # the entries of one suite share a handful of machine classes
     for entry in entries:
-        try:
-            key = tuple((type(v), tuple((type(x), x) for x in v) if isinstance(v, (list, tuple)) else v)
-                        for v in map(entry.machine.get, MATCH_KEYS))
-            same = matches.get(key)
-            if same is None:
-                same = matches[key] = not machine_mismatch(entry.machine, machine)
-        except TypeError:  # an unhashable value: decide this entry on its own
-            same = not machine_mismatch(entry.machine, machine)
+        # Equal reprs of the values that decide (JSON types) are equal values, so the same verdict; equal
+        # values with different reprs only cost a second look.
+        key = repr(list(map(entry.machine.get, MATCH_KEYS)))
+        same = matches.get(key)
+        if same is None:
+            same = matches[key] = not machine_mismatch(entry.machine, machine)
         if not same:
             continue
         probes = {rid: run.get("probe_s") if run.get("probe_id") == PROBE_ID else None
@@ -119,10 +117,10 @@ def _pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], p
         for name, metric in entry.metrics.items():
             if metric.kind != Kind.MEASURED or name not in entry.history:
                 continue
-            key = (metric.unit, name)
-            kind = kinds.get(key)
+            unit_name = (metric.unit, name)
+            kind = kinds.get(unit_name)
             if kind is None:
-                kind = kinds[key] = (family(metric.unit, name), probe_exponent(metric.unit) if probing else 0)
+                kind = kinds[unit_name] = (family(metric.unit, name), probe_exponent(metric.unit) if probing else 0)
             groups.setdefault(kind[0], []).append((entry.history[name], kind[1], probes))
     return HistoryContext({name: pool(series) for name, series in groups.items()}, probing)
 
