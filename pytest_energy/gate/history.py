@@ -306,7 +306,8 @@ def _specific_variance(ys: Sequence[float], idx: Sequence[int], g: Sequence[floa
     return v / (1.0 - shrink) if shrink < 1.0 else v
 
 
-_MEAN, _SD, _N, _RUN_ID, _PROBE = (operator.attrgetter(a) for a in ("mean", "sd", "n", "run_id", "probe"))
+_FIELDS = operator.attrgetter("mean", "sd", "n", "run_id")
+_PROBE = operator.attrgetter("probe")
 
 
 def _keyed_fast(history: Sequence[RunSummary], exponent: float, probes: Mapping[str, float | None] | None,
@@ -317,14 +318,12 @@ def _keyed_fast(history: Sequence[RunSummary], exponent: float, probes: Mapping[
     k = len(history)
     if k < max(min_runs, 2):
         return None
-    means, sds, ns = list(map(_MEAN, history)), list(map(_SD, history)), list(map(_N, history))
-    if not ({*map(type, means)} == {*map(type, sds)} == {float} and {*map(type, ns)} == {int}):
+    means, sds, ns, ids = zip(*map(_FIELDS, history))
+    if {*map(type, means), *map(type, sds)} != {float} or {*map(type, ns)} != {int}:
         return None
     # A finite sum means no NaN or infinity (an overflowing sum only sends the series to the slow path).
-    if not (math.isfinite(sum(means)) and math.isfinite(sum(sds)) and min(means) > 0 and min(sds) >= 0
-            and min(ns) >= 1):
+    if not (math.isfinite(sum(means) + sum(sds)) and min(means) > 0 and min(sds) >= 0 and min(ns) >= 1):
         return None
-    ids = list(map(_RUN_ID, history))
     if None in ids:
         return None
     if exponent == 0:
