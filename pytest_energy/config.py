@@ -19,18 +19,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+# Each default is defined by the layer that owns it and only read here; these modules are small and import
+# nothing heavy, because every pytest run imports this one (the gate's statistics load with --energy only).
 from .analysis.carbon import STRUBELL_US_G_PER_KWH, STRUBELL_USD_PER_KWH, CarbonConfig
 from .errors import UsageError
-from .gate.history import HISTORY_LENGTH
+from .gate import DEFAULT_TOLERANCE, HISTORY_LENGTH
+from .meters import DEFAULT_WATTS_PER_CORE, METER_CHOICES
 
-METER_CHOICES = ("auto", "nvml", "rapl", "estimate")
 PROBE_CHOICES = ("auto", "on", "off")
 DEFAULT_ROUNDS = 5
 DEFAULT_WARMUP = 1
-# 8 %, a factor of 1.08 either way: wide enough that within-run noise alone rarely crosses it, narrow enough
-# that a 15 % regression does (tools/gate_statistics.py measures both; docs/statistics.md).
-DEFAULT_TOLERANCE = 0.08
-DEFAULT_WATTS_PER_CORE = 10.0
 DEFAULT_BASELINE_DIR = "baselines"
 
 # --- parsers: raw text -> validated value, UsageError naming the problem --------------------------------

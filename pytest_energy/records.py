@@ -79,6 +79,11 @@ def is_estimate(method: str | None) -> bool:
     return Method.ESTIMATE.value in str(method or "").split("+")
 
 
+def is_finite_number(x: Any) -> bool:
+    """A finite int or float, not a bool: the one check every layer uses on numbers read from files or users."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
 def plain(value: Any) -> Any:
     """`value` with enums as their str values and tuples as lists: what JSON and execnet both carry."""
     if isinstance(value, enum.Enum):

@@ -1,0 +1,12 @@
+"""The regression gate: stats, history (the run-history rule and the pool), compare, judge, baselines.
+
+The defaults the configuration shows for the gate are defined here, in the layer that owns them, so that
+`config` (and every pytest run, which imports it) reads them without loading the gate's statistics.
+"""
+
+from __future__ import annotations
+
+# 8 %, a factor of 1.08 either way: wide enough that within-run noise alone rarely crosses it, narrow enough
+# that a 15 % regression does (tools/gate_statistics.py measures both; docs/statistics.md).
+DEFAULT_TOLERANCE = 0.08
+HISTORY_LENGTH = 10  # runs kept per metric in a baseline's history (--energy-history)

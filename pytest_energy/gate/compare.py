@@ -25,18 +25,18 @@ from typing import Any
 
 from collections.abc import Callable, Mapping, Sequence
 
-from ..config import DEFAULT_TOLERANCE
 from ..errors import UsageError
 # Verdict is data of the run model (records); imported here too, where the gate builds it.
 from ..records import RULE_TEXT, Better, Kind, Metric, RuleKind, Verdict, VerdictKind, is_decisive
+from . import DEFAULT_TOLERANCE
 from . import history as hist
+from .history import INCONCLUSIVE_FACTOR
 from .stats import t_isf, t_sf, welch
 
 __all__ = ["DEFAULT_ALPHA", "INCONCLUSIVE_FACTOR", "Rule", "Verdict", "compare_metric", "compare_record",
            "is_decisive"]
 
 DEFAULT_ALPHA = 0.05  # one-sided significance level of the Welch test
-INCONCLUSIVE_FACTOR = 2.0  # "cannot rule out a regression of this many tolerances" => INCONCLUSIVE
 
 
 class Rule:
@@ -195,8 +195,9 @@ def compare_metric(baseline: Metric, current: Metric, tolerance: float = DEFAULT
     if current.kind == Kind.DETERMINISTIC:
         return comparison.deterministic()
     if history:
-        hv = hist.judge(current.samples, history, better=str(current.better), tolerance=tolerance,
-                        alpha=history_alpha, pooled=pooled, current_probe=current_probe, exponent=exponent)
+        hv = hist.judge_against_history(current.samples, history, better=str(current.better),
+                                        tolerance=tolerance, alpha=history_alpha, pooled=pooled,
+                                        current_probe=current_probe, exponent=exponent)
         if hv is not None:
             return comparison.from_history(hv)
     return comparison.measured()

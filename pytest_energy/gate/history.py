@@ -16,7 +16,7 @@ is judged on the log scale (drift is multiplicative):
     s0^2, d0 limma's prior of the series-specific variance (Smyth 2004, fitFDist), d0 <= MAX_PRIOR_DF;
              series much noisier than the rest are screened out of the fit (10 x the median, then F tests)
 
-and `judge` one series with k runs:
+and `judge_against_history` one series with k runs:
 
     centre = mean_i (y_i - g_i)             the current run is never adjusted by other benchmarks, so a
                                             regression that hits the whole suite is not cancelled
@@ -31,30 +31,37 @@ and `judge` one series with k runs:
     PASS          otherwise
 
 Without a pool the same test runs with s_g = 0 and df = k - 1 (a plain prediction interval). With fewer
-than MIN_HISTORY_RUNS usable runs `judge` returns None and the caller keeps the within-run rule. A metric
-with a value <= 0 is compared on the linear scale, without probe and pool. Pure Python; no pytest import.
+than MIN_HISTORY_RUNS usable runs `judge_against_history` returns None and the caller keeps the within-run
+rule. A metric with a value <= 0 is compared on the linear scale, without probe and pool. Pure Python; no
+pytest import.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import re
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
+from typing import Optional, Union
 
-from ..records import VerdictKind
+from ..records import VerdictKind, is_finite_number
+from . import HISTORY_LENGTH
 from .stats import digamma, f_sf, t_isf, t_sf, trigamma, trigamma_inverse
 
 __all__ = ["HISTORY_ALPHA", "BOUND_ALPHA", "INCONCLUSIVE_FACTOR", "MIN_HISTORY_RUNS", "HISTORY_LENGTH",
            "MAX_PRIOR_DF", "OUTLIER_P", "MODERATE_P", "RULE_PREFIX", "RunSummary", "Pooled", "HistoryVerdict",
-           "judge", "pool", "fit_prior", "probe_exponent", "family"]
+           "judge_against_history", "pool", "fit_prior", "probe_exponent", "family"]
 
 HISTORY_ALPHA = 0.001  # one-sided, per metric: a test has ~4 independent metric families, so < 1 % per test
 BOUND_ALPHA = 0.05  # level of the "cannot rule out INCONCLUSIVE_FACTOR x tolerance" upper bound
+# Shared with the within-run rule (gate/compare.py): "cannot rule out a regression of this many tolerances"
+# makes a verdict INCONCLUSIVE.
 INCONCLUSIVE_FACTOR = 2.0
 MIN_HISTORY_RUNS = 3
-HISTORY_LENGTH = 10  # runs kept per metric (--energy-history)
 MIN_SERIES_PER_RUN = 3  # a run effect g_i is estimated only from at least this many series
 # The prior's df is capped: a test's metrics are near-copies of each other (duration, ms/example and
 # examples/s are one measurement), so limma's d0 over-counts independent information.
@@ -62,8 +69,9 @@ MAX_PRIOR_DF = 20.0
 # A series this improbably noisy for the pooled prior (e.g. a test using every core of a shared runner) is
 # left out of the pool, so that one ungateable test cannot blunt the gate for the others.
 OUTLIER_P = 0.001
-# `judge` moderates a series only if its own variance is consistent with the prior at this level: one wrongly
-# refused is merely tested on its own df (conservative), one wrongly moderated raises false alarms.
+# `judge_against_history` moderates a series only if its own variance is consistent with the prior at this
+# level: one wrongly refused is merely tested on its own df (conservative), one wrongly moderated raises false
+# alarms.
 MODERATE_P = 0.05
 RULE_PREFIX = "history"
 
@@ -167,19 +175,16 @@ def family(unit: str, name: str = "") -> str:
 
 # --- small helpers ---------------------------------------------------------------------------------------
 
-def _finite(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def _mean_var(xs: Sequence[float]) -> tuple[float, float]:
     """Mean and (n-1) variance without overflow for values up to the float maximum; var NaN for n = 1."""
     n = len(xs)
-    scale = max(abs(x) for x in xs) or 1.0
-    zs = [x / scale for x in xs]
+    scale = max(map(abs, xs)) or 1.0
+    zs = list(map(operator.truediv, xs, repeat(scale, n)))
     mz = math.fsum(zs) / n
     if n < 2:
         return mz * scale, _NAN
-    vz = math.fsum((z - mz) ** 2 for z in zs) / (n - 1)
+    # (z - mz) ** 2 with map: the pooling calls this for every stored series at start-up
+    vz = math.fsum(map(operator.pow, map(operator.sub, zs, repeat(mz, n)), repeat(2, n))) / (n - 1)
     var = vz * scale * scale
     return mz * scale, (var if math.isfinite(var) else math.inf)
 
@@ -198,24 +203,16 @@ def _pct(x: float) -> str:
 
 
 def _has_probe(h: RunSummary) -> bool:
-    return h.probe is not None and _finite(h.probe) and h.probe > 0
+    return h.probe is not None and is_finite_number(h.probe) and h.probe > 0
 
 
 def _valid(h: RunSummary) -> bool:
-    return _finite(h.mean) and _finite(h.sd) and h.sd >= 0 and isinstance(h.n, int) and h.n >= 1
-
-
-def _series(history: Sequence[RunSummary], exponent: float,
-            min_runs: int = MIN_HISTORY_RUNS) -> tuple[list[RunSummary], bool] | None:
-    """The runs `judge` would use and whether they are probe-normalised; None if the series cannot take
-    part in the log-scale rule (too few runs, a value <= 0)."""
-    runs = [h for h in history if _valid(h)]
-    normalise = exponent != 0 and sum(_has_probe(h) for h in runs) >= min_runs
-    if normalise:
-        runs = [h for h in runs if _has_probe(h)]
-    if len(runs) < max(min_runs, 2) or not all(h.mean > 0 for h in runs):
-        return None
-    return runs, normalise
+    mean, sd, n = h.mean, h.sd, h.n
+    if mean.__class__ is float and sd.__class__ is float and n.__class__ is int:
+        # What the store loads; pooling checks every run of every test at start-up. x - x is 0.0 exactly
+        # for a finite float, NaN for an infinity or NaN.
+        return mean - mean == 0.0 and sd - sd == 0.0 and sd >= 0 and n >= 1
+    return is_finite_number(mean) and is_finite_number(sd) and sd >= 0 and isinstance(n, int) and n >= 1
 
 
 def _y(h: RunSummary, e: float, normalise: bool) -> float:
@@ -228,62 +225,147 @@ def fit_prior(variances: Iterable[tuple[float, float]], max_df: float = MAX_PRIO
     """limma's fitFDist without covariates: (s0^2, d0) with s_j^2 ~ s0^2 F(d_j, d0), by the moments of
     ln s_j^2; d0 capped at `max_df` (s0^2 re-derived at the cap). None with fewer than 3 usable pairs or a
     zero median variance."""
-    pairs = [(v, d) for v, d in variances if _finite(v) and v >= 0 and _finite(d) and d > 0]
+    pairs = [(v, d) for v, d in variances if is_finite_number(v) and v >= 0 and is_finite_number(d) and d > 0]
     if len(pairs) < 3:
         return None
     med = statistics.median(v for v, _ in pairs)
     if not med > 0:
         return None
     floor = 1e-5 * med
-    e = [math.log(max(v, floor)) - digamma(d / 2) + math.log(d / 2) for v, d in pairs]
+    # A pool holds thousands of series but only a few distinct df: each df's terms are computed once.
+    dfs = {d for _, d in pairs}
+    dg, half_log, tri = ({d: f(d / 2) for d in dfs} for f in (digamma, math.log, trigamma))
+    e = [math.log(max(v, floor)) - dg[d] + half_log[d] for v, d in pairs]
     n = len(e)
     emean = math.fsum(e) / n
-    evar = math.fsum((x - emean) ** 2 for x in e) / (n - 1) - math.fsum(trigamma(d / 2) for _, d in pairs) / n
+    evar = math.fsum((x - emean) ** 2 for x in e) / (n - 1) - math.fsum(tri[d] for _, d in pairs) / n
     d0 = 2.0 * trigamma_inverse(evar) if evar > 0 else math.inf
     d0 = min(d0, max_df)
     s0_sq = math.exp(emean) if math.isinf(d0) else math.exp(emean + digamma(d0 / 2) - math.log(d0 / 2))
     return s0_sq, d0
 
 
-def _two_way(series: list[dict[str, float]], min_series: int) -> tuple[dict[str, float], dict[str, int]]:
-    """Run effects g_i of y_ji = mu_j + g_i + v_ji by alternating means (exact in one pass when every series
-    has every run). Only runs in >= min_series series get an effect."""
-    counts: dict[str, int] = {}
-    for s in series:
-        for rid in s:
-            counts[rid] = counts.get(rid, 0) + 1
-    runs = sorted(r for r, c in counts.items() if c >= min_series)
-    g = dict.fromkeys(runs, 0.0)
+class _Design:
+    """The series of one pool as index arrays: run ids numbered once, so that the alternating means below
+    run over lists with `map` instead of dicts (a 10,000-test suite pools 20,000 series at start-up)."""
+
+    def __init__(self, series: Sequence[Mapping[str, float]]) -> None:
+        number = {rid: i for i, rid in enumerate(dict.fromkeys(chain.from_iterable(series)))}
+        self.idx: list[list[int]] = [list(map(number.__getitem__, s)) for s in series]
+        self.ys: list[list[float]] = [list(s.values()) for s in series]
+        self.ids = list(number)
+
+
+def _two_way(design: _Design, members: Sequence[int], min_series: int) -> tuple[list[float], list[int]]:
+    """Run effects g_i of y_ji = mu_j + g_i + v_ji over the series `members`, by alternating means (exact in
+    one pass when every series has every run). Only runs in >= min_series of them get an effect.
+
+    Returns g and the count of series behind each effect, indexed like design.ids (0.0 and 0: no effect).
+    Every sum is math.fsum (exact, so independent of the order of the terms).
+    """
+    n_ids = len(design.ids)
+    counts = [0] * n_ids
+    for r, c in Counter(chain.from_iterable(map(design.idx.__getitem__, members))).items():
+        counts[r] = c
+    runs = [r for r in range(n_ids) if counts[r] and counts[r] >= min_series]
+    effect_counts = [0] * n_ids
+    for r in runs:
+        effect_counts[r] = counts[r]
+    # For each run with an effect: which member (position in `members`) has it, and its y there.
+    at: dict[int, tuple[list[int], list[float]]] = {r: ([], []) for r in runs}
+    for pos, j in enumerate(members):
+        for r, y in zip(design.idx[j], design.ys[j]):
+            slot = at.get(r)
+            if slot is not None:
+                slot[0].append(pos)
+                slot[1].append(y)
+    g = [0.0] * n_ids
+    sub, fsum = operator.sub, math.fsum
     for _ in range(200):
-        mu = [math.fsum(y - g.get(r, 0.0) for r, y in s.items()) / len(s) for s in series]
-        acc: dict[str, list[float]] = {r: [] for r in runs}
-        for m, s in zip(mu, series):
-            for r, y in s.items():
-                if r in acc:
-                    acc[r].append(y - m)
-        new = {r: math.fsum(v) / len(v) for r, v in acc.items()}
-        centre = math.fsum(new.values()) / len(new) if new else 0.0
-        new = {r: v - centre for r, v in new.items()}
-        shift = max((abs(new[r] - g[r]) for r in runs), default=0.0)
-        g = new
+        mu = [fsum(map(sub, design.ys[j], map(g.__getitem__, design.idx[j]))) / len(design.ys[j]) for j in members]
+        new = {r: fsum(map(sub, ys, map(mu.__getitem__, pos))) / len(ys) for r, (pos, ys) in at.items()}
+        centre = fsum(new.values()) / len(new) if new else 0.0
+        shift = 0.0
+        for r, v in new.items():
+            v -= centre
+            shift = max(shift, abs(v - g[r]))
+            g[r] = v
         if shift < 1e-13:
             break
-    return g, {r: counts[r] for r in runs}
+    return g, effect_counts
 
 
-def _specific_variance(ys: Mapping[str, float], g: Mapping[str, float], counts: Mapping[str, int]) -> float:
-    """var_i(y_i - g_i), corrected for g_i having been estimated from this series too (factor 1 - 1/c_i)."""
-    _, v = _mean_var([y - g.get(r, 0.0) for r, y in ys.items()])
-    shrink = math.fsum(1.0 / counts[r] for r in ys if r in counts) / len(ys)
+def _specific_variance(ys: Sequence[float], idx: Sequence[int], g: Sequence[float],
+                       inv_counts: Sequence[float] | None) -> float:
+    """var_i(y_i - g_i), corrected for g_i having been estimated from this series too (factor 1 - 1/c_i).
+    `inv_counts[r]`: 1 / series behind run r's effect (0.0: no effect); None: this series is not in the pool."""
+    _, v = _mean_var(list(map(operator.sub, ys, map(g.__getitem__, idx))))
+    if inv_counts is None:
+        return v
+    shrink = math.fsum(map(inv_counts.__getitem__, idx)) / len(ys)
     return v / (1.0 - shrink) if shrink < 1.0 else v
 
 
-def _keyed(runs: Sequence[RunSummary], e: float, normalise: bool, tag: int) -> dict[str, float]:
+_FIELDS = operator.attrgetter("mean", "sd", "n", "run_id")
+_PROBE = operator.attrgetter("probe")
+
+
+def _keyed_fast(history: Sequence[RunSummary], exponent: float, probes: Mapping[str, float | None] | None,
+                min_runs: int) -> tuple[bool, dict[str, float]] | None:
+    """`_keyed` in the common case, with loops in C (start-up pools every stored series): every run valid, with
+    a positive mean and an id, and every run probed when the metric follows the probe. None otherwise, and
+    `_keyed` then decides run by run."""
+    k = len(history)
+    if k < max(min_runs, 2):
+        return None
+    means, sds, ns, ids = zip(*map(_FIELDS, history))
+    if {*map(type, means), *map(type, sds)} != {float} or {*map(type, ns)} != {int}:
+        return None
+    # A finite sum means no NaN or infinity (an overflowing sum only sends the series to the slow path).
+    if not (math.isfinite(sum(means) + sum(sds)) and min(means) > 0 and min(sds) >= 0 and min(ns) >= 1):
+        return None
+    if None in ids:
+        return None
+    if exponent == 0:
+        return False, dict(zip(ids, map(math.log, means)))  # y = ln(mean) - 0.0; a repeated id keeps the last
+    ps = list(map(_PROBE, history)) if probes is None else list(map(probes.get, ids))
+    if {*map(type, ps)} != {float} or not (math.isfinite(sum(ps)) and min(ps) > 0):
+        return None
+    logs = map(math.log, means)
+    return True, dict(zip(ids, map(operator.sub, logs, map(operator.mul, repeat(exponent, k), map(math.log, ps)))))
+
+
+def _keyed(history: Sequence[RunSummary], exponent: float, probes: Mapping[str, float | None] | None,
+           tag: int, min_runs: int = MIN_HISTORY_RUNS) -> tuple[bool, dict[str, float]] | None:
+    """(probe-normalised, run id -> y) of the runs `judge_against_history` would use; None if the series
+    cannot take part in the log-scale rule (too few runs, a value <= 0). `probes` (run id -> probe seconds)
+    replaces each run's own `probe` when given."""
+    fast = _keyed_fast(history, exponent, probes, min_runs)
+    return fast if fast is not None else _keyed_slow(history, exponent, probes, tag, min_runs)
+
+
+def _keyed_slow(history: Sequence[RunSummary], exponent: float, probes: Mapping[str, float | None] | None,
+                tag: int, min_runs: int) -> tuple[bool, dict[str, float]] | None:
+    """`_keyed` run by run: any mix of valid and invalid runs, probed and unprobed ones, missing ids."""
+    runs: list[tuple[RunSummary, float | None]] = []
+    probed: list[tuple[RunSummary, float | None]] = []
+    for h in history:
+        if _valid(h):
+            runs.append((h, None))
+            p = h.probe if probes is None else probes.get(h.run_id or "")
+            # _has_probe, with _valid's fast path for floats
+            if p is not None and (p - p == 0.0 if p.__class__ is float else is_finite_number(p)) and p > 0:
+                probed.append((h, p))
+    normalise = exponent != 0 and len(probed) >= min_runs
+    pairs = probed if normalise else runs
+    if len(pairs) < max(min_runs, 2) or not all(h.mean > 0 for h, _ in pairs):
+        return None
     out = {}
-    for i, h in enumerate(runs):
+    for i, (h, p) in enumerate(pairs):
         rid = h.run_id if h.run_id is not None else f"\0{tag}:{i}"  # no id: a run of its own
-        out[rid] = _y(h, e, normalise)  # a repeated id keeps the last run
-    return out
+        # a repeated id keeps the last run
+        out[rid] = math.log(h.mean) - (exponent * math.log(p) if normalise else 0.0)  # type: ignore[arg-type]
+    return normalise, out
 
 
 def _noisier(var: float, df: float, s0_sq: float, d0: float, level: float = OUTLIER_P) -> bool:
@@ -293,19 +375,67 @@ def _noisier(var: float, df: float, s0_sq: float, d0: float, level: float = OUTL
     return f_sf(var / s0_sq, df, d0) < level
 
 
-def pool(histories: Iterable[tuple[Sequence[RunSummary], float]], max_df: float = MAX_PRIOR_DF,
+# (history, probe exponent) or (history, probe exponent, probes by run id): see `pool`.
+class _NoisierThan:
+    """`_noisier` against one prior, for many series: F's upper tail is monotone in the variance, so each df's
+    critical ratio is bracketed once (a few dozen f_sf calls) and f_sf runs only for a ratio inside the bracket.
+    The decisions are those of `_noisier`; a pool of 20,000 series needs a few hundred f_sf calls, not 20,000."""
+
+    def __init__(self, s0_sq: float, d0: float, level: float = OUTLIER_P) -> None:
+        self.s0_sq, self.d0, self.level = s0_sq, d0, level
+        self.usable = s0_sq > 0 and d0 > 0
+        self._brackets: dict[float, tuple[float, float]] = {}
+
+    def _bracket(self, df: float) -> tuple[float, float]:
+        """(lo, hi) with f_sf(lo) >= level > f_sf(hi), hi / lo - 1 < 1e-9 (hi = inf if f_sf stays above)."""
+        lo, hi = 0.0, 1.0
+        while f_sf(hi, df, self.d0) >= self.level:
+            lo, hi = hi, hi * 2.0
+            if hi > 1e300:
+                return lo, math.inf
+        for _ in range(200):
+            if hi - lo <= 1e-9 * hi:
+                break
+            mid = 0.5 * (lo + hi)
+            if f_sf(mid, df, self.d0) >= self.level:
+                lo = mid
+            else:
+                hi = mid
+        return lo, hi
+
+    def __call__(self, var: float, df: float) -> bool:
+        if not (df > 0 and self.usable and math.isfinite(var)):
+            return _noisier(var, df, self.s0_sq, self.d0, self.level)
+        bracket = self._brackets.get(df)
+        if bracket is None:
+            bracket = self._brackets[df] = self._bracket(df)
+        ratio = var / self.s0_sq
+        if not math.isfinite(ratio):
+            return f_sf(ratio, df, self.d0) < self.level
+        if ratio <= bracket[0]:
+            return False
+        if ratio >= bracket[1]:
+            return True
+        return f_sf(ratio, df, self.d0) < self.level
+
+
+PoolItem = Union[tuple[Sequence[RunSummary], float], tuple[Sequence[RunSummary], float, Mapping[str, Optional[float]]]]
+
+
+def pool(histories: Iterable[PoolItem], max_df: float = MAX_PRIOR_DF,
          min_series: int = MIN_SERIES_PER_RUN) -> dict[bool, Pooled]:
     """Pool the histories of many series of one machine class and noise family: {probe_normalised: Pooled}.
 
-    `histories`: (history, probe exponent) per measured metric of every test. Probe-normalised and raw
-    series are pooled apart (different noise). Series much noisier than the rest are screened out (OUTLIER_P).
+    `histories`: (history, probe exponent) per measured metric of every test, or (history, probe exponent,
+    probes) where `probes` maps run id -> probe seconds (None: unprobed) and stands for each run's `probe`
+    (a baseline entry's run table, without building a RunSummary per run). Probe-normalised and raw series
+    are pooled apart (different noise). Series much noisier than the rest are screened out (OUTLIER_P).
     """
     groups: dict[bool, list[dict[str, float]]] = {True: [], False: []}
-    for i, (history, exponent) in enumerate(histories):
-        got = _series(history, exponent)
+    for i, item in enumerate(histories):
+        got = _keyed(item[0], item[1], item[2] if len(item) > 2 else None, i)  # type: ignore[misc]
         if got is not None:
-            runs, normalise = got
-            groups[normalise].append(_keyed(runs, exponent if normalise else 0.0, normalise, i))
+            groups[got[0]].append(got[1])
     out = {}
     for normalise, series in groups.items():
         if len(series) >= 3:
@@ -316,35 +446,48 @@ def pool(histories: Iterable[tuple[Sequence[RunSummary], float]], max_df: float 
 def _pool_group(series: list[dict[str, float]], normalise: bool, max_df: float, min_series: int) -> Pooled:
     # Robust start: the prior is first fitted without the series 10x noisier than the median one (for
     # df = 2 a legitimate series lands there with probability 0.001), then every series is re-screened.
-    g, counts = _two_way(series, min_series)
-    first = [_specific_variance(s, g, counts) for s in series]
+    design = _Design(series)
+    everyone = list(range(len(series)))
+    g0, counts0 = g, counts = _two_way(design, everyone, min_series)
+    inv = [1.0 / c if c else 0.0 for c in counts]
+    first = [_specific_variance(design.ys[j], design.idx[j], g, inv) for j in everyone]
     med = statistics.median(first)
-    active = [j for j, v in enumerate(first) if not v > 10.0 * med] if med > 0 else list(range(len(series)))
+    active = [j for j, v in enumerate(first) if not v > 10.0 * med] if med > 0 else everyone
     if len(active) < 3:
-        active = list(range(len(series)))
+        active = everyone
     prior = None
     spec: list[tuple[float, float]] = []
     for _ in range(10):
-        g, counts = _two_way([series[j] for j in active], min_series)
-        in_pool = set(active)
-        spec = [(_specific_variance(s, g, counts if j in in_pool else {}), len(s) - 1.0)
-                for j, s in enumerate(series)]
+        if active == everyone:  # the fit above is this one: no need to repeat it
+            g, counts = g0, counts0
+            spec = [(v, len(design.ys[j]) - 1.0) for j, v in enumerate(first)]
+        else:
+            g, counts = _two_way(design, active, min_series)
+            inv = [1.0 / c if c else 0.0 for c in counts]
+            in_pool = set(active)
+            spec = [(_specific_variance(design.ys[j], design.idx[j], g, inv if j in in_pool else None),
+                     len(design.ys[j]) - 1.0) for j in everyone]
         prior = fit_prior([spec[j] for j in active], max_df)
         if prior is None:
             break
-        keep = [j for j in range(len(series)) if not _noisier(spec[j][0], spec[j][1], *prior)]
+        noisier = _NoisierThan(*prior)
+        keep = [j for j in everyone if not noisier(spec[j][0], spec[j][1])]
         if len(keep) < 3 or keep == active:
             break
         active = keep
-    m = len(g)
+    effects = sorted((design.ids[r], r) for r in range(len(design.ids)) if counts[r])
+    run_effects = {rid: g[r] for rid, r in effects}
+    run_counts = {rid: counts[r] for rid, r in effects}
+    m = len(run_effects)
     common_sq, common_df = 0.0, math.inf
     if m >= 2:
         mean_spec = statistics.fmean(spec[j][0] for j in active)
-        inv_c = statistics.fmean(1.0 / c for c in counts.values())
-        common_sq = max(math.fsum(x * x for x in g.values()) / (m - 1) - mean_spec * inv_c, 0.0)
+        inv_c = statistics.fmean(1.0 / c for c in run_counts.values())
+        common_sq = max(math.fsum(x * x for x in run_effects.values()) / (m - 1) - mean_spec * inv_c, 0.0)
         common_df = m - 1.0
     s0_sq, d0 = prior if prior is not None else (_NAN, 0.0)
-    return Pooled(s0_sq, d0, common_sq, common_df, g, counts, normalise, len(active), m, len(series) - len(active))
+    return Pooled(s0_sq, d0, common_sq, common_df, run_effects, run_counts, normalise, len(active), m,
+                  len(series) - len(active))
 
 
 # --- the rule ---------------------------------------------------------------------------------------------
@@ -384,7 +527,7 @@ def _spread(runs: list[RunSummary], ys: list[float], xs_rel_var: float | None, n
     common_sq, common_df, m = 0.0, math.inf, 0
     moderated = False
     if pooled is not None:
-        usable_prior = pooled.d0 > 0 and _finite(pooled.s0_sq) and math.isfinite(s_sq)
+        usable_prior = pooled.d0 > 0 and is_finite_number(pooled.s0_sq) and math.isfinite(s_sq)
         if usable_prior and pooled.s0_sq > 0 and _noisier(s_sq, df_spec, pooled.s0_sq, pooled.d0, MODERATE_P):
             notes.append("much noisier than the pooled series: its own variance is used, not moderated")
         elif usable_prior and pooled.s0_sq >= 0:
@@ -416,7 +559,7 @@ def _spread(runs: list[RunSummary], ys: list[float], xs_rel_var: float | None, n
     return _Spread(centre, se, df, k, moderated)
 
 
-def judge(current: Sequence[float], history: Sequence[RunSummary], *, better: str = "lower",
+def judge_against_history(current: Sequence[float], history: Sequence[RunSummary], *, better: str = "lower",
           tolerance: float, alpha: float = HISTORY_ALPHA, pooled: Pooled | Mapping[bool, Pooled] | None = None,
           current_probe: float | None = None, exponent: float = 0.0, min_runs: int = MIN_HISTORY_RUNS,
           bound_alpha: float = BOUND_ALPHA) -> HistoryVerdict | None:
@@ -429,14 +572,14 @@ def judge(current: Sequence[float], history: Sequence[RunSummary], *, better: st
     """
     if better not in ("lower", "higher"):
         raise ValueError(f"better must be 'lower' or 'higher', got {better!r}")
-    if not (_finite(tolerance) and tolerance >= 0):
+    if not (is_finite_number(tolerance) and tolerance >= 0):
         raise ValueError(f"tolerance must be a finite fraction >= 0, got {tolerance!r}")
     for name, a in (("alpha", alpha), ("bound_alpha", bound_alpha)):
-        if not (_finite(a) and 0 < a <= 0.5):
+        if not (is_finite_number(a) and 0 < a <= 0.5):
             raise ValueError(f"{name} must be in (0, 0.5], got {a!r}")
     xs = [float(x) for x in current]
     if not xs or not all(math.isfinite(x) for x in xs):
-        raise ValueError("judge() needs at least one sample, all finite")
+        raise ValueError("judge_against_history() needs at least one sample, all finite")
     notes: list[str] = []
     runs = [h for h in history if _valid(h)]
     if len(runs) < len(history):
@@ -444,7 +587,7 @@ def judge(current: Sequence[float], history: Sequence[RunSummary], *, better: st
     normalise = False
     if exponent != 0:
         with_probe = [h for h in runs if _has_probe(h)]
-        if _finite(current_probe) and current_probe > 0 and len(with_probe) >= min_runs:  # type: ignore[operator]
+        if is_finite_number(current_probe) and current_probe > 0 and len(with_probe) >= min_runs:  # type: ignore[operator]
             runs, normalise = with_probe, True
         else:
             notes.append(f"no probe in this run or fewer than {min_runs} probed runs: compared without the probe")

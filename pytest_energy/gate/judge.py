@@ -5,17 +5,26 @@ The decision is data (an Outcome); turning it into words is the report layer's j
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ..config import TestSettings
 from ..measure.probe import PROBE_ID, probe_value
 # Outcome is data of the run model (records); imported here too, where the gate builds it.
 from ..records import Kind, Outcome, TestRecord
-from .baselines import BaselineEntry, machine_mismatch
+from .baselines import MATCH_KEYS, BaselineEntry, machine_mismatch
 from .compare import compare_record
 from .history import Pooled, family, pool, probe_exponent
+
+
+class Tolerances(Protocol):
+    """What the gate reads of a test's settings (config.TestSettings has it): the gate sits below config."""
+
+    @property
+    def metric_tolerances(self) -> Mapping[str, float]: ...
+
+    def tolerance_for(self, metric: str, deterministic: bool = False) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -32,21 +41,49 @@ class HistoryContext:
 
 
 def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], probing: bool) -> HistoryContext:
-    """Pool the run histories of every stored test of this machine class, per noise family (gate/history.pool)."""
+    """Pool the run histories of every stored test of this machine class, per noise family (gate/history.pool).
+
+    Runs at start-up over every stored test, so each entry's probe table is read once and handed to `pool`
+    beside its histories (the same probes `BaselineEntry.history_for` gives, without a RunSummary per run).
+    """
+    # The pool allocates small lists by the hundred thousand and makes no reference cycles; with the cyclic
+    # collector on, each of its full passes would walk every loaded entry (a fifth of the time at 10,000 tests).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _pool_histories(entries, machine, probing)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], probing: bool) -> HistoryContext:
     groups: dict[str, list] = {}
+    kinds: dict[tuple[str, str], tuple[str, int]] = {}  # (unit, name) -> (family, exponent): a suite repeats a few
+    matches: dict[str, bool] = {}  # the entries of one suite share a handful of machine classes
     for entry in entries:
-        if machine_mismatch(entry.machine, machine):
+        # Equal reprs of the values that decide (JSON types) are equal values, so the same verdict; equal
+        # values with different reprs only cost a second look.
+        key = repr(list(map(entry.machine.get, MATCH_KEYS)))
+        same = matches.get(key)
+        if same is None:
+            same = matches[key] = not machine_mismatch(entry.machine, machine)
+        if not same:
             continue
+        probes = {rid: run.get("probe_s") if run.get("probe_id") == PROBE_ID else None
+                  for rid, run in entry.runs.items()} if probing else {}
         for name, metric in entry.metrics.items():
             if metric.kind != Kind.MEASURED or name not in entry.history:
                 continue
-            exponent = probe_exponent(metric.unit) if probing else 0
-            runs = entry.history_for(name, PROBE_ID if probing else None)
-            groups.setdefault(family(metric.unit, name), []).append((runs, exponent))
+            unit_name = (metric.unit, name)
+            kind = kinds.get(unit_name)
+            if kind is None:
+                kind = kinds[unit_name] = (family(metric.unit, name), probe_exponent(metric.unit) if probing else 0)
+            groups.setdefault(kind[0], []).append((entry.history[name], kind[1], probes))
     return HistoryContext({name: pool(series) for name, series in groups.items()}, probing)
 
 
-def judge(record: TestRecord, entry: BaselineEntry | None, settings: TestSettings, *, machine: dict[str, Any],
+def judge(record: TestRecord, entry: BaselineEntry | None, settings: Tolerances, *, machine: dict[str, Any],
           baseline_file: str, save_baseline: bool = False, require_baseline: bool = False,
           fail_on_inconclusive: bool = False, context: HistoryContext | None = None) -> Outcome:
     """Compare a finished test with its baseline entry (None: there is none) and decide whether it fails.

@@ -25,10 +25,10 @@ from __future__ import annotations
 import resource
 import time
 
-from ..config import DEFAULT_WATTS_PER_CORE
 from ..errors import UsageError
 from ..machine import cpu_model
 from ..records import Method
+from . import DEFAULT_WATTS_PER_CORE
 from .base import DeviceInfo, Meter, Reading
 
 

@@ -25,7 +25,7 @@ HIST5 = [R(100.0), R(104.0), R(97.0), R(101.0), R(99.0)]
 
 def judge(current, history, **kwargs):
     kwargs.setdefault("tolerance", TOL)
-    return h.judge(current, history, **kwargs)
+    return h.judge_against_history(current, history, **kwargs)
 
 
 def _p_ok(p):

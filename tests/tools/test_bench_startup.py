@@ -1,0 +1,55 @@
+"""tools/bench_startup.py runs and prints its three figures (tiny sizes: this checks the tool, not the figures)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_startup.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("bench_startup", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_quick_run_prints_all_three_figures():
+    done = subprocess.run([sys.executable, str(TOOL), "--quick"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert re.search(r"^import: pytest_energy\.plugin [\d.]+ ms over pytest [\d.]+ ms = [\d.]+%", out, re.M), out
+    assert re.search(r"^run: 20 trivial tests [\d.]+ s with the plugin, [\d.]+ s with -p no:energy = [\d.]+x", out,
+                     re.M), out
+    assert re.search(r"^baselines: 200 benchmarks x 2 metrics x 10 runs: load [\d.]+ s \+ pool [\d.]+ s", out,
+                     re.M), out
+
+
+def test_importtime_lines_are_read_by_module_name():
+    stderr = ("import time: self [us] | cumulative | imported package\n"
+              "import time:       120 |        120 |     _pytest.compat\n"
+              "import time:      7405 |     135895 | pytest\n"
+              "import time:        99 |         99 |     pytest_energy.errors\n"
+              "import time:      6297 |      70415 | pytest_energy.plugin\n")
+    tool = _tool()
+    assert tool.cumulative_us(stderr, "pytest") == 135895
+    assert tool.cumulative_us(stderr, "pytest_energy.plugin") == 70415
+
+
+def test_the_generated_baselines_load_and_pool(tmp_path):
+    tool = _tool()
+    tool.write_baselines(tmp_path, n_benchmarks=120, history=4, metrics=3)
+    assert len(list(tmp_path.glob("*.json"))) == 2  # 100 tests per module
+    from pytest_energy.gate.baselines import BaselineStore
+
+    entries = BaselineStore(tmp_path).load_all()
+    assert len(entries) == 120
+    entry = entries["tests/test_suite_1.py::test_119"]
+    assert sorted(entry.history) == ["duration_s", "energy_j", "peak_memory_bytes"]
+    assert all(len(runs) == 4 for runs in entry.history.values())
+    load_s, pool_s, count = tool.baseline_times(120, 4, 3, repeats=1)
+    assert count == 120 and load_s > 0 and pool_s > 0
