@@ -5,8 +5,8 @@ How a figure was obtained (`Method`), windows, metrics, a test's record with its
 benchmark (`BenchmarkResult`) and the whole run (`RunResult`, with `MeterInfo` and the HULK reference it
 was scored against).
 
-Pure data: nothing here imports pytest, a heavy library or another pytest_energy module (types from above
-are named under TYPE_CHECKING only). Every numeric field carries its unit in its name. Enums are `str`
+Pure data: nothing here imports pytest, a heavy library or another pytest_energy module (settings and config
+are typed Any, never imported: they live in the layer above). Every numeric field carries its unit in its name. Enums are `str`
 subclasses so they compare equal to, and serialise as, their values.
 
 One serialiser: every type has `to_dict()` (builtin types only: what JSON and pytest-xdist's execnet
@@ -22,10 +22,7 @@ import enum
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Union
-
-if TYPE_CHECKING:  # types from the layers above, for hints only: importing them here would be a cycle
-    from .config import SessionConfig, TestSettings
+from typing import Any, ClassVar, Union
 
 # The version of every to_dict() shape below (the xdist transport, RunResult.to_dict). 1: the shapes before
 # it was numbered (JSON reports without a schema field load as 1); 2: typed protocol results, rule kinds.
@@ -794,7 +791,9 @@ class BenchmarkResult:
     """One finished energy benchmark as the controller holds it."""
 
     record: TestRecord
-    settings: TestSettings | StoredSettings
+    # config.TestSettings in the process that measured it, StoredSettings once serialised. Typed as Any: the run
+    # model sits below config and never imports it (tests/test_layers.py).
+    settings: Any
     outcome: Outcome | None = None  # None: not judged (the test body failed)
     # Wall time of the test call as pytest timed it: the JSON report's `stats` for a test that has no time
     # series of its own (only record_metric figures), so no benchmark is written without stats.
@@ -897,7 +896,9 @@ class RunResult:
     """Everything the reports need about a finished run."""
 
     meter: MeterInfo
-    config: SessionConfig | None  # None when read back from a JSON report (RunResult.from_report)
+    # config.SessionConfig (the layer above, never imported here); None when read back from a JSON report
+    # (RunResult.from_report).
+    config: Any
     benchmarks: list[BenchmarkResult]
     machine_info: dict[str, Any] = field(default_factory=dict)
     commit_info: dict[str, Any] = field(default_factory=dict)

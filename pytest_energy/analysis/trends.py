@@ -293,7 +293,7 @@ def metric_trend(entry: BaselineEntry, name: str, *, context: HistoryContext | N
     """The trend of metric `name` of one stored test; None when the metric keeps no history (deterministic
     metrics, or absent). `context`: the machine class's pooled noise (history_contexts); without it the
     band is the gate's unpooled one. `tolerance`: the gate's default (--energy-tolerance) when None."""
-    from ..config import DEFAULT_TOLERANCE
+    from ..gate import DEFAULT_TOLERANCE
     from ..records import Kind
 
     metric = entry.metrics.get(name)

@@ -40,8 +40,8 @@ from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
 __all__ = ["DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "Confirmation", "confirm", "decide_confirmation",
            "judge_run"]
 
-# The history rule's entry point; a parallel rename (judge -> judge_against_history) must not break this module.
-_judge = getattr(_history, "judge_against_history", None) or _history.judge
+# The history rule's entry point.
+_judge = _history.judge_against_history
 
 DEFAULT_RERUNS = 2  # --energy-confirm default, from the bursty simulation (docs/statistics.md)
 DEFAULT_RULE = "all"
@@ -114,7 +114,7 @@ def confirm(history: Sequence[RunSummary], first: float | Sequence[float], rerun
             exponent: float = 0.0, alpha: float = HISTORY_ALPHA, rule: str = DEFAULT_RULE) -> Confirmation:
     """Decide whether the history rule's REGRESSION of `first` is confirmed by the session's `reruns`.
 
-    history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (history.judge's
+    history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (history.judge_against_history's
     arguments). first and each re-run: a value or a run's round samples. rerun_probes: each re-run's own
     probe seconds (default: the first run's). Raises ValueError when the first run is not a history
     REGRESSION (nothing to confirm), for an unknown rule, mismatched probes, or a value that is not finite.

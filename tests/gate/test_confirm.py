@@ -21,7 +21,7 @@ HIST = [R(10.0 * (1.0 + 0.01 * ((i * 7) % 5 - 2)), 0.1, 3, f"run{i}") for i in r
 
 
 def limit() -> float:
-    return h.judge([13.1], HIST, tolerance=TOL).limit
+    return h.judge_against_history([13.1], HIST, tolerance=TOL).limit
 
 
 def test_confirmed_by_two_reruns_in_the_issues_words():
@@ -90,8 +90,8 @@ def test_a_history_too_short_has_nothing_to_confirm():
 
 
 def test_decide_confirmation_checks_its_input():
-    first = h.judge([13.1], HIST, tolerance=TOL)
-    calm = h.judge([10.0], HIST, tolerance=TOL)
+    first = h.judge_against_history([13.1], HIST, tolerance=TOL)
+    calm = h.judge_against_history([10.0], HIST, tolerance=TOL)
     with pytest.raises(ValueError, match="nothing to confirm"):
         c.decide_confirmation(calm, [first])
     with pytest.raises(ValueError, match="needs the verdict of the session's median"):
@@ -138,7 +138,7 @@ def test_monte_carlo_burst_against_persistent_regression():
     burst_confirmed = persistent_confirmed = trials = 0
     for _ in range(200):
         first = 10.0 * 1.4 * math.exp(rng.gauss(0.0, noise))  # convicted: a 1.4x burst, or a 1.4x regression
-        if h.judge([first], HIST, tolerance=TOL).verdict is not V.REGRESSION:
+        if h.judge_against_history([first], HIST, tolerance=TOL).verdict is not V.REGRESSION:
             continue
         trials += 1
         # a burst that ends after the first run: the re-runs measure the unchanged code
