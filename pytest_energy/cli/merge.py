@@ -173,9 +173,10 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
     the shard's history rule called REGRESSION or IMPROVED starts a new history. The reports carry no probe
     seconds, so these runs count as unprobed. MergeError before anything is written when a test was
     measured on two classes without `class_dirs`, or an entry cannot be stored."""
-    from ..gate.baselines import BaselineEntry, BaselineStore, append_run
-    from ..gate.history import RULE_PREFIX, RunSummary
-    from ..records import Kind, Metric
+    from types import SimpleNamespace
+
+    from ..gate.baselines import BaselineEntry, BaselineStore, append_run, restarted_metrics, run_entry
+    from ..records import Metric
 
     if not class_dirs:
         seen: dict[str, str] = {}
@@ -186,7 +187,7 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
                     raise MergeError(f"{entry['fullname']} was measured on two machine classes ({other}, {slug}); "
                                      "one baseline folder holds one entry per test: use --class-dirs")
     plan: dict[str, list[BaselineEntry]] = {}
-    restart: dict[str, set[str]] = {}
+    restart: dict[str, frozenset[str]] = {}
     notes = []
     for slug, entries in merged.by_class.items():
         for shard, entry, doc in entries:
@@ -202,19 +203,16 @@ def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) 
             commit = doc.get("commit_info") or {}
             when = str(doc.get("datetime") or "")
             run_id = "shard-" + hashlib.sha256(f"{shard}|{when}|{commit.get('id')}".encode()).hexdigest()[:12]
-            history = {name: [RunSummary.of(m.samples, run_id)] for name, m in metrics.items()
-                       if m.kind == Kind.MEASURED and m.samples}
-            restart[entry["fullname"]] = {v["metric"] for v in energy.get("comparison") or []
-                                          if v.get("verdict") in ("REGRESSION", "IMPROVED")
-                                          and str(v.get("rule", "")).startswith(RULE_PREFIX)}
-            plan.setdefault(directory, []).append(BaselineEntry(
-                nodeid=entry["fullname"], machine=energy["machine"], commit=commit, datetime=when,
-                method=str(energy["machine"].get("method")), metrics=metrics, extra_info=entry.get("extra_info") or {},
-                history=history, runs={run_id: {"datetime": when, "commit": commit.get("id"), "probe_s": None,
-                                                "probe_id": None}}))
+            # The shard's verdicts as the restart rule reads them (metric, verdict, rule) from the report's dicts.
+            verdicts = [SimpleNamespace(metric=v.get("metric"), verdict=v.get("verdict"), rule=str(v.get("rule", "")))
+                        for v in energy.get("comparison") or []]
+            restart[entry["fullname"]] = restarted_metrics(verdicts)
+            plan.setdefault(directory, []).append(run_entry(
+                entry["fullname"], metrics, machine=energy["machine"], commit=commit, datetime_iso=when,
+                run_id=run_id, extra_info=entry.get("extra_info") or {}))
 
     def combine(old: BaselineEntry | None, new: BaselineEntry) -> BaselineEntry:
-        return append_run(old, new, restart=restart.get(new.nodeid, set()))
+        return append_run(old, new, restart=restart.get(new.nodeid, frozenset()))
 
     written = []
     try:
