@@ -8,8 +8,18 @@ __version__ = "0.1.0"  # before the imports: modules imported below read it
 
 from .errors import (BaselineError, DataError, EnergyError, EnergyWarning, MeasurementError, MeterUnavailable,
                      ReportError, ShortWindowWarning, UsageError)
-from .fixture import EnergyFixture
 from .records import Method, Metric, TestRecord, VerdictKind, Window
+
+
+def __getattr__(name: str):
+    # EnergyFixture brings the measurement layer and the option table: imported on first use, so that pytest
+    # loading the plugin (which imports this package) pays nothing for it in a run without --energy.
+    if name == "EnergyFixture":
+        from .fixture import EnergyFixture
+
+        return EnergyFixture
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "BaselineError", "DataError", "EnergyError", "EnergyFixture", "EnergyWarning", "MeasurementError", "Method",

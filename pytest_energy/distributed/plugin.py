@@ -29,14 +29,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from ..errors import DeviceOrderWarning, EnergyError, EnergyWarning, SharedDeviceWarning, UsageError
-from ..meters.gpus import ENV, VisibleGpu, index_order_warning, list_gpus, resolve_visible, visible_gpu_selectors
-from .ranks import RankContext
-from .split import SplitPlan, split_gpus
 
+# Everything else is imported inside the hooks that need it: this module is loaded in every pytest run.
 if TYPE_CHECKING:
     from ..config import SessionConfig
+    from ..meters.gpus import VisibleGpu
     from ..records import TestRecord
     from ..session import EnergySession
+    from .ranks import RankContext
+    from .split import SplitPlan
 
 WORKER_KEY = "energy_placement"  # in xdist's workerinput
 PER_RANK_LINES = 10  # tests whose per-rank parts the terminal shows; the JSON report has them all
@@ -90,6 +91,8 @@ def _session(config: pytest.Config) -> EnergySession | None:
 def open_ranks(config: pytest.Config, session_config: SessionConfig) -> RankContext | None:
     """Called by pytest_energy.plugin before the session and its meter exist: under torchrun, this rank's
     context (the session opens the rank's share of the devices with it) and its hooks; None otherwise."""
+    from .ranks import RankContext
+
     ranks = RankContext.from_env(session_config.dist_timeout_s)
     if ranks is None:
         return None
@@ -118,6 +121,8 @@ def placement(config: pytest.Config, session: EnergySession) -> dict[str, Any] |
 def _visible() -> tuple[list[VisibleGpu], list[str], list[str]]:
     """The GPUs this process may use, as NVML lists them (never through CUDA), resolution warnings, and the
     warning that an index selector may name another GPU for CUDA than for NVML."""
+    from ..meters.gpus import ENV, index_order_warning, list_gpus, resolve_visible, visible_gpu_selectors
+
     try:
         listed = list_gpus()
     except EnergyError:
@@ -150,6 +155,9 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
     session = _session(config)
     if session is None:
         return
+    from ..meters.gpus import ENV
+    from .split import split_gpus
+
     local = [s for s in specs if s.popen and not s.via]
     names = [str(s.id) for s in local]
     state = _Split(None, names)
@@ -192,6 +200,8 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
 
 def _placed_by_hand(local: list, names: list[str]) -> tuple[dict[int, dict[str, Any]], list[str]]:
     """Placements of workers given CUDA_VISIBLE_DEVICES in --tx, with the workers that overlap."""
+    from ..meters.gpus import ENV, list_gpus, resolve_visible
+
     try:
         listed = list_gpus()
     except EnergyError:
@@ -223,6 +233,8 @@ def pytest_configure_node(node: Any) -> None:
 
 def _worker_placement(config: pytest.Config, session: EnergySession) -> dict[str, Any]:
     """This worker's GPUs (checked against its environment) and the metered devices it shares."""
+    from ..meters.gpus import ENV
+
     workerinput = config.workerinput  # type: ignore[attr-defined]
     given = workerinput.get(WORKER_KEY)
     placement: dict[str, Any] = {"worker": workerinput.get("workerid"), "cuda_visible_devices": os.environ.get(ENV),

@@ -212,9 +212,3 @@ def complete_run(run: RunResult) -> RunResult:
         run.errors.append(unsaved)
     return run
 
-
-def write_reports(run: RunResult, step_summary: str | None = None) -> None:
-    """Every file report `run.config` asks for (and the step summary), each on its own: outside pytest (a test,
-    a script) what the registered reporters do in a pytest run."""
-    for report in file_reports(run.config, step_summary):
-        report.write(run)

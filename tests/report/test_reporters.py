@@ -12,7 +12,7 @@ from pytest_energy.gate.judge import Outcome
 from pytest_energy.meters.base import DeviceInfo
 from pytest_energy.records import Metric, TestRecord
 from pytest_energy.report.outputs import (HtmlReport, JsonReport, MarkdownReport, StepSummary, check_targets,
-                                          complete_run, file_reports, session_block, write_reports)
+                                          complete_run, file_reports, session_block)
 from pytest_energy.report.reporters import FileReporter, JUnitProperties, TerminalSummary
 from pytest_energy.session import BenchmarkResult, MeterInfo, RunResult
 
@@ -44,7 +44,8 @@ def test_each_reporter_writes_its_own_file(tmp_path):
 def test_a_file_that_cannot_be_written_is_an_error_and_the_others_are_written(tmp_path):
     (tmp_path / "taken").mkdir()
     run = _run(tmp_path, json_path=str(tmp_path / "taken"), markdown_path=str(tmp_path / "e.md"))
-    write_reports(run)
+    for report in file_reports(run.config):
+        report.write(run)
     assert run.written == [str(tmp_path / "e.md")]
     assert len(run.errors) == 1 and run.errors[0].startswith(f"cannot write JSON report {tmp_path / 'taken'}: ")
 
@@ -53,7 +54,8 @@ def test_the_step_summary_is_appended_to(tmp_path):
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
     run = _run(tmp_path, markdown_path=str(tmp_path / "e.md"))
-    write_reports(run, step_summary=str(summary))
+    for report in file_reports(run.config, str(summary)):
+        report.write(run)
     assert summary.read_text() == "earlier step\n" + (tmp_path / "e.md").read_text()
     assert [type(r) for r in file_reports(run.config, str(summary))] == [MarkdownReport, StepSummary]
 
