@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from ..records import TestRecord
     from ..session import EnergySession
     from .ranks import RankContext
-    from .split import SplitPlan
 
 WORKER_KEY = "energy_placement"  # in xdist's workerinput
 PER_RANK_LINES = 10  # tests whose per-rank parts the terminal shows; the JSON report has them all
@@ -47,7 +46,6 @@ PER_RANK_LINES = 10  # tests whose per-rank parts the terminal shows; the JSON r
 class _Split:
     """The controller's view of the split."""
 
-    plan: SplitPlan | None
     names: list[str]
     spec_ids: list[int] = field(default_factory=list)  # id(spec) of each local worker, in `names`' order
     by_spec: dict[int, dict[str, Any]] = field(default_factory=dict)  # id(spec) -> the worker's placement
@@ -160,7 +158,7 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
 
     local = [s for s in specs if s.popen and not s.via]
     names = [str(s.id) for s in local]
-    state = _Split(None, names)
+    state = _Split(names)
     if len(local) < len(specs):
         state.notes.append(f"{len(specs) - len(local)} remote --tx worker(s) are not given GPUs: theirs are not ours")
     visible, warnings, order = _visible()
@@ -179,7 +177,6 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
             plan = split_gpus(visible, len(local), session.config.gpus_per_worker, names)
         except UsageError as exc:
             raise pytest.UsageError(f"pytest-energy: --energy-gpus-per-worker: {exc}") from None
-        state.plan = plan
         state.warn(plan.warnings, SharedDeviceWarning)  # the split's only warnings: workers share GPUs
         state.notes += plan.notes
         for spec, assignment in zip(local, plan.assignments):
