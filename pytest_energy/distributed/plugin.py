@@ -141,7 +141,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
         per_worker = parse_option(config, next(o for o in OPTIONS if o.name == "gpus-per-worker"))
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    visible, _ = _visible()
+    visible, _, _ = _visible()
     if not visible or per_worker == 0:
         return None  # no GPU, or not split: let xdist count CPUs
     return max(1, len(visible) // (per_worker or 1))
