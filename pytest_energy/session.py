@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config import SessionConfig, TestSettings
 from .gate.judge import Outcome
+from .meters import open_meter
 from .meters.base import DeviceInfo
 from .records import TestRecord, is_estimate
 
@@ -146,8 +147,6 @@ class Metering:
             if self.ranks is not None:  # collective: every rank claims its devices here
                 self._meter = self.ranks.open_meter(self.config.meter, self.config.cpu_watts_per_core)
             else:
-                from .meters import open_meter
-
                 self._meter = open_meter(self.config.meter, cpu_watts_per_core=self.config.cpu_watts_per_core)
         return self._meter
 
