@@ -184,7 +184,7 @@ class Metering:
             self._fingerprint = self.ranks.fingerprint() if self.ranks is not None else fingerprint(meter)
         return self._fingerprint
 
-    def placement(self) -> dict[str, Any] | None:
+    def rank_placement(self) -> dict[str, Any] | None:
         """Under torchrun, which rank meters what (after the meter is open); None otherwise."""
         if self.ranks is None:
             return None

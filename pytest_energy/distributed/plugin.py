@@ -111,7 +111,7 @@ def placement(config: pytest.Config, session: EnergySession) -> dict[str, Any] |
         return split.placement
     if hasattr(config, "workerinput"):
         return _worker_placement(config, session)
-    return session.metering.placement()
+    return session.metering.rank_placement()
 
 
 # --- the GPUs ---------------------------------------------------------------------------------------------
