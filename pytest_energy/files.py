@@ -288,3 +288,17 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def folder_problem(folder: Path, what: str, create: bool) -> str | None:
+    """Why files cannot be written into `folder` (created when `create`); None when they can. Checked at start-up
+    by every layer that writes at the end (report files, the baseline folder), so a run never ends by losing
+    what it measured."""
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        return f"{what}: {existing} is a file, not a folder"
+    if existing != folder and not create:
+        return f"{what}: the folder {folder} does not exist"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{what}: no permission to write in {existing}"
+    return None

@@ -1,33 +1,63 @@
-"""pytest wiring: options, the `energy` fixture and marker, the gate's verdict on each test, the summary.
+"""pytest wiring: options, the `energy` fixture and marker, the gate's verdict on each test, the end of the run.
 
 Thin on purpose: options are declared and parsed in config.py; measuring, statistics, baselines and
-reports live in the core, which does not import pytest. Nothing heavy is imported unless --energy is given.
+reports live in the core, which does not import pytest. This module imports nothing heavy: the session,
+the gate and the reports are imported inside the hooks, and only when --energy is given, so a plain
+`pytest` run pays for little more than the option table.
+
+With --energy, `pytest_configure` builds the `EnergySession` (registered as a plugin under
+`session.SESSION_PLUGIN`: other plugins find it with `session.get_session(config)`) and registers the
+reporters (report/reporters.py), each a plugin of its own. Two hooks of ours (`EnergyHookspecs`) hand
+them the results: each test's when it is judged, the run's when it is finished.
 Typed objects travel as dicts only across the pytest-xdist boundary (the test report).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from pluggy import HookspecMarker
 
 from .config import MARKER_HELP, RunMode, SessionConfig, TestSettings, add_options, settings_for
 from .errors import EnergyError, EnergyWarning, UsageError
-from .records import TestRecord, plain
-from .session import BenchmarkResult, EnergySession
+
+if TYPE_CHECKING:
+    from .records import TestRecord
+    from .session import BenchmarkResult, EnergySession, RunResult
 
 # The xdist GPU split and torchrun ranks: a plugin module of its own, loaded with this one so that its
-# xdist hooks are known when `-n auto` is resolved (before pytest_configure).
+# xdist hooks are known when `-n auto` is resolved (before pytest_configure). It never imports this module.
 pytest_plugins = ["pytest_energy.distributed.plugin"]
 
-SESSION = pytest.StashKey[EnergySession]()
 MODE = pytest.StashKey[RunMode]()
-RECORD = pytest.StashKey[TestRecord]()
+RECORD = pytest.StashKey["TestRecord"]()
 SETTINGS = pytest.StashKey[TestSettings]()
 FIXTURE = pytest.StashKey[Any]()  # the test's EnergyFixture: closed (its last probe) before the gate judges
 
-SKIP_REASON = RunMode().skip_reason
 ONLY_REASON = "not an energy benchmark (--energy-only)"
+
+hookspec = HookspecMarker("pytest")
+
+
+class EnergyHookspecs:
+    """The hooks pytest-energy calls; the reporters (report/reporters.py) implement them, and so can any plugin
+    that wants another output."""
+
+    @hookspec
+    def pytest_energy_test_result(self, item: pytest.Item, result: BenchmarkResult) -> None:
+        """A metered test's result is final (judged, or not judged because its body failed), on the process
+        that measured it, while its call report is made (`item.user_properties` still reach JUnit XML)."""
+
+    @hookspec
+    def pytest_energy_run_result(self, config: pytest.Config, run: RunResult) -> None:
+        """The run is finished and its baselines saved, on the process that reports (the xdist controller,
+        torchrun's rank 0). A reporter that cannot write its output appends why to `run.errors`: the run then
+        exits with status 1 and the terminal names it."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(EnergyHookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,6 +66,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def _mode(config: pytest.Config) -> RunMode:
     return config.stash.get(MODE, RunMode())
+
+
+def _session(config: pytest.Config) -> EnergySession:
+    """The session of a run that measures (only called once _mode(config).measure is known)."""
+    from .session import get_session
+
+    session = get_session(config)
+    assert session is not None, "pytest-energy: no session although --energy measures"
+    return session
 
 
 def _pytest_benchmark_active(config: pytest.Config) -> bool:
@@ -48,41 +87,55 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[MODE] = mode = RunMode.from_pytest(config)
     except EnergyError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    if not mode.measure:
-        return
+    if mode.measure:
+        _start(config)
+
+
+def _start(config: pytest.Config) -> None:
+    """--energy: the session, its meter and baselines, its reporters. Every problem that would lose the run's
+    results at the end (an unwritable output, a damaged baseline file, a meter named explicitly that cannot be
+    used) stops the run here with one clean usage error, on the xdist controller too."""
+    from .distributed import plugin as distributed
+    from .gate.store import baseline_folder_problem
     from .report.outputs import check_targets
+    from .session import SESSION_PLUGIN, EnergySession
 
     try:
-        session = EnergySession(SessionConfig.from_pytest(config))
-        problems = check_targets(session.config)
-        if problems:
-            raise UsageError("; ".join(problems))
-        from .distributed.plugin import attach
-
-        attach(config, session)  # under torchrun the meter is this rank's share of the devices
-        # Open the meter and read the baselines now, on the xdist controller too: a meter named explicitly
-        # that cannot be used, or a damaged baseline file, stops the run here with one clean usage error
-        # instead of a traceback from every worker.
+        session_config = SessionConfig.from_pytest(config)
+        problems = check_targets(session_config)
+        folder = baseline_folder_problem(session_config.baseline_path, session_config.save_baseline)
+        if problems or folder:
+            raise UsageError("; ".join(problems + ([folder] if folder else [])))
+        # Under torchrun the meter is this rank's share of the devices, claimed when it is opened.
+        session = EnergySession(session_config, ranks=distributed.open_ranks(config, session_config))
         session.meter  # noqa: B018
         session.load_baselines()
+        session.placement = distributed.placement(config, session)
     except EnergyError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    for warning in session.config.warnings():
+    for warning in session_config.warnings():
         config.issue_config_time_warning(EnergyWarning(warning), stacklevel=2)
-    config.stash[SESSION] = session
-    if not hasattr(config, "workerinput") and session.reports:
+    config.pluginmanager.register(session, SESSION_PLUGIN)
+    reports = not hasattr(config, "workerinput") and session.reports
+    from .report.reporters import register
+
+    register(config, session_config, reports=reports)
+    if reports:
         config.pluginmanager.register(_Controller(session), "energy-controller")
     if _pytest_benchmark_active(config):
         from .integrations.pytest_benchmark import BenchmarkMetering
 
-        config.pluginmanager.register(BenchmarkMetering(lambda item: item.config.stash[SESSION].measurer, _record),
+        config.pluginmanager.register(BenchmarkMetering(lambda item: _session(item.config).measurer, _record),
                                       "energy-pytest-benchmark")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    session = config.stash.get(SESSION, None)
-    if session is not None:
-        session.close()
+    if _mode(config).measure:
+        from .session import get_session
+
+        session = get_session(config)
+        if session is not None:
+            session.close()
 
 
 def _is_energy_test(item: pytest.Item) -> bool:
@@ -116,14 +169,15 @@ def _settings(item: pytest.Item) -> TestSettings:
             if marker.args:
                 raise UsageError(f"{item.nodeid}: energy marker takes keyword arguments only, got {marker.args!r}")
             kwargs = dict(marker.kwargs)
-        session = item.config.stash.get(SESSION, None)
         # A --energy-disable run has no session: the marker is still checked against the defaults.
-        item.stash[SETTINGS] = settings_for(session.config if session else SessionConfig(), kwargs,
-                                            where=f"{item.nodeid}: ")
+        session_config = _session(item.config).config if _mode(item.config).measure else SessionConfig()
+        item.stash[SETTINGS] = settings_for(session_config, kwargs, where=f"{item.nodeid}: ")
     return item.stash[SETTINGS]
 
 
 def _new_record(item: pytest.Item, settings: TestSettings) -> TestRecord:
+    from .records import TestRecord
+
     callspec = getattr(item, "callspec", None)
     params = {k: _jsonable(v) for k, v in callspec.params.items()} if callspec else None
     return TestRecord(nodeid=item.nodeid, name=item.name, group=settings.group, params=params)
@@ -149,9 +203,8 @@ def _fixture_for(item: pytest.Item):
 
         # A throwaway record: a smoke run keeps, compares and reports nothing.
         return EnergyFixture(UnmeteredMeasurer(), _new_record(item, settings), settings, disabled=True)
-    session = item.config.stash[SESSION]
     try:
-        measurer = session.measurer
+        measurer = _session(item.config).measurer
     except EnergyError as exc:
         pytest.fail(f"pytest-energy: {exc}", pytrace=False)
     fixture = EnergyFixture(measurer, _record(item), settings)
@@ -195,19 +248,40 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
     return True
 
 
+def _exchanged(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> bool:
+    """Under torchrun every rank sends its part of an energy test exactly once: after its call, or after a
+    setup that failed (the call never comes)."""
+    return _is_energy_test(item) and (call.when == "call" or (call.when == "setup" and not report.passed))
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = yield
+    if not _mode(item.config).measure:
+        return report
+    session = _session(item.config)
     record = item.stash.get(RECORD, None)
+    if call.when == "call" and report.passed and record is not None and record.metrics:
+        fixture = item.stash.get(FIXTURE, None)
+        if fixture is not None:  # a test metered through pytest-benchmark's `benchmark` has no energy fixture
+            fixture.close()
+    if session.ranks is not None and _exchanged(item, call, report):
+        from .distributed.plugin import gather
+
+        # Rank 0 judges the record combined from every rank's part; the other ranks judge nothing.
+        record = gather(item.config, item.nodeid, report, record)
     if call.when != "call" or record is None or not record.metrics:
         return report
-    fixture = item.stash.get(FIXTURE, None)
-    if report.passed and fixture is not None:
-        fixture.close()  # a test metered through pytest-benchmark's `benchmark` has no energy fixture
+    return _judged(item, call, report, session, record)
+
+
+def _judged(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport, session: EnergySession,
+            record: TestRecord) -> pytest.TestReport:
+    """The gate's verdict on a metered test (a regression fails it); the result rides on the report."""
     from .gate.judge import Outcome
     from .report.format import failure_message
+    from .session import BenchmarkResult
 
-    session = item.config.stash[SESSION]
     settings = item.stash[SETTINGS]
     conversions = record.make_jsonable()  # before anything is saved or sent to the xdist controller
     outcome = None
@@ -220,49 +294,40 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         if outcome.failed:
             report.outcome = "failed"
             report.longrepr = failure_message(outcome)
+    result = BenchmarkResult(record, settings, outcome, getattr(call, "duration", None),
+                             machine=session.fingerprint(), placement=session.placement)
     # The result rides on the report as plain data, so the xdist controller gets it too.
-    report.energy_result = BenchmarkResult(record, settings, outcome, getattr(call, "duration", None),
-                                           machine=session.fingerprint(), placement=session.placement).to_dict()
-    for name, metric in record.metrics.items():
-        if metric.samples:
-            item.user_properties.append((f"energy:{name}[{metric.unit}]", f"{metric.mean:.6g}"))
-    for verdict in (outcome.verdicts if outcome else []):
-        item.user_properties.append((f"energy-verdict:{verdict.metric}", str(verdict.verdict)))
+    report.energy_result = result.to_dict()
+    item.config.hook.pytest_energy_test_result(item=item, result=result)
     return report
 
 
 class _Controller:
-    """Hooks of the process that owns the results: gathers reports, saves baselines, writes reports.
-
-    Registered only with --energy, on the controller (or the only process without xdist).
-    """
+    """Hooks of the process that owns the results: gathers the tests' results, finishes the session (saves
+    baselines), hands the run to the reporters. Registered only with --energy, on the process that reports."""
 
     def __init__(self, session: EnergySession) -> None:
         self.session = session
-        self.run = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "energy_result", None)
         if data is None or report.when != "call":
             return
+        from .records import plain
+        from .session import BenchmarkResult
+
         result = BenchmarkResult.from_dict(plain(data))
         if result.outcome is None:
             return  # the test body itself failed: its figures are not a result
         self.session.results.append(result)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        self.run = self.session.finish(int(session.exitstatus), session.testsfailed)
-        if self.run.errors:
+        from .distributed.plugin import placement
+        from .report.outputs import complete_run
+
+        config = session.config
+        self.session.placement = placement(config, self.session)  # the xdist split is known only now
+        run = complete_run(self.session.finish(int(session.exitstatus), session.testsfailed))
+        config.hook.pytest_energy_run_result(config=config, run=run)
+        if run.errors:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:
-        from .report.terminal import terminal_lines
-
-        terminalreporter.section("energy")
-        run = self.run
-        if run is None:
-            return
-        for line in terminal_lines(run):
-            terminalreporter.write_line(line)
-        for error in run.errors:
-            terminalreporter.write_line(f"pytest-energy ERROR: {error}", red=True, bold=True)

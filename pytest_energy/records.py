@@ -6,8 +6,8 @@ benchmark (`BenchmarkResult`) and the whole run (`RunResult`, with `MeterInfo` a
 was scored against).
 
 Pure data: nothing here imports pytest, a heavy library or another pytest_energy module (settings and config
-are typed Any, never imported: they live in the layer above). Every numeric field carries its unit in its name. Enums are `str`
-subclasses so they compare equal to, and serialise as, their values.
+are typed Any, never imported: they live in the layer above). Every numeric field carries its unit in its
+name. Enums are `str` subclasses so they compare equal to, and serialise as, their values.
 
 One serialiser: every type has `to_dict()` (builtin types only: what JSON and pytest-xdist's execnet
 channel carry) and `from_dict()`, under one `SCHEMA_VERSION`. `from_dict` also reads the shapes older
@@ -912,6 +912,15 @@ class RunResult:
     baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
     # The stored HULK reference this run was scored against; None when the run did not look for one.
     hulk_reference: HulkReference | None = None
+    # What the report layer builds `session_info` and `baseline_notes` from (report.outputs.complete_run); in
+    # one process only, not serialised (the JSON report carries them inside `session_info`).
+    device_state_start: dict[str, Any] | None = None  # temperatures and clocks at the first benchmark
+    device_state_end: dict[str, Any] | None = None  # ... and at the end
+    exitstatus: int | None = None  # pytest's, so far: `merge` reads whether a shard failed
+    tests_failed: int | None = None
+    placement: dict[str, Any] | None = None  # where this process ran (the xdist split, the torchrun ranks)
+    saved: Any = None  # gate.store.SavedRun: how --energy-save-baseline changed the run histories
+    unsaved_shared: list[str] = field(default_factory=list)  # results measured on shared devices, not saved
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "hulk_reference" and isinstance(value, Mapping):  # session.py hands over a dict

@@ -39,8 +39,8 @@ from ..files import read_json, write_atomic
 from ..records import SWEEP_POINT_KEY, Better, FinetuneResult, InferenceResult, Kind, TestRecord
 
 __all__ = ["COSTS", "REFERENCE_FILENAME", "MachineReference", "ReferenceFile", "Slot", "StoredSlot",
-           "add_scores", "hulk_task", "load_reference", "model_of", "reference_from_records", "save_reference",
-           "score_metric", "slots_of"]
+           "StoredReference", "add_scores", "hulk_task", "load_reference", "model_of", "reference_from_records",
+           "save_reference", "score_metric", "slots_of"]
 
 REFERENCE_FILENAME = "hulk-reference.json"
 SCHEMA = "pytest-energy/hulk-reference"
@@ -342,3 +342,42 @@ def add_scores(record: TestRecord, reference: MachineReference) -> list[str]:
             score.samples = [float(ref["mean"]) / x for x in metric.samples]
             added.append(score.name)
     return added
+
+
+class StoredReference:
+    """The stored HULK reference as one run uses it: read once at start, matched to the run's machine class,
+    scored into each protocol test before it is judged, and (--energy-save-reference) saved at the end.
+
+    `shown`: the path as the user would type it, for messages and reports.
+    """
+
+    def __init__(self, path: str | Path, shown: str = "") -> None:
+        self.path = Path(path)
+        self.shown = shown or str(path)
+        self._file: ReferenceFile | None = None
+
+    def load(self) -> ReferenceFile:
+        """The whole file, validated once: a damaged one raises BaselineError (the run stops before measuring)."""
+        if self._file is None:
+            self._file = load_reference(self.path, self.shown)
+        return self._file
+
+    def match(self, machine: dict[str, Any]) -> tuple[MachineReference | None, str]:
+        """(`machine`'s class's stored reference or None, why none)."""
+        return self.load().match(machine)
+
+    def add_scores(self, record: TestRecord, machine: dict[str, Any]) -> list[str]:
+        """The test's HULK scores against its machine class's reference become metrics of the test."""
+        entry, _ = self.match(machine)
+        return add_scores(record, entry) if entry is not None else []
+
+    def info(self, machine: dict[str, Any]) -> dict[str, Any]:
+        """What the reports say about the stored reference: where it is, why none applies, the entry used."""
+        entry, note = self.match(machine)
+        return {"path": self.shown, "note": note, "entry": entry.to_dict() if entry is not None else None}
+
+    def save(self, records: list[TestRecord], machine: dict[str, Any], commit: dict[str, Any],
+             datetime_iso: str) -> tuple[list[str], list[str]]:
+        """Store this run's HULK costs as the reference of its machine class: (files written, slots skipped)."""
+        entry, skipped = reference_from_records(records, machine, commit, datetime_iso)
+        return [str(save_reference(self.path, entry))], skipped

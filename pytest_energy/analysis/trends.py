@@ -261,7 +261,7 @@ def _runs(entry: BaselineEntry, name: str) -> tuple[TrendRun, ...]:
 def _band(entry: BaselineEntry, name: str, context: HistoryContext | None, tolerance: float) -> tuple[Band | None,
                                                                                                   str]:
     """The gate's verdict on a next run like the latest saved one, read for its limits (module docstring)."""
-    from ..gate.compare import Rule, compare_metric
+    from ..gate.compare import compare_metric
     from ..gate.history import MIN_HISTORY_RUNS, probe_exponent
     from ..measure.probe import PROBE_ID
     from ..records import Better
@@ -279,7 +279,7 @@ def _band(entry: BaselineEntry, name: str, context: HistoryContext | None, toler
                               exponent=exponent if current_probe else 0)
 
     verdict = judged(metric)
-    if not Rule.is_history(verdict.rule):
+    if not verdict.by_history:
         return None, f"fewer than {MIN_HISTORY_RUNS} usable runs: the gate compares the next run's rounds " \
                      f"with the latest run's (within-run rule), no band"
     flipped = Better.HIGHER if str(metric.better) == Better.LOWER.value else Better.LOWER

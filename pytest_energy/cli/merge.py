@@ -40,7 +40,7 @@ from .. import __version__
 from ..errors import EnergyError
 from ..records import BenchmarkResult, RunResult
 
-PASSING_EXIT_STATUSES = (0, 5)  # pytest: all passed; no tests collected
+from ..session import PASSING_EXIT_STATUSES  # pytest: all passed; no tests collected
 
 
 class MergeError(EnergyError):
@@ -62,9 +62,8 @@ class Merged:
     report: dict[str, Any]
     exit_code: int
     lines: list[str] = field(default_factory=list)
-    # class slug -> [(shard name, benchmark entry, shard report)] of the results kept, as JSON: what
-    # save_baselines reads (it moves onto `kept` with the shared baseline entry builder).
-    by_class: dict[str, list[tuple[str, dict[str, Any], dict[str, Any]]]] = field(default_factory=dict)
+    # class slug -> the merged report's entries of the results kept there (the report's order)
+    by_class: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     kept: list[Kept] = field(default_factory=list)  # the results kept, typed, in merge order
 
 
@@ -104,11 +103,6 @@ def _entry(kept: Kept, machine: dict[str, Any]) -> dict[str, Any]:
     energy.setdefault("machine", machine)
     energy.update(shard=kept.shard, machine_class=kept.machine_class)
     return entry
-
-
-def _shard_json(run: RunResult) -> dict[str, Any]:
-    """What save_baselines reads of a shard's report."""
-    return {"commit_info": run.commit_info, "datetime": run.datetime}
 
 
 def merge_reports(shards: Sequence[tuple[str, RunResult]], *, expected_shards: int | None = None,
@@ -164,7 +158,7 @@ def merge_reports(shards: Sequence[tuple[str, RunResult]], *, expected_shards: i
                            "benchmarks": len(run.benchmarks), "machine_classes": sorted(shard_classes)})
     for kept in merged.kept:
         entry = _entry(kept, kept.result.machine or kept.run.machine_info)
-        merged.by_class.setdefault(kept.machine_class, []).append((kept.shard, entry, _shard_json(kept.run)))
+        merged.by_class.setdefault(kept.machine_class, []).append(entry)
     for slug, kept_of_class in merged.by_class.items():
         classes[slug]["benchmarks"] = len(kept_of_class)
     merged.exit_code = 1 if regressions or failed_shards else 0
@@ -177,7 +171,7 @@ def merge_reports(shards: Sequence[tuple[str, RunResult]], *, expected_shards: i
     merged.report = {
         "machine_info": first.machine_info, "commit_info": first.commit_info,
         "datetime": max(run.datetime for _, run in shards), "version": __version__,
-        "benchmarks": [entry for kept_of_class in merged.by_class.values() for _, entry, _ in kept_of_class],
+        "benchmarks": [entry for entries in merged.by_class.values() for entry in entries],
         "energy": {"merged_from": shard_rows, "machine_classes": classes,
                    "verdict": {"exit_code": merged.exit_code, "regressions": regressions,
                                "failed_shards": failed_shards, "notes": list(merged.lines[:-1])}},
@@ -188,51 +182,38 @@ def merge_reports(shards: Sequence[tuple[str, RunResult]], *, expected_shards: i
 def save_baselines(merged: Merged, baseline_dir: str, class_dirs: bool = False) -> tuple[list[str], list[str]]:
     """Add every merged result to its test's baseline history, as `pytest --energy-save-baseline` does;
     returns (files written, notes). Each shard is one run (its id derived from the shard's report); a metric
-    the shard's history rule called REGRESSION or IMPROVED starts a new history. The reports carry no probe
-    seconds, so these runs count as unprobed. MergeError before anything is written when a test was
-    measured on two classes without `class_dirs`, or an entry cannot be stored."""
-    from ..gate.baselines import BaselineEntry, BaselineStore, append_run
-    from ..gate.history import RULE_PREFIX, RunSummary
-    from ..records import Kind, Metric
+    the shard's history rule called REGRESSION or IMPROVED starts a new history (gate.baselines.restarted_metrics,
+    the session's rule). The reports carry no probe seconds, so these runs count as unprobed. MergeError before
+    anything is written when a test was measured on two classes without `class_dirs`."""
+    from ..gate.baselines import BaselineEntry, BaselineStore, append_run, restarted_metrics, run_entry
 
     if not class_dirs:
         seen: dict[str, str] = {}
-        for slug, entries in merged.by_class.items():
-            for _, entry, _ in entries:
-                other = seen.setdefault(entry["fullname"], slug)
-                if other != slug:
-                    raise MergeError(f"{entry['fullname']} was measured on two machine classes ({other}, {slug}); "
-                                     "one baseline folder holds one entry per test: use --class-dirs")
+        for kept in merged.kept:
+            test = kept.result.record.nodeid
+            other = seen.setdefault(test, kept.machine_class)
+            if other != kept.machine_class:
+                raise MergeError(f"{test} was measured on two machine classes ({other}, {kept.machine_class}); "
+                                 "one baseline folder holds one entry per test: use --class-dirs")
     plan: dict[str, list[BaselineEntry]] = {}
-    restart: dict[str, set[str]] = {}
+    restart: dict[str, frozenset[str]] = {}
     notes = []
-    for slug, entries in merged.by_class.items():
-        for shard, entry, doc in entries:
-            energy = entry["energy"]
-            if (energy.get("placement") or {}).get("shared"):
-                notes.append(f"{entry['fullname']} ({shard}) not saved: measured on shared devices")
-                continue
-            try:
-                metrics = {k: Metric.from_dict(m) for k, m in energy["metrics"].items()}
-            except (KeyError, TypeError, ValueError) as exc:
-                raise MergeError(f"{shard}: {entry['fullname']}: a metric cannot be read back: {exc}") from None
-            directory = os.path.join(baseline_dir, slug) if class_dirs else baseline_dir
-            commit = doc.get("commit_info") or {}
-            when = str(doc.get("datetime") or "")
-            run_id = "shard-" + hashlib.sha256(f"{shard}|{when}|{commit.get('id')}".encode()).hexdigest()[:12]
-            history = {name: [RunSummary.of(m.samples, run_id)] for name, m in metrics.items()
-                       if m.kind == Kind.MEASURED and m.samples}
-            restart[entry["fullname"]] = {v["metric"] for v in energy.get("comparison") or []
-                                          if v.get("verdict") in ("REGRESSION", "IMPROVED")
-                                          and str(v.get("rule", "")).startswith(RULE_PREFIX)}
-            plan.setdefault(directory, []).append(BaselineEntry(
-                nodeid=entry["fullname"], machine=energy["machine"], commit=commit, datetime=when,
-                method=str(energy["machine"].get("method")), metrics=metrics, extra_info=entry.get("extra_info") or {},
-                history=history, runs={run_id: {"datetime": when, "commit": commit.get("id"), "probe_s": None,
-                                                "probe_id": None}}))
+    for kept in merged.kept:
+        result, run = kept.result, kept.run
+        test = result.record.nodeid
+        if result.shared:
+            notes.append(f"{test} ({kept.shard}) not saved: measured on shared devices")
+            continue
+        directory = os.path.join(baseline_dir, kept.machine_class) if class_dirs else baseline_dir
+        commit = run.commit_info or {}
+        run_id = "shard-" + hashlib.sha256(f"{kept.shard}|{run.datetime}|{commit.get('id')}".encode()).hexdigest()[:12]
+        restart[test] = restarted_metrics(result.outcome.verdicts if result.outcome is not None else [])
+        plan.setdefault(directory, []).append(run_entry(
+            test, result.record.metrics, machine=result.machine or run.machine_info, commit=commit,
+            datetime_iso=run.datetime, run_id=run_id, extra_info=result.record.extra_info))
 
     def combine(old: BaselineEntry | None, new: BaselineEntry) -> BaselineEntry:
-        return append_run(old, new, restart=restart.get(new.nodeid, set()))
+        return append_run(old, new, restart=restart.get(new.nodeid, frozenset()))
 
     written = []
     try:

@@ -2,7 +2,10 @@
 
 Loaded by pytest_energy.plugin (its `pytest_plugins`), so the xdist hooks are known before xdist asks
 them (`-n auto` is resolved before pytest_configure). Every xdist hook is optional: this module loads
-without pytest-xdist. Nothing happens without --energy.
+without pytest-xdist. Nothing happens without --energy. It never imports pytest_energy.plugin: it finds
+the session with the public lookup `session.get_session(config)`, and the main plugin calls its three
+public functions at fixed points: `open_ranks` (before the meter is opened), `placement` (where this
+process measures) and `gather` (a test's parts from every rank, before the gate judges).
 
 **xdist.** The controller writes each worker's CUDA_VISIBLE_DEVICES into the worker's execnet spec
 (`pytest_xdist_setupnodes`). execnet sets it in the new interpreter before xdist or pytest run any code,
@@ -21,15 +24,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from ..errors import EnergyError, EnergyWarning, SharedDeviceWarning, UsageError
-from ..meters.gpus import ENV, VisibleGpu, index_order_warning, list_gpus, resolve_visible, visible_gpu_selectors
-from ..plugin import RECORD, SESSION, _is_energy_test
-from .ranks import RankContext
-from .split import SplitPlan, split_gpus
+from ..errors import DeviceOrderWarning, EnergyError, EnergyWarning, SharedDeviceWarning, UsageError
+
+# Everything else is imported inside the hooks that need it: this module is loaded in every pytest run.
+if TYPE_CHECKING:
+    from ..config import SessionConfig
+    from ..meters.gpus import VisibleGpu
+    from ..records import TestRecord
+    from ..session import EnergySession
+    from .ranks import RankContext
 
 WORKER_KEY = "energy_placement"  # in xdist's workerinput
 PER_RANK_LINES = 10  # tests whose per-rank parts the terminal shows; the JSON report has them all
@@ -39,11 +46,22 @@ PER_RANK_LINES = 10  # tests whose per-rank parts the terminal shows; the JSON r
 class _Split:
     """The controller's view of the split."""
 
-    plan: SplitPlan | None
     names: list[str]
+    spec_ids: list[int] = field(default_factory=list)  # id(spec) of each local worker, in `names`' order
     by_spec: dict[int, dict[str, Any]] = field(default_factory=dict)  # id(spec) -> the worker's placement
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    categories: list[type[Warning]] = field(default_factory=list)  # each warning's class, by where it came from
+
+    def warn(self, texts: list[str] | tuple[str, ...], category: type[Warning]) -> None:
+        self.warnings += texts
+        self.categories += [category] * len(texts)
+
+    @property
+    def placement(self) -> dict[str, Any]:
+        """The controller's placement: every worker's GPUs, with the split's notes and warnings."""
+        return {"split": {"workers": {name: self.by_spec.get(key) for name, key in zip(self.names, self.spec_ids)},
+                          "notes": self.notes, "warnings": self.warnings}}
 
 
 @dataclass
@@ -62,34 +80,54 @@ SPLIT = pytest.StashKey[_Split]()
 RANKS = pytest.StashKey[_Ranks]()
 
 
-def _session(config: pytest.Config):
-    return config.stash.get(SESSION, None)
+def _session(config: pytest.Config) -> EnergySession | None:
+    from ..session import get_session
+
+    return get_session(config)
 
 
-def attach(config: pytest.Config, session: Any) -> None:
-    """Called by pytest_energy.plugin before the meter is opened: under torchrun the meter is the rank's."""
-    ranks = RankContext.from_env(session.config.dist_timeout_s)
+def open_ranks(config: pytest.Config, session_config: SessionConfig) -> RankContext | None:
+    """Called by pytest_energy.plugin before the session and its meter exist: under torchrun, this rank's
+    context (the session opens the rank's share of the devices with it) and its hooks; None otherwise."""
+    from .ranks import RankContext
+
+    ranks = RankContext.from_env(session_config.dist_timeout_s)
     if ranks is None:
-        return
+        return None
     if hasattr(config, "workerinput") or (getattr(config.option, "dist", "no") or "no") != "no":
         raise UsageError("torchrun (WORLD_SIZE > 1) and pytest-xdist together are not supported: every rank would "
                          "start its own workers; run torchrun without -n")
-    session.ranks = ranks
     state = config.stash[RANKS] = _Ranks(ranks)
     config.pluginmanager.register(_RankHooks(state), "energy-ranks")
+    return ranks
+
+
+def placement(config: pytest.Config, session: EnergySession) -> dict[str, Any] | None:
+    """Where this process measures, for its results and the JSON report: the xdist controller's split (once
+    the workers are set up), an xdist worker's GPUs and the metered devices it shares (UsageError when its
+    CUDA_VISIBLE_DEVICES changed), the torchrun ranks; None for a plain run."""
+    split = config.stash.get(SPLIT, None)
+    if split is not None:
+        return split.placement
+    if hasattr(config, "workerinput"):
+        return _worker_placement(config, session)
+    return session.metering.rank_placement()
 
 
 # --- the GPUs ---------------------------------------------------------------------------------------------
 
-def _visible() -> tuple[list[VisibleGpu], list[str]]:
-    """The GPUs this process may use, as NVML lists them (never through CUDA), and resolution warnings."""
+def _visible() -> tuple[list[VisibleGpu], list[str], list[str]]:
+    """The GPUs this process may use, as NVML lists them (never through CUDA), resolution warnings, and the
+    warning that an index selector may name another GPU for CUDA than for NVML."""
+    from ..meters.gpus import ENV, index_order_warning, list_gpus, resolve_visible, visible_gpu_selectors
+
     try:
         listed = list_gpus()
     except EnergyError:
-        return [], []
+        return [], [], []
     visible, warnings = resolve_visible(os.environ.get(ENV), listed)
     order = index_order_warning(visible_gpu_selectors(os.environ.get(ENV)), listed)
-    return [v for v in visible if v.index is not None], warnings + ([order] if order else [])
+    return [v for v in visible if v.index is not None], warnings, [order] if order else []
 
 
 @pytest.hookimpl(optionalhook=True, tryfirst=True)
@@ -103,7 +141,7 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
         per_worker = parse_option(config, next(o for o in OPTIONS if o.name == "gpus-per-worker"))
     except UsageError as exc:
         raise pytest.UsageError(f"pytest-energy: {exc}") from None
-    visible, _ = _visible()
+    visible, _, _ = _visible()
     if not visible or per_worker == 0:
         return None  # no GPU, or not split: let xdist count CPUs
     return max(1, len(visible) // (per_worker or 1))
@@ -115,28 +153,31 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
     session = _session(config)
     if session is None:
         return
+    from ..meters.gpus import ENV
+    from .split import split_gpus
+
     local = [s for s in specs if s.popen and not s.via]
     names = [str(s.id) for s in local]
-    state = _Split(None, names)
+    state = _Split(names)
     if len(local) < len(specs):
         state.notes.append(f"{len(specs) - len(local)} remote --tx worker(s) are not given GPUs: theirs are not ours")
-    visible, warnings = _visible()
-    state.warnings += warnings
+    visible, warnings, order = _visible()
+    state.warn(warnings, EnergyWarning)
+    state.warn(order, DeviceOrderWarning)
     if any(ENV in (s.env or {}) for s in local):
         state.notes.append(f"{ENV} is set in --tx: the workers were placed by hand, so GPUs are not split")
         state.by_spec, shared = _placed_by_hand(local, names)
         if shared:
-            state.warnings.append(
+            state.warn([
                 f"workers {', '.join(shared)} were placed on the same GPU(s) by --tx: NVML meters a whole GPU, so "
                 "their GPU energy (and power, energy per item, CO2, cost) includes each other's load; their "
-                "results are neither compared with nor saved as baselines")
+                "results are neither compared with nor saved as baselines"], SharedDeviceWarning)
     elif local:
         try:
             plan = split_gpus(visible, len(local), session.config.gpus_per_worker, names)
         except UsageError as exc:
             raise pytest.UsageError(f"pytest-energy: --energy-gpus-per-worker: {exc}") from None
-        state.plan = plan
-        state.warnings += plan.warnings
+        state.warn(plan.warnings, SharedDeviceWarning)  # the split's only warnings: workers share GPUs
         state.notes += plan.notes
         for spec, assignment in zip(local, plan.assignments):
             spec.env[ENV] = assignment.env  # execnet sets it in the new interpreter before anything else runs
@@ -148,16 +189,16 @@ def pytest_xdist_setupnodes(config: pytest.Config, specs: list) -> None:
                 state.by_spec[id(spec)] = {"cuda_visible_devices": os.environ.get(ENV),
                                            "gpus": [g.to_dict() for g in visible], "gpus_per_worker": 0,
                                            "shared_with": [n for n in names if n != name]}
-    config.stash[SPLIT] = state
-    session.placement = {"split": {"workers": {names[i]: state.by_spec.get(id(s)) for i, s in enumerate(local)},
-                                   "notes": state.notes, "warnings": state.warnings}}
-    for text in state.warnings:
-        cls = SharedDeviceWarning if "share" in text else EnergyWarning
-        config.issue_config_time_warning(cls(f"pytest-energy: {text}"), stacklevel=2)
+    state.spec_ids = [id(s) for s in local]
+    config.stash[SPLIT] = state  # the main plugin reads it through `placement` at the end
+    for text, category in zip(state.warnings, state.categories):
+        config.issue_config_time_warning(category(f"pytest-energy: {text}"), stacklevel=2)
 
 
 def _placed_by_hand(local: list, names: list[str]) -> tuple[dict[int, dict[str, Any]], list[str]]:
     """Placements of workers given CUDA_VISIBLE_DEVICES in --tx, with the workers that overlap."""
+    from ..meters.gpus import ENV, list_gpus, resolve_visible
+
     try:
         listed = list_gpus()
     except EnergyError:
@@ -187,8 +228,10 @@ def pytest_configure_node(node: Any) -> None:
             node.workerinput[WORKER_KEY] = placement
 
 
-def _worker_placement(config: pytest.Config, session: Any) -> dict[str, Any]:
+def _worker_placement(config: pytest.Config, session: EnergySession) -> dict[str, Any]:
     """This worker's GPUs (checked against its environment) and the metered devices it shares."""
+    from ..meters.gpus import ENV
+
     workerinput = config.workerinput  # type: ignore[attr-defined]
     given = workerinput.get(WORKER_KEY)
     placement: dict[str, Any] = {"worker": workerinput.get("workerid"), "cuda_visible_devices": os.environ.get(ENV),
@@ -212,61 +255,44 @@ def _worker_placement(config: pytest.Config, session: Any) -> dict[str, Any]:
     return placement
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """After pytest_energy.plugin has built the session and opened the meter."""
-    session = _session(config)
-    if session is None or not hasattr(config, "workerinput"):
-        return
-    try:
-        session.placement = _worker_placement(config, session)
-    except EnergyError as exc:
-        raise pytest.UsageError(f"pytest-energy: {exc}") from None
-
-
 # --- torchrun -----------------------------------------------------------------------------------------------
 
+def gather(config: pytest.Config, nodeid: str, report: pytest.TestReport,
+           record: TestRecord | None) -> TestRecord | None:
+    """Every rank sends its part of an energy test to rank 0 (called by pytest_energy.plugin once per energy
+    test: after its call, or after a setup that failed). Rank 0 returns the record combined from every rank's
+    part, which is what the gate judges; the other ranks, and rank 0 when a rank failed, skipped or sent
+    nothing in time, return None (nothing to judge). A failure to exchange or combine fails the test."""
+    state = config.stash[RANKS]
+    try:
+        parts = state.context.post_test(nodeid, report.outcome, record)
+    except EnergyError as exc:  # a rank sent nothing in time (rank 0), or this rank's record cannot be sent
+        report.outcome, report.longrepr = "failed", f"pytest-energy: {exc}"
+        state.not_combined[nodeid] = str(exc)
+        return None
+    if parts is None:
+        return None
+    failed = [p["rank"] for p in parts if p["outcome"] != "passed"]
+    if failed:
+        state.not_combined[nodeid] = f"not combined: failed or skipped on rank(s) {', '.join(map(str, failed))}"
+        return None
+    from .ranks import combine_records
+
+    try:
+        combined = combine_records(parts)
+    except EnergyError as exc:
+        report.outcome, report.longrepr = "failed", f"pytest-energy: {nodeid}: {exc}"
+        state.not_combined[nodeid] = str(exc)
+        return None
+    state.per_rank[nodeid] = [w.per_rank for w in combined.windows]
+    return combined
+
+
 class _RankHooks:
-    """Registered under torchrun only (by `attach`)."""
+    """Registered under torchrun only (by `open_ranks`)."""
 
     def __init__(self, state: _Ranks) -> None:
         self.state = state
-
-    @pytest.hookimpl(wrapper=True, trylast=True)
-    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
-        """Inside pytest_energy.plugin's wrapper: every rank sends its part of an energy test, and rank 0
-        hands the combined record on to be judged; the other ranks hand on nothing."""
-        report = yield
-        if not _is_energy_test(item) or not (call.when == "call" or (call.when == "setup" and not report.passed)):
-            return report  # every rank sends exactly once per energy test
-        state, ranks = self.state, self.state.context
-        record = item.stash.get(RECORD, None)
-        if record is not None:
-            del item.stash[RECORD]  # nothing but the combined record is judged
-        try:
-            parts = ranks.post_test(item.nodeid, report.outcome, record)
-        except EnergyError as exc:  # a rank sent nothing in time (rank 0), or this rank's record cannot be sent
-            report.outcome, report.longrepr = "failed", f"pytest-energy: {exc}"
-            state.not_combined[item.nodeid] = str(exc)
-            return report
-        if parts is None:
-            return report
-        failed = [p["rank"] for p in parts if p["outcome"] != "passed"]
-        if failed:
-            ranks_text = ", ".join(map(str, failed))
-            state.not_combined[item.nodeid] = f"not combined: failed or skipped on rank(s) {ranks_text}"
-            return report
-        from .ranks import combine_records
-
-        try:
-            combined = combine_records(parts)
-        except EnergyError as exc:
-            report.outcome, report.longrepr = "failed", f"pytest-energy: {item.nodeid}: {exc}"
-            state.not_combined[item.nodeid] = str(exc)
-            return report
-        item.stash[RECORD] = combined
-        state.per_rank[item.nodeid] = [w.per_rank for w in combined.windows]
-        return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.failed:  # sent to rank 0 at the end, which lists them
@@ -290,7 +316,9 @@ class _RankHooks:
         if outcomes is None:
             return
         state.outcomes = outcomes
-        if any(o["failures"] or o["exitstatus"] not in (0, 5) for o in outcomes[1:]):
+        from ..session import PASSING_EXIT_STATUSES
+
+        if any(o["failures"] or o["exitstatus"] not in PASSING_EXIT_STATUSES for o in outcomes[1:]):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     @pytest.hookimpl(trylast=True)

@@ -692,3 +692,36 @@ def machine_mismatch(baseline_machine: dict[str, Any], current_machine: dict[str
         if _normalise(key, old) != _normalise(key, new):
             lines.append(f"{key}: {old!r} (baseline) != {new!r} (now)")
     return lines
+
+
+# --- one run of one test as an entry: the session and `merge` save alike -------------------------------------
+
+def run_entry(nodeid: str, metrics: dict[str, Metric], *, machine: dict[str, Any], commit: dict[str, Any],
+              datetime_iso: str, run_id: str, extra_info: dict[str, Any] | None = None,
+              probe_s: float | None = None, probe_id: str | None = None) -> BaselineEntry:
+    """One run of one test as a baseline entry whose history is this run alone (what `append_run` appends).
+
+    `run_id` is shared by every test one run saves (the history rule estimates a run's common drift from it);
+    `probe_s` is the run's calibration probe (None: unprobed, e.g. a merged shard report, which carries none).
+    """
+    history = {name: [RunSummary.of(m.samples, run_id=run_id)] for name, m in metrics.items()
+               if m.kind == Kind.MEASURED and m.samples}
+    run = {"datetime": datetime_iso, "commit": commit.get("id"), "probe_s": probe_s,
+           "probe_id": probe_id if probe_s is not None else None}
+    return BaselineEntry(nodeid=nodeid, machine=machine, commit=commit, datetime=datetime_iso,
+                         method=str(machine.get("method")), metrics=metrics, extra_info=dict(extra_info or {}),
+                         history=history, runs={run_id: run})
+
+
+def restarted_metrics(verdicts: list[Any]) -> frozenset[str]:
+    """The metrics whose history a save of this run starts afresh: those the *history* rule called REGRESSION
+    or IMPROVED (the change is accepted by saving, so it must not be averaged with the old code).
+
+    Only the history rule's verdicts count: while a history holds fewer than 3 runs the within-run rule
+    decides, and on a drifting runner it calls unchanged code REGRESSION or IMPROVED (docs/statistics.md);
+    restarting then would keep the history from ever reaching 3 runs. `verdicts`: records.Verdict.
+    """
+    from ..records import VerdictKind
+
+    return frozenset(v.metric for v in verdicts
+                     if v.verdict in (VerdictKind.REGRESSION, VerdictKind.IMPROVED) and v.by_history)

@@ -47,11 +47,6 @@ class Rule:
     NONE = RULE_TEXT[RuleKind.NONE]
     HISTORY = hist.RULE_PREFIX  # "history: 5 runs, probe-normalised, pooled": gate/history.py
 
-    @staticmethod
-    def is_history(rule: str) -> bool:
-        """Deprecated: session.py's save_baselines still passes the text; use `Verdict.by_history`."""
-        return RuleKind.from_text(rule) == RuleKind.HISTORY
-
 
 _KIND_OF_TEXT = {Rule.WITHIN_RUN: RuleKind.WITHIN_RUN, Rule.DETERMINISTIC: RuleKind.DETERMINISTIC,
                  Rule.NONE: RuleKind.NONE}

@@ -114,9 +114,9 @@ def confirm(history: Sequence[RunSummary], first: float | Sequence[float], rerun
             exponent: float = 0.0, alpha: float = HISTORY_ALPHA, rule: str = DEFAULT_RULE) -> Confirmation:
     """Decide whether the history rule's REGRESSION of `first` is confirmed by the session's `reruns`.
 
-    history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (history.judge_against_history's
-    arguments). first and each re-run: a value or a run's round samples. rerun_probes: each re-run's own
-    probe seconds (default: the first run's). Raises ValueError when the first run is not a history
+    history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (the arguments of
+    history.judge_against_history). first and each re-run: a value or a run's round samples. rerun_probes: each
+    re-run's own probe seconds (default: the first run's). Raises ValueError when the first run is not a history
     REGRESSION (nothing to confirm), for an unknown rule, mismatched probes, or a value that is not finite.
     """
     if rule not in RULES:

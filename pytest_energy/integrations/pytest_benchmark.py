@@ -39,14 +39,17 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from ..errors import EnergyError, IntegrationWarning, MeasurementError
-from ..measure import Measurer
-from ..meters.base import Reading
-from ..records import TestRecord, combine_methods
+from ..records import combine_methods
+
+if TYPE_CHECKING:
+    from ..measure import Measurer
+    from ..meters.base import Reading
+    from ..records import TestRecord
 
 # A sample spans at least this many sensor update periods: the counter's quantisation error is then <= ~10 %.
 SAMPLE_PERIODS = 10

@@ -11,6 +11,13 @@ import os
 
 import pytest
 
+# The plugin imports the session and the measurement layer only with --energy, so an in-process pytester run
+# imports them and unloads them when it ends, while `pytest_energy.session` stays an attribute of the package:
+# a monkeypatch by dotted path ("pytest_energy.session.open_meter") would then patch that stale module and the
+# next run a fresh one. Imported here once, they stay loaded for every run.
+import pytest_energy.measure.probe  # noqa: F401
+import pytest_energy.session  # noqa: F401
+
 FAKE_GPUS_PLUGIN = '''
 """Test double: install a fake NVIDIA driver as `pynvml` (GPUs from FAKE_GPUS_W, watts per GPU)."""
 import os
