@@ -910,6 +910,9 @@ class RunResult:
     written: list[str] = field(default_factory=list)  # files written at the end
     errors: list[str] = field(default_factory=list)  # what could not be written, and why
     baseline_notes: list[str] = field(default_factory=list)  # how a save changed the run histories
+    # What the reporters say of their own output (e.g. the metrics a dashboard export left out, and why); in one
+    # process only.
+    report_notes: list[str] = field(default_factory=list)
     # The stored HULK reference this run was scored against; None when the run did not look for one.
     hulk_reference: HulkReference | None = None
     # What the report layer builds `session_info` and `baseline_notes` from (report.outputs.complete_run); in

@@ -46,7 +46,9 @@ def check_targets(config: SessionConfig) -> list[str]:
     targets = [(config.json_path, "--energy-json", True), (config.markdown_path, "--energy-markdown", True),
                (config.html_path, "--energy-html", True),
                # The step summary is GitHub's file: we append to it and never create its folder.
-               (os.environ.get(STEP_SUMMARY_ENV) or None, f"${STEP_SUMMARY_ENV}", False)]
+               (os.environ.get(STEP_SUMMARY_ENV) or None, f"${STEP_SUMMARY_ENV}", False),
+               (config.bmf_path, "--energy-bmf", True),
+               (config.github_benchmark_path, "--energy-github-benchmark", True)]
     problems = [_file_problem(path, what, create) for path, what, create in targets if path]
     return [p for p in problems if p]
 
@@ -107,11 +109,10 @@ class HtmlReport(FileReport):
 
     def render(self, run: RunResult) -> str:
         from .html import render_html_report
-        from .json import build_report
         from .tables import hulk_blocks
         from .terminal import header_lines
 
-        return render_html_report(build_report(run), about={"meter": " ".join(header_lines(run.meter))},
+        return render_html_report(run, about={"meter": " ".join(header_lines(run.meter))},
                                   sections=hulk_blocks(run, tablefmt="html"))
 
 
@@ -135,6 +136,29 @@ class StepSummary(MarkdownReport):
         return _append(self.path, text)
 
 
+class DashboardExports(FileReport):
+    """--energy-bmf and --energy-github-benchmark: every benchmark's metrics for Bencher and
+    github-action-benchmark (report/bmf.py, report/github_benchmark.py), each file written on its own; what an
+    export leaves out (a NaN, a higher-is-better metric for customSmallerIsBetter) is said in the terminal."""
+
+    what = "dashboard export"
+
+    def __init__(self, config: SessionConfig) -> None:
+        super().__init__(config.bmf_path or config.github_benchmark_path)
+        self.config = config
+
+    def write(self, run: RunResult) -> None:
+        if not run.benchmarks:
+            return
+        from .bmf import write_exports
+
+        outcomes = {b.record.nodeid: b.outcome for b in run.benchmarks if b.outcome is not None}
+        written, errors, notes = write_exports(run.records, self.config, outcomes)
+        run.written += written
+        run.errors += errors
+        run.report_notes += notes
+
+
 def file_reports(config: SessionConfig, step_summary: str | None = None) -> list[FileReport]:
     """The file reporters `config` asks for, and the GitHub step summary when its path is given."""
     reports: list[FileReport] = []
@@ -146,6 +170,8 @@ def file_reports(config: SessionConfig, step_summary: str | None = None) -> list
         reports.append(MarkdownReport(config.markdown_path))
     if step_summary:
         reports.append(StepSummary(step_summary))
+    if config.bmf_path or config.github_benchmark_path:
+        reports.append(DashboardExports(config))
     return reports
 
 

@@ -119,7 +119,7 @@ def terminal_lines(run: RunResult) -> list[str]:
     footprint = footprint_line(run)
     if footprint:
         lines += ["", footprint]
-    notes = run.baseline_notes
+    notes = run.baseline_notes + run.report_notes
     if notes:
         lines += [""] + notes
     lines += [f"wrote {p}" for p in run.written]
