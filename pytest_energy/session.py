@@ -29,7 +29,6 @@ from .meters import open_meter
 from .records import BenchmarkResult, MeterInfo, RunResult, TestRecord  # noqa: F401
 
 if TYPE_CHECKING:
-    from .distributed.ranks import RankContext
     from .gate.store import SavedRun
     from .measure import Measurer
     from .meters import Meter
@@ -51,7 +50,8 @@ class Metering:
     (`ranks`, a collective call), else `meters.open_meter`. Also the Measurer (idle power, the probe), the
     device state at the first benchmark, the machine fingerprint and the MeterInfo snapshot for reports."""
 
-    def __init__(self, config: SessionConfig, meter: Meter | None = None, ranks: RankContext | None = None) -> None:
+    def __init__(self, config: SessionConfig, meter: Meter | None = None, ranks: Any = None) -> None:
+        # ranks: distributed.ranks.RankContext under torchrun (the layer above hands it in; duck-typed here)
         self.config = config
         self.ranks = ranks
         self._meter = meter
@@ -125,7 +125,7 @@ class EnergySession:
     """Coordinates the meter (`metering`), the gate with its baselines (`baselines`) and the stored HULK
     reference (`reference`) for one pytest process; collects the results this process reports."""
 
-    def __init__(self, config: SessionConfig, meter: Meter | None = None, *, ranks: RankContext | None = None) -> None:
+    def __init__(self, config: SessionConfig, meter: Meter | None = None, *, ranks: Any = None) -> None:
         from .analysis.hulk_store import StoredReference
         from .gate.store import RunBaselines
 
@@ -143,7 +143,7 @@ class EnergySession:
 
     # -- the meter (Metering) ----------------------------------------------------------------------------
     @property
-    def ranks(self) -> RankContext | None:
+    def ranks(self) -> Any:
         return self.metering.ranks
 
     @property

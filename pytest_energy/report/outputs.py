@@ -23,7 +23,7 @@ from ..files import folder_problem, write_atomic
 if TYPE_CHECKING:
     from ..config import SessionConfig
     from ..gate.store import SavedRun
-    from ..session import RunResult
+    from ..records import RunResult
 
 # $GITHUB_STEP_SUMMARY is shared by every step of the job: appended to, never replaced.
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

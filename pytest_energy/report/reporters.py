@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import pytest
 
     from ..config import SessionConfig
-    from ..session import BenchmarkResult, RunResult
+    from ..records import BenchmarkResult, RunResult
 
 
 class FileReporter:

@@ -7,7 +7,7 @@ import json
 from pytest_energy.gate.baselines import BaselineStore, restarted_metrics, run_entry
 from pytest_energy.gate.compare import Rule, Verdict
 from pytest_energy.gate.store import RunBaselines, baseline_folder_problem
-from pytest_energy.records import Better, Kind, Metric, VerdictKind
+from pytest_energy.records import Better, Kind, Metric, RuleKind, VerdictKind
 from pytest_energy.report.outputs import saved_notes
 
 NODEID = "tests/test_x.py::test_a"
@@ -20,7 +20,8 @@ def _metrics(energy_j: list[float]) -> dict[str, Metric]:
 
 
 def _verdict(metric: str, verdict: VerdictKind, rule: str) -> Verdict:
-    return Verdict(metric, "J", Kind.MEASURED, Better.LOWER, verdict, 10.0, 13.0, 30.0, 0.001, 0.08, 5, 5, rule=rule)
+    return Verdict(metric, "J", Kind.MEASURED, Better.LOWER, verdict, 10.0, 13.0, 30.0, 0.001, 0.08, 5, 5, rule=rule,
+                   rule_kind=RuleKind.from_text(rule))
 
 
 def _entry(energy_j: list[float], run_id: str, **kw):
