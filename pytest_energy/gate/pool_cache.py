@@ -7,11 +7,12 @@ its own entry. For a 10,000-benchmark suite (about 70 MB of JSON) parsing alone 
 issue 17 allows. So every save of a large folder (at least MIN_BYTES of baselines) writes, in the same
 all-or-nothing group as the baseline files (files.write_group):
 
-    {"format": 1, "code": <key of the code and interpreter that computed it>,
-     "files": [[name, bytes, sha256, entries], ...]      # every baseline file of the folder, sorted
-     "pools": [{"machine": comparable_fingerprint, "probing": bool,
-                "families": [[family, [[probe_normalised, Pooled fields], ...]], ...]}, ...],
-     "check": sha256 of the canonical text of the above}
+    {"schema_version": 2, "entries": {},                 # a baseline file without entries to older versions
+     "pool_cache": {"format": 1, "code": <key of the code and interpreter that computed it>,
+                    "files": [[name, bytes, sha256, entries], ...],     # every baseline file, sorted
+                    "pools": [{"machine": comparable_fingerprint, "probing": bool,
+                               "families": [[family, [[probe_normalised, Pooled fields], ...]], ...]}, ...],
+                    "check": sha256 of the canonical text of the above}}
 
 `pools` holds pool_histories' result for every machine class in the folder, with and without the probe. A load
 reads every baseline file's bytes and hashes them (sha256: about 1 GB/s); when the cache's file list, sizes
@@ -40,7 +41,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from .baselines import POOL_CACHE_NAME, BaselineEntry, comparable_fingerprint, machine_mismatch
+from .baselines import POOL_CACHE_NAME, SCHEMA_VERSION, BaselineEntry, comparable_fingerprint, machine_mismatch
 from .history import Pooled
 
 __all__ = ["POOL_CACHE_NAME", "MIN_BYTES", "FORMAT", "PoolCache", "cache_text", "code_key", "file_digest",
@@ -56,6 +57,7 @@ _CODE = ("gate/__init__.py", "gate/baselines.py", "gate/history.py", "gate/judge
          "gate/pool_cache.py", "records.py", "files.py", "measure/probe.py")
 _POOLED_FIELDS = tuple(f.name for f in fields(Pooled))
 _NUMBER = (int, float)
+_NOT_FINITE = ("nan", "inf", "-inf")
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,15 +84,25 @@ def file_digest(raw: bytes) -> str:
 
 # --- writing ----------------------------------------------------------------------------------------------
 
+def _number(x: Any) -> Any:
+    # NaN and infinity are legitimate pool values (no prior: s0_sq NaN; one run: common_df inf), and standard
+    # JSON (which every pytest-energy reads) has no word for them.
+    return x if type(x) is not float or math.isfinite(x) else repr(x)
+
+
 def _pooled_dict(p: Pooled) -> dict[str, Any]:
-    return {name: dict(getattr(p, name)) if name in ("run_effects", "run_counts") else getattr(p, name)
+    return {name: dict(getattr(p, name)) if name in ("run_effects", "run_counts") else _number(getattr(p, name))
             for name in _POOLED_FIELDS}
 
 
 def cache_text(files: Mapping[str, bytes], entries: Iterable[BaselineEntry], counts: Mapping[str, int]) -> str | None:
     """The cache of a folder whose baseline files are `files` (name -> bytes, as on disk) holding `entries` (in
     load order: files sorted by name, each file's entries in its order; `counts`: entries per file). None when
-    no cache can be written (no code key)."""
+    no cache can be written (no code key).
+
+    The text is also a valid baseline file without entries, so that a pytest-energy from before the cache,
+    which reads every *.json of the folder, reads it as one (and its merge driver merges it as one: the cache
+    is then dropped, so ignored, until the next save)."""
     from .judge import pool_histories
 
     key = code_key()
@@ -111,17 +123,20 @@ def cache_text(files: Mapping[str, bytes], entries: Iterable[BaselineEntry], cou
     body = {"format": FORMAT, "code": key,
             "files": [[name, len(raw), file_digest(raw), counts[name]] for name, raw in sorted(files.items())],
             "pools": pools}
-    return _dump({**body, "check": _check(body)})
+    try:
+        return _dump({**body, "check": _check(body)})
+    except ValueError:  # a value standard JSON cannot hold: no cache rather than one other versions refuse
+        return None
 
 
-def _dump(doc: dict[str, Any]) -> str:
-    # NaN and infinity are legitimate pool values (no prior: s0_sq NaN; one run: common_df inf); this file is
-    # ours alone, so JSON's extension for them is fine. One line per file keeps a git diff readable.
-    return json.dumps(doc, sort_keys=True, indent=1, allow_nan=True) + "\n"
+def _dump(cache: dict[str, Any]) -> str:
+    # One line per file keeps a git diff readable.
+    return json.dumps({"schema_version": SCHEMA_VERSION, "entries": {}, "pool_cache": cache}, sort_keys=True,
+                      indent=1, allow_nan=False) + "\n"
 
 
 def _check(body: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=True).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(body, sort_keys=True, allow_nan=False).encode()).hexdigest()
 
 
 # --- reading ----------------------------------------------------------------------------------------------
@@ -159,7 +174,10 @@ def read_cache(raw: bytes | None) -> PoolCache | None:
     if raw is None:
         return None
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        outer = json.loads(raw.decode("utf-8"), parse_constant=_refuse)
+        if type(outer) is not dict or outer.keys() != {"schema_version", "entries", "pool_cache"}:
+            return None
+        doc = outer["pool_cache"]
         if type(doc) is not dict or doc.keys() != {"format", "code", "files", "pools", "check"}:
             return None
         body = {k: v for k, v in doc.items() if k != "check"}
@@ -172,6 +190,10 @@ def read_cache(raw: bytes | None) -> PoolCache | None:
 
 class _Refused(Exception):
     pass
+
+
+def _refuse(_: str) -> Any:
+    raise _Refused
 
 
 def _require(ok: bool) -> None:
@@ -209,8 +231,14 @@ def _class_pools(item: Any) -> tuple[dict[str, Any], bool, dict[str, dict[bool, 
 def _pooled(d: Any) -> Pooled:
     """A Pooled from its cached fields, each of the type `pool` gives it (ints stay ints: bit for bit)."""
     _require(type(d) is dict and d.keys() == set(_POOLED_FIELDS))
+    d = dict(d)
     for name in ("s0_sq", "d0", "common_sq", "common_df"):
-        _require(type(d[name]) in _NUMBER)
+        value = d[name]
+        if type(value) is str:
+            _require(value in _NOT_FINITE)
+            d[name] = float(value)
+        else:
+            _require(type(value) in _NUMBER)
     for name in ("n_series", "n_runs", "n_screened"):
         _require(type(d[name]) is int)
     _require(type(d["probe_normalised"]) is bool)

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pytest_energy.errors import BaselineError
 from pytest_energy.gate import baselines, pool_cache
 from pytest_energy.gate.baselines import POOL_CACHE_NAME, BaselineEntry, BaselineStore, append_run
-from pytest_energy.gate.history import RunSummary
+from pytest_energy.gate.history import Pooled, RunSummary
 from pytest_energy.gate.judge import pool_histories
 from pytest_energy.measure.probe import PROBE_ID
 from pytest_energy.records import Metric
@@ -114,6 +114,19 @@ def test_the_cached_pools_equal_a_fresh_pool_bit_for_bit(tmp_path):
     context = pool_histories(loaded.values(), MACHINE, True)
     assert {"time", "energy", "tail", "memory"} <= set(context.pools)
     assert any(p.n_screened for pools in context.pools.values() for p in pools.values())  # the noisy test
+
+
+def test_the_cache_is_a_baseline_file_without_entries_to_every_reader_of_the_folder(tmp_path):
+    """pytest-energy from before the cache reads every *.json of the folder as a baseline file (and its merge
+    driver merges it as one): to it the cache is a valid file of no entries."""
+    _suite(tmp_path)
+    cache = tmp_path / POOL_CACHE_NAME
+    assert baselines.read_file(cache, name=None) == (2, {})
+    assert "NaN" not in cache.read_text() and "Infinity" not in cache.read_text()
+    # NaN and infinity (no prior; one run) are written as words standard JSON can hold, and read back exactly
+    p = Pooled(math.nan, 0.0, 0.0, math.inf, {"a": -0.0, "b": 1e-300}, {"a": 3, "b": 4}, False, 3, 2, 0)
+    back = pool_cache._pooled(json.loads(json.dumps(pool_cache._pooled_dict(p), allow_nan=False)))
+    assert _bits(back) == _bits(p)
 
 
 def test_a_machine_with_different_spellings_of_the_same_class_finds_its_pools(tmp_path):
@@ -230,7 +243,7 @@ def test_a_cache_forged_to_vouch_for_a_damaged_file_gives_its_error_when_the_fil
     store = _suite(tmp_path)
     path = tmp_path / "bench__test_m1.json"
     path.write_text(path.read_text().replace('"unit": "J"', '"unit": 5', 1))
-    doc = json.loads((tmp_path / POOL_CACHE_NAME).read_text())
+    doc = json.loads((tmp_path / POOL_CACHE_NAME).read_text())["pool_cache"]
     for item in doc["files"]:
         if item[0] == path.name:
             raw = path.read_bytes()
@@ -261,7 +274,7 @@ def test_any_bytes_as_a_cache_are_ignored_never_an_error(tmp_path_factory, raw):
 
 def test_a_cache_with_wrong_types_inside_a_valid_check_is_ignored(tmp_path):
     store = _suite(tmp_path, n=12)
-    doc = json.loads((tmp_path / POOL_CACHE_NAME).read_text())
+    doc = json.loads((tmp_path / POOL_CACHE_NAME).read_text())["pool_cache"]
     for damage in ("files", "pools", "pooled", "effects"):
         bad = json.loads(json.dumps(doc))
         if damage == "files":
