@@ -709,10 +709,26 @@ class BaselineStore:
             raise BaselineSaveError("not every baseline was saved: " + "; ".join(problems), written)
         return written
 
-    def _pool_cache_text(self, texts: dict[Path, str]) -> str | None:
+    def write_pool_cache(self, *, min_bytes: int | None = None) -> Path | None:
+        """Write the folder's pool cache (gate/pool_cache.py) for its files as they are, without saving anything:
+        after a git merge or a hand edit, so that runs need not parse every file until the next save. Returns
+        the cache's path, or None when none is written: a folder under `min_bytes` of baselines (default
+        pool_cache.MIN_BYTES) or holding a file that is not a valid baseline (a load names it)."""
+        from ..files import write_atomic
+
+        if not self.directory.is_dir():
+            return None
+        with self._locked():
+            recover_group(self.journal, error=BaselineError, hidden=(POOL_CACHE_NAME,))
+            text = self._pool_cache_text({}, min_bytes)
+            if text is None:
+                return None
+            return write_atomic(self.directory / POOL_CACHE_NAME, text, error=BaselineError, what="pool cache")
+
+    def _pool_cache_text(self, texts: dict[Path, str], min_bytes: int | None = None) -> str | None:
         """The pool cache (gate/pool_cache.py) of the folder as it will be once `texts` are written; None for a
-        folder of less than pool_cache.MIN_BYTES, or one holding a file that is not a valid baseline (the
-        save goes on: a file it does not touch never stops it; the next load names it)."""
+        folder of less than `min_bytes` (default pool_cache.MIN_BYTES), or one holding a file that is not a
+        valid baseline (the save goes on: a file it does not touch never stops it; the next load names it)."""
         from . import pool_cache
 
         raws: dict[Path, bytes] = {path: text.encode("utf-8") for path, text in texts.items()}
@@ -722,7 +738,7 @@ class BaselineStore:
                     raws[path] = _read_raw(path)
                 except (FileNotFoundError, BaselineError):
                     return None
-        if sum(map(len, raws.values())) < pool_cache.MIN_BYTES:
+        if sum(map(len, raws.values())) < (pool_cache.MIN_BYTES if min_bytes is None else min_bytes):
             return None
         entries: list[BaselineEntry] = []
         counts: dict[str, int] = {}

@@ -385,3 +385,30 @@ def test_the_merge_driver_keeps_our_cache_and_never_conflicts(tmp_path):
                           f"baselines/{POOL_CACHE_NAME}", 10, say=said.append)
     assert status == 0 and ours.read_bytes() == kept and "pool cache" in said[0]
     assert ours_store.load_all().vouched
+
+
+def test_write_pool_cache_makes_a_merged_or_edited_folder_current_again(tmp_path, monkeypatch):
+    store = _suite(tmp_path)
+    _edit_file(tmp_path)  # as a git merge leaves it
+    assert not store.load_all().vouched
+    assert store.write_pool_cache() == tmp_path / POOL_CACHE_NAME
+    assert store.load_all().vouched
+    _same_pools(store)
+    monkeypatch.setattr(pool_cache, "MIN_BYTES", 10**9)
+    _edit_file(tmp_path)
+    assert store.write_pool_cache() is None and store.write_pool_cache(min_bytes=0) is not None
+    (tmp_path / "zzz__test_bad.json").write_text("{")
+    assert store.write_pool_cache(min_bytes=0) is None
+    assert BaselineStore(tmp_path / "missing").write_pool_cache() is None
+
+
+def test_baseline_load_time_times_both_starts(tmp_path):
+    import subprocess
+    import sys
+
+    tool = Path(__file__).resolve().parents[2] / "tools" / "baseline_load_time.py"
+    for flags, said in (([], "no pool cache"), (["--cache"], "pool cache used")):
+        done = subprocess.run([sys.executable, str(tool), "--tests", "150", "--repeat", "1", *flags],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "150 tests" in done.stdout and said in done.stdout, done.stdout
