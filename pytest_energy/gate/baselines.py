@@ -28,6 +28,11 @@ problem, and is never modified, not even by `save`. Writes merge under an exclus
 workers, parallel jobs), loads read under a shared one, and one save's files are replaced all or none
 (files.write_group: a journal, rolled forward by the next save, read through by the next load). Two
 branches' versions of a file are merged by git's merge driver, cli/merge_driver.py.
+
+Start-up: a save of a large folder also writes its pool cache (`.pool-cache.json`, gate/pool_cache.py) in the
+same group: every file's hash and the pooled histories. `load_all` reads and hashes every file; when the cache
+names exactly these bytes, each file is parsed when one of its entries is first asked for (StoredEntries) and
+the pools come from the cache; otherwise every file is parsed and validated up front, as without a cache.
 """
 
 from __future__ import annotations
