@@ -47,7 +47,7 @@ from .history import Pooled
 __all__ = ["POOL_CACHE_NAME", "MIN_BYTES", "FORMAT", "PoolCache", "cache_text", "code_key", "file_digest",
            "read_cache"]
 
-# Below this many bytes of baselines (about 600 benchmarks with 10-run histories, 0.1 s of parsing and
+# Below this many bytes of baselines (about 600 benchmarks with 10-run histories, 0.15 s of parsing and
 # pooling) a cache saves less than it costs to keep a derived file in the repository: none is written.
 MIN_BYTES = 4 * 2**20
 FORMAT = 1
