@@ -14,7 +14,7 @@ import re
 import signal
 import stat
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +155,11 @@ def _finish(journal: Path, renames: list[tuple[Path, Path]]) -> None:
     _fsync_directory(journal.parent)
 
 
-def _journal_renames(journal: Path, error: type[EnergyError]) -> list[tuple[Path, Path]] | None:
-    """The renames a journal names (None: no journal). A journal we cannot read raises `error`."""
+def _journal_renames(journal: Path, error: type[EnergyError],
+                     hidden: Collection[str] = ()) -> list[tuple[Path, Path]] | None:
+    """The renames a journal names (None: no journal). A journal we cannot read raises `error`. A rename onto a
+    hidden name is refused (a crafted journal must not replace the journal itself or another dotfile), except
+    onto the names in `hidden` (the baselines' pool cache)."""
     try:
         with open(journal, "rb") as f:
             raw = f.read(1 << 20)
@@ -171,7 +174,8 @@ def _journal_renames(journal: Path, error: type[EnergyError]) -> list[tuple[Path
         renames = []
         for tmp, name in record["renames"]:
             if not (isinstance(tmp, str) and isinstance(name, str) and _TEMPORARY_NAME.match(tmp)
-                    and tmp.startswith(f".{name}.") and "/" not in name and "\\" not in name and name[:1] != "."):
+                    and tmp.startswith(f".{name}.") and "/" not in name and "\\" not in name
+                    and (name[:1] != "." or name in hidden)):
                 raise ValueError(f"rename {tmp!r} -> {name!r}")
             renames.append((journal.parent / tmp, journal.parent / name))
     except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
@@ -180,10 +184,11 @@ def _journal_renames(journal: Path, error: type[EnergyError]) -> list[tuple[Path
     return renames
 
 
-def recover_group(journal: Path, *, error: type[EnergyError] = EnergyError) -> bool:
+def recover_group(journal: Path, *, error: type[EnergyError] = EnergyError, hidden: Collection[str] = ()) -> bool:
     """Finish the group write that `journal` records, if one was interrupted after its commit point (see
-    write_group); True when there was one. Callers hold the lock that serialises group writes."""
-    renames = _journal_renames(journal, error)
+    write_group); True when there was one. Callers hold the lock that serialises group writes. `hidden`: the
+    dotfiles the group may write."""
+    renames = _journal_renames(journal, error, hidden)
     if renames is None:
         return False
     try:
@@ -193,10 +198,11 @@ def recover_group(journal: Path, *, error: type[EnergyError] = EnergyError) -> b
     return True
 
 
-def pending_group(journal: Path, *, error: type[EnergyError] = EnergyError) -> dict[Path, Path]:
+def pending_group(journal: Path, *, error: type[EnergyError] = EnergyError,
+                  hidden: Collection[str] = ()) -> dict[Path, Path]:
     """For a reader that does not write: file -> the temporary that holds its committed new text, for every
     rename an interrupted group write (see write_group) has not done yet. Empty when there is no journal."""
-    renames = _journal_renames(journal, error)
+    renames = _journal_renames(journal, error, hidden)
     return {path: tmp for tmp, path in renames or () if tmp.exists()}
 
 
@@ -235,7 +241,16 @@ def read_json(path: str | os.PathLike[str], *, what: str, repair: str,
     can parse. Anything else raises `error` naming `what`, the path and `repair` (what the user should do);
     a file holding git's conflict markers says so, with `conflict_hint`. A missing file raises
     FileNotFoundError, which callers turn into "nothing stored yet". `source`: read that file instead, still
-    naming `path` (a committed-but-unrenamed new version, files.pending_group)."""
+    naming `path` (a committed-but-unrenamed new version, files.pending_group). The two halves, `read_bytes`
+    and `parse_json`, let a caller hash the bytes before deciding to parse them (gate/pool_cache.py)."""
+    raw = read_bytes(path, what=what, repair=repair, error=error, max_bytes=max_bytes, source=source)
+    return parse_json(raw, path, what=what, repair=repair, error=error, conflict_hint=conflict_hint)
+
+
+def read_bytes(path: str | os.PathLike[str], *, what: str, repair: str, error: type[EnergyError] = EnergyError,
+               max_bytes: int | None = None, source: str | os.PathLike[str] | None = None) -> bytes:
+    """The bytes of the regular file `path` (or `source`, still naming `path`), at most `max_bytes` of them;
+    read_json's checks before parsing. FileNotFoundError when it does not exist."""
     path = Path(path)
     try:
         # O_NONBLOCK: a FIFO planted under a baseline's name must not hang the run; it is refused below.
@@ -259,6 +274,12 @@ def read_json(path: str | os.PathLike[str], *, what: str, repair: str,
         os.close(fd)
     if max_bytes is not None and len(raw) > max_bytes:  # it grew while we looked
         raise error(f"{what} {path}: more than the {max_bytes:,} bytes a {what} may hold (not read); {repair}")
+    return raw
+
+
+def parse_json(raw: bytes, path: str | os.PathLike[str], *, what: str, repair: str,
+               error: type[EnergyError] = EnergyError, conflict_hint: str | None = None) -> Any:
+    """`raw` (the bytes of `path`) parsed as read_json parses: strictly, errors naming `what` and `path`."""
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
                           object_pairs_hook=_reject_duplicate_keys)

@@ -83,3 +83,30 @@ def test_a_damaged_journal_is_an_error_and_renames_nothing(tmp_path, journal):
     with pytest.raises(ReportError, match=r"\.journal is damaged"):
         recover_group(tmp_path / ".journal", error=ReportError)
     assert (tmp_path / ".journal").read_text() == journal
+
+
+def test_a_journal_renames_onto_a_dotfile_only_when_the_reader_names_it(tmp_path):
+    """A crafted journal must not replace a hidden file (the journal itself, say); the baselines' pool cache
+    is the one the store allows."""
+    from pytest_energy.files import _write_temporary, pending_group, recover_group
+
+    tmp = _write_temporary(tmp_path / ".cache.json", "new cache")
+    (tmp_path / ".journal").write_text(json.dumps({"version": 1, "renames": [[tmp.name, ".cache.json"]]}))
+    with pytest.raises(ReportError, match=r"\.journal is damaged"):
+        pending_group(tmp_path / ".journal", error=ReportError)
+    assert pending_group(tmp_path / ".journal", hidden=(".cache.json",)) == {tmp_path / ".cache.json": tmp}
+    assert recover_group(tmp_path / ".journal", hidden=(".cache.json",)) is True
+    assert (tmp_path / ".cache.json").read_text() == "new cache"
+
+
+def test_read_json_is_read_bytes_then_parse_json(tmp_path):
+    from pytest_energy.files import parse_json, read_bytes, read_json
+
+    path = tmp_path / "a.json"
+    path.write_text('{"a": [1, 2.5]}')
+    raw = read_bytes(path, what="file", repair="fix it", max_bytes=100)
+    assert parse_json(raw, path, what="file", repair="fix it") == read_json(path, what="file", repair="fix it")
+    with pytest.raises(ReportError, match=r"a\.json: .*more than the 10 a file may hold.*fix it"):
+        read_bytes(path, what="file", repair="fix it", max_bytes=10, error=ReportError)
+    with pytest.raises(ReportError, match=r"a\.json: holds git conflict markers"):
+        parse_json(b"<<<<<<< ours\n{}\n=======\n{}\n>>>>>>> theirs\n", path, what="file", repair="r", error=ReportError)

@@ -1,11 +1,14 @@
 """Time loading (and pooling) the stored baselines of a large suite: issue 17's start-up target.
 
-    python tools/baseline_load_time.py [--tests 10000] [--per-file 100] [--runs 10] [--repeat 5]
+    python tools/baseline_load_time.py [--tests 10000] [--per-file 100] [--runs 10] [--repeat 5] [--cache]
 
 Generates a baseline folder of `--tests` benchmarks (`--per-file` per module file), each with two measured
 metrics (energy_j, duration_s: 5 samples, a `--runs`-run history) and one deterministic metric, as
 `--energy-save-baseline` writes them; then prints the median wall time of `BaselineStore.load_all()` and of
-`pool_histories` over the result (what a `pytest --energy` run pays at start-up).
+`pool_histories` over the result (what a `pytest --energy` run pays at start-up). The files are written as
+text, not by a save, so by default the folder has no pool cache (gate/pool_cache.py) and every file is parsed:
+the start-up after a git merge or a hand edit. `--cache` writes the cache a save would write, then times the
+start-up as a run after a save pays it, and reading every entry afterwards (what judging every test adds).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="print a cProfile of one load")
+    parser.add_argument("--cache", action="store_true", help="write the folder's pool cache first, as a save does")
     args = parser.parse_args(argv)
 
     from pytest_energy.gate.baselines import BaselineStore
@@ -66,13 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         directory = Path(tmp)
         generate(directory, args.tests, args.per_file, args.runs)
         store = BaselineStore(directory)
+        if args.cache and store.write_pool_cache(min_bytes=0) is None:
+            raise RuntimeError("no pool cache can be written here: the modules' source is not readable")
         if args.profile:
             import cProfile
             import pstats
 
             cProfile.runctx("store.load_all()", globals(), {"store": store}, "/tmp/load.prof")
             pstats.Stats("/tmp/load.prof").sort_stats("cumulative").print_stats(25)
-        load_s, pool_s, load_cpu, pool_cpu = [], [], [], []
+        load_s, pool_s, load_cpu, pool_cpu, read_cpu = [], [], [], [], []
         for _ in range(args.repeat):
             t0, c0 = time.perf_counter(), time.process_time()
             entries = store.load_all()
@@ -83,11 +89,15 @@ def main(argv: list[str] | None = None) -> int:
             pool_s.append(t2 - t1)
             load_cpu.append(c1 - c0)
             pool_cpu.append(c2 - c1)
+            assert sum(1 for _ in entries.values()) == args.tests
+            read_cpu.append(time.process_time() - c2)
         assert len(entries) == args.tests
     load, pool = statistics.median(load_s), statistics.median(pool_s)
     print(f"{args.tests} tests, {args.runs}-run histories, median of {args.repeat}: load {load:.3f} s, "
           f"pool {pool:.3f} s, together {load + pool:.3f} s wall; CPU time: load "
-          f"{statistics.median(load_cpu):.3f} s, pool {statistics.median(pool_cpu):.3f} s")
+          f"{statistics.median(load_cpu):.3f} s, pool {statistics.median(pool_cpu):.3f} s; "
+          f"{'pool cache used' if getattr(entries, 'vouched', False) else 'no pool cache'}; reading every entry "
+          f"afterwards: CPU {statistics.median(read_cpu):.3f} s")
     return 0
 
 

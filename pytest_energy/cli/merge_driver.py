@@ -74,12 +74,16 @@ def main(args: argparse.Namespace) -> int:
 def merge_driver(base: Path, ours: Path, theirs: Path, shown: str, keep: int, *, repo_name: bool = True,
                  say: Callable[[str], None] | None = None) -> int:
     """Merge `theirs` into `ours` (written in place) with `base` as the common ancestor; see the module."""
-    from ..gate.baselines import NOT_BASELINES
+    from ..gate.baselines import NOT_BASELINES, POOL_CACHE_NAME
 
     def note(line: str) -> None:
         (say or _stderr)(f"pytest-energy merge-driver: {shown}: {line}")
 
     name = Path(shown).name if repo_name else None
+    if name == POOL_CACHE_NAME:  # derived from the files beside it (gate/pool_cache.py): stale after any merge
+        note("the pool cache: ours kept; it no longer matches the merged files, so runs parse them until the "
+             "next --energy-save-baseline rewrites it")
+        return 0
     if name in NOT_BASELINES:  # the stored HULK reference beside the baselines: not ours to merge
         return min(_git_merge_file(base, ours, theirs), 1)
     try:

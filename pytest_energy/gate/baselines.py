@@ -28,6 +28,11 @@ problem, and is never modified, not even by `save`. Writes merge under an exclus
 workers, parallel jobs), loads read under a shared one, and one save's files are replaced all or none
 (files.write_group: a journal, rolled forward by the next save, read through by the next load). Two
 branches' versions of a file are merged by git's merge driver, cli/merge_driver.py.
+
+Start-up: a save of a large folder also writes its pool cache (`.pool-cache.json`, gate/pool_cache.py) in the
+same group: every file's hash and the pooled histories. `load_all` reads and hashes every file; when the cache
+names exactly these bytes, each file is parsed when one of its entries is first asked for (StoredEntries) and
+the pools come from the cache; otherwise every file is parsed and validated up front, as without a cache.
 """
 
 from __future__ import annotations
@@ -42,11 +47,11 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, ItemsView, Iterator, Mapping, ValuesView
 from typing import Any
 
 from ..errors import BaselineError, BaselineSaveError
-from ..files import is_temporary, pending_group, read_json, recover_group, write_group
+from ..files import is_temporary, parse_json, pending_group, read_bytes, read_json, recover_group, write_group
 from ..records import Better, Kind, Metric
 from .history import RunSummary
 
@@ -56,7 +61,8 @@ except ImportError:  # Windows: no advisory locks; concurrent saves there are no
     fcntl = None  # type: ignore[assignment]
 
 __all__ = ["SCHEMA_VERSION", "READABLE_SCHEMAS", "MATCH_KEYS", "MAX_FILE_BYTES", "MAX_DEPTH", "CONFLICT_HINT",
-           "JOURNAL_NAME", "BaselineEntry", "BaselineStore", "baseline_filename", "comparable_fingerprint",
+           "JOURNAL_NAME", "POOL_CACHE_NAME", "BaselineEntry", "BaselineStore",
+           "StoredEntries", "baseline_filename", "comparable_fingerprint",
            "checked_document_text", "document_text", "lock_path_for", "machine_mismatch", "append_run", "read_file"]
 
 SCHEMA_VERSION = 2
@@ -65,8 +71,11 @@ READABLE_SCHEMAS = (1, 2)
 # temperatures change under the same hardware and must never block a comparison. `distributed` is set
 # only under torchrun ("2 ranks on 1 node(s)"): a job's summed energy is not one process's.
 MATCH_KEYS = ("method", "gpus", "cpu_model", "estimate_watts_per_core", "distributed")
-# Other files kept in the baseline folder: the stored HULK reference (analysis/hulk_store.py).
-NOT_BASELINES = ("hulk-reference.json",)
+# What a save of a large folder writes beside its baselines so that a start-up need not parse them
+# (gate/pool_cache.py): a summary of the files, committed with them.
+POOL_CACHE_NAME = ".pool-cache.json"
+# Other files kept in the baseline folder: the stored HULK reference (analysis/hulk_store.py), the pool cache.
+NOT_BASELINES = ("hulk-reference.json", POOL_CACHE_NAME)
 
 _ENTRY_FIELDS = {"machine": dict, "commit": dict, "datetime": str, "method": str, "metrics": dict,
                  "extra_info": dict}
@@ -432,11 +441,28 @@ def read_file(path: str | os.PathLike[str], *, name: str | None = "",
     path = Path(path)
     doc = read_json(path, what="baseline file", repair=_REPAIR, error=BaselineError, max_bytes=MAX_FILE_BYTES,
                     conflict_hint=CONFLICT_HINT, source=source)
+    entries = _checked(path, path.name if name == "" else name, doc)
+    return doc["schema_version"], entries
+
+
+def _checked(path: Path, name: str | None, doc: Any) -> dict[str, BaselineEntry]:
     try:
-        entries = _check_document(path.name if name == "" else name, doc)
+        return _check_document(name, doc)
     except ValueError as exc:
         raise BaselineError(f"baseline file {path}: {exc}; {_REPAIR}") from None
-    return doc["schema_version"], entries
+
+
+def _read_raw(path: Path, source: Path | None = None) -> bytes:
+    """The bytes of a baseline file, with every check that needs no parsing (regular file, size cap)."""
+    return read_bytes(path, what="baseline file", repair=_REPAIR, error=BaselineError, max_bytes=MAX_FILE_BYTES,
+                      source=source)
+
+
+def _parse_raw(path: Path, raw: bytes) -> dict[str, BaselineEntry]:
+    """The entries of baseline file `path` from its bytes `raw` (_read_raw), validated as read_file does."""
+    doc = parse_json(raw, path, what="baseline file", repair=_REPAIR, error=BaselineError,
+                     conflict_hint=CONFLICT_HINT)
+    return _checked(path, path.name, doc)
 
 
 _BETTER = {b.value: b for b in Better}
@@ -466,6 +492,114 @@ def _read(path: Path, source: Path | None = None) -> dict[str, BaselineEntry]:
         return {}
 
 
+# --- what load_all returns ------------------------------------------------------------------------------
+
+class StoredEntries(Mapping[str, BaselineEntry]):
+    """The entries of a baseline folder by node id (BaselineStore.load_all), read-only.
+
+    Built from every baseline file's bytes, read under the lock. When the folder's pool cache vouches for
+    every file (gate/pool_cache.py) a file is parsed when one of its entries is first asked for, and `values()`
+    carries the cached pools (judge.pool_histories takes them). Otherwise every file is parsed here, and a
+    damaged one raises BaselineError naming it. Iteration is in file order, then each file's order.
+    """
+
+    def __init__(self, raws: dict[Path, bytes], cache_raw: bytes | None = None) -> None:
+        self._paths = {path.name: path for path in raws}
+        self._raws: dict[str, bytes] = {path.name: raw for path, raw in raws.items()}
+        self._parsed: dict[str, dict[str, BaselineEntry]] = {}
+        self._cache = None
+        if cache_raw is not None:
+            from .pool_cache import read_cache
+
+            cache = read_cache(cache_raw)
+            if cache is not None and cache.matches(self._raws):
+                self._cache = cache
+                return
+        for _ in self.by_file():
+            pass
+
+    def _file(self, name: str) -> dict[str, BaselineEntry]:
+        parsed = self._parsed.get(name)
+        if parsed is None:
+            # A file's entries are thousands of objects, none of them in a reference cycle: the cyclic garbage
+            # collector would scan them (and every entry before them) again and again, a third of a load's time.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                parsed = self._parsed[name] = _parse_raw(self._paths[name], self._raws[name])
+            finally:
+                if collecting:
+                    gc.enable()
+            del self._raws[name]  # the entries stand for it now
+        return parsed
+
+    def __getitem__(self, nodeid: str) -> BaselineEntry:
+        # _check_document keeps every entry in the file its node id names, so that file is the only place
+        name = baseline_filename(nodeid) if isinstance(nodeid, str) else None
+        if name not in self._paths:
+            raise KeyError(nodeid)
+        return self._file(name)[nodeid]
+
+    def __contains__(self, nodeid: object) -> bool:
+        try:
+            self[nodeid]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        for name in self._paths:
+            yield from self._file(name)
+
+    def __len__(self) -> int:
+        cache = self._cache
+        return sum(len(self._parsed[name]) if name in self._parsed else cache.count(name)  # type: ignore[union-attr]
+                   for name in self._paths)
+
+    def values(self) -> StoredValues:
+        return StoredValues(self)
+
+    def items(self) -> ItemsView[str, BaselineEntry]:
+        return _StoredItems(self)
+
+    def by_file(self) -> Iterator[dict[str, BaselineEntry]]:
+        for name in self._paths:
+            yield self._file(name)
+
+    def cached_pools(self, machine: dict[str, Any], probing: bool) -> dict[str, Any] | None:
+        """judge.pool_histories(self.values(), machine, probing).pools from the pool cache; None without one."""
+        return self._cache.pools(machine, probing) if self._cache is not None else None
+
+    @property
+    def vouched(self) -> bool:
+        """Whether the pool cache vouched for every file (then they are parsed when first asked for)."""
+        return self._cache is not None
+
+    def __repr__(self) -> str:
+        return f"<StoredEntries: {len(self)} entries in {len(self._paths)} file(s)>"
+
+
+class StoredValues(ValuesView):
+    """StoredEntries.values(): what judge.pool_histories recognises, to take the cached pools."""
+
+    _mapping: StoredEntries
+
+    def __iter__(self) -> Iterator[BaselineEntry]:
+        for entries in self._mapping.by_file():
+            yield from entries.values()
+
+    def cached_pools(self, machine: dict[str, Any], probing: bool) -> dict[str, Any] | None:
+        return self._mapping.cached_pools(machine, probing)
+
+
+class _StoredItems(ItemsView):
+    _mapping: StoredEntries
+
+    def __iter__(self) -> Iterator[tuple[str, BaselineEntry]]:
+        for entries in self._mapping.by_file():
+            yield from entries.items()
+
+
 # --- the store --------------------------------------------------------------------------------------------
 
 class BaselineStore:
@@ -488,29 +622,34 @@ class BaselineStore:
         with self._locked(shared=True):
             return _read(path, pending_group(self.journal, error=BaselineError).get(path)).get(nodeid)
 
-    def load_all(self) -> dict[str, BaselineEntry]:
-        """Every entry of every *.json file in the directory, by node id ({} if there is no directory).
+    def load_all(self) -> Mapping[str, BaselineEntry]:
+        """Every entry of every *.json file in the directory, by node id ({} if there is no directory): a
+        read-only Mapping (StoredEntries) in file order, then each file's order, as a dict of them would be.
 
         Read under a shared lock, so a save in progress is seen whole or not at all; a save that was killed
         after its commit point is seen finished (its journal's new versions are read, nothing is written).
+        Every file is validated before this returns, so a damaged one raises BaselineError naming it: parsed
+        here, or, when the folder's pool cache vouches for every file's bytes (gate/pool_cache.py), parsed
+        when one of its entries is first asked for, from the bytes read here.
         """
         if not self.directory.is_dir():
             return {}
-        entries: dict[str, BaselineEntry] = {}
-        # A large suite's load creates millions of objects, none of them in a reference cycle: the cyclic
-        # garbage collector would scan them again and again, a third of the load's time.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            with self._locked(shared=True):
-                pending = pending_group(self.journal, error=BaselineError)
-                for path in sorted(set(self.directory.glob("*.json")) | set(pending)):
-                    if path.name not in NOT_BASELINES:
-                        entries.update(_read(path, pending.get(path)))
-        finally:
-            if collecting:
-                gc.enable()
-        return entries
+        raws: dict[Path, bytes] = {}
+        cache_raw = None
+        with self._locked(shared=True):
+            pending = pending_group(self.journal, error=BaselineError, hidden=(POOL_CACHE_NAME,))
+            for path in sorted(set(self.directory.glob("*.json")) | set(pending)):
+                if path.name not in NOT_BASELINES:
+                    try:
+                        raws[path] = _read_raw(path, pending.get(path))
+                    except FileNotFoundError:
+                        continue
+            cache_path = self.directory / POOL_CACHE_NAME
+            try:  # a cache that cannot be read is no cache: never an error
+                cache_raw = _read_raw(cache_path, pending.get(cache_path))
+            except (OSError, BaselineError):
+                pass
+        return StoredEntries(raws, cache_raw)
 
     def save(self, entries: list[BaselineEntry],
              combine: Callable[[BaselineEntry | None, BaselineEntry], BaselineEntry] | None = None) -> list[Path]:
@@ -536,7 +675,8 @@ class BaselineStore:
         problems: list[str] = []
         written: list[Path] = []
         with self._locked():
-            recover_group(self.journal, error=BaselineError)  # finish a killed save first: it was committed
+            # finish a killed save first: it was committed
+            recover_group(self.journal, error=BaselineError, hidden=(POOL_CACHE_NAME,))
             _remove_stale_temporaries(self.directory)
             stored_by_path = {path: _read(path) for path in sorted(by_path)}  # a damaged file stops all here
             texts: dict[Path, str] = {}
@@ -555,13 +695,72 @@ class BaselineStore:
                     changed = True
                 if changed:
                     texts[path] = document_text(merged)
+            cache = self._pool_cache_text(texts) if texts else None
             try:
-                written = write_group(texts, self.journal, error=BaselineError, what="baseline file")
+                group = dict(texts)
+                if cache is not None:
+                    group[self.directory / POOL_CACHE_NAME] = cache
+                written = write_group(group, self.journal, error=BaselineError, what="baseline file")
+                written = [path for path in written if path.name != POOL_CACHE_NAME]
             except BaselineError as exc:
                 problems.append(str(exc))
+            else:
+                if texts and cache is None:  # the files changed and no cache describes them: it would mislead
+                    try:
+                        (self.directory / POOL_CACHE_NAME).unlink()
+                    except OSError:
+                        pass  # a stale cache is ignored anyway (its hashes no longer match)
         if problems:
             raise BaselineSaveError("not every baseline was saved: " + "; ".join(problems), written)
         return written
+
+    def write_pool_cache(self, *, min_bytes: int | None = None) -> Path | None:
+        """Write the folder's pool cache (gate/pool_cache.py) for its files as they are, without saving anything:
+        after a git merge or a hand edit, so that runs need not parse every file until the next save. Returns
+        the cache's path, or None when none is written: a folder under `min_bytes` of baselines (default
+        pool_cache.MIN_BYTES) or holding a file that is not a valid baseline (a load names it)."""
+        from ..files import write_atomic
+
+        if not self.directory.is_dir():
+            return None
+        with self._locked():
+            recover_group(self.journal, error=BaselineError, hidden=(POOL_CACHE_NAME,))
+            text = self._pool_cache_text({}, min_bytes)
+            if text is None:
+                return None
+            return write_atomic(self.directory / POOL_CACHE_NAME, text, error=BaselineError, what="pool cache")
+
+    def _pool_cache_text(self, texts: dict[Path, str], min_bytes: int | None = None) -> str | None:
+        """The pool cache (gate/pool_cache.py) of the folder as it will be once `texts` are written; None for a
+        folder of less than `min_bytes` (default pool_cache.MIN_BYTES), or one holding a file that is not a
+        valid baseline (the save goes on: a file it does not touch never stops it; the next load names it)."""
+        from . import pool_cache
+
+        raws: dict[Path, bytes] = {path: text.encode("utf-8") for path, text in texts.items()}
+        for path in self.directory.glob("*.json"):
+            if path not in raws and path.name not in NOT_BASELINES:
+                try:
+                    raws[path] = _read_raw(path)
+                except (FileNotFoundError, BaselineError):
+                    return None
+        if sum(map(len, raws.values())) < (pool_cache.MIN_BYTES if min_bytes is None else min_bytes):
+            return None
+        entries: list[BaselineEntry] = []
+        counts: dict[str, int] = {}
+        collecting = gc.isenabled()
+        gc.disable()  # see load_all
+        try:
+            for path in sorted(raws):
+                try:
+                    parsed = _parse_raw(path, raws[path])  # what a load will build: the pools are exact
+                except BaselineError:
+                    return None
+                entries.extend(parsed.values())
+                counts[path.name] = len(parsed)
+            return pool_cache.cache_text({path.name: raw for path, raw in raws.items()}, entries, counts)
+        finally:
+            if collecting:
+                gc.enable()
 
     @contextmanager
     def _locked(self, shared: bool = False) -> Iterator[None]:

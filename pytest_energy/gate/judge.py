@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from ..measure.probe import PROBE_ID, probe_value
 # Outcome is data of the run model (records); imported here too, where the gate builds it.
 from ..records import Kind, Outcome, TestRecord
-from .baselines import MATCH_KEYS, BaselineEntry, machine_mismatch
+from .baselines import MATCH_KEYS, BaselineEntry, StoredValues, machine_mismatch
 from .compare import compare_record
 from .history import Pooled, family, pool, probe_exponent
 
@@ -45,7 +45,13 @@ def pool_histories(entries: Iterable[BaselineEntry], machine: dict[str, Any], pr
 
     Runs at start-up over every stored test, so each entry's probe table is read once and handed to `pool`
     beside its histories (the same probes `BaselineEntry.history_for` gives, without a RunSummary per run).
+    `entries` from BaselineStore.load_all().values() carry the folder's pool cache when it is current
+    (gate/pool_cache.py): its pools are this function's result, computed by the save that wrote the files.
     """
+    if isinstance(entries, StoredValues):
+        cached = entries.cached_pools(machine, probing)
+        if cached is not None:
+            return HistoryContext(cached, probing)
     # The pool allocates small lists by the hundred thousand and makes no reference cycles; with the cyclic
     # collector on, each of its full passes would walk every loaded entry (a fifth of the time at 10,000 tests).
     collecting = gc.isenabled()

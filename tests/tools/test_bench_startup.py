@@ -51,5 +51,15 @@ def test_the_generated_baselines_load_and_pool(tmp_path):
     entry = entries["tests/test_suite_1.py::test_119"]
     assert sorted(entry.history) == ["duration_s", "energy_j", "peak_memory_bytes"]
     assert all(len(runs) == 4 for runs in entry.history.values())
-    load_s, pool_s, count = tool.baseline_times(120, 4, 3, repeats=1)
-    assert count == 120 and load_s > 0 and pool_s > 0
+    b = tool.baseline_times(120, 4, 3, repeats=1)
+    assert b["count"] == 120 and b["load"] > 0 and b["pool"] > 0 and b["cold_load"] > 0 and b["entries"] > 0
+    assert b["cached"] == 0.0  # 120 benchmarks: under the cache's threshold
+
+
+def test_a_large_folder_is_timed_with_and_without_its_pool_cache(monkeypatch):
+    from pytest_energy.gate import pool_cache
+
+    monkeypatch.setattr(pool_cache, "MIN_BYTES", 0)
+    b = _tool().baseline_times(150, 4, 2, repeats=1)
+    assert b["cached"] == 1.0 and b["count"] == 150
+    assert b["save"] > 0 and b["cold_load"] > 0 and b["cold_pool"] > 0
