@@ -8,7 +8,7 @@ report layer's. No pytest import.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,10 +52,10 @@ class RunBaselines:
     def __init__(self, directory: str | Path, shown: Callable[[Path], str] = str) -> None:
         self.store = BaselineStore(directory)
         self._shown = shown
-        self._entries: dict[str, BaselineEntry] | None = None
+        self._entries: Mapping[str, BaselineEntry] | None = None  # gate.baselines.StoredEntries: parsed lazily
         self._context: HistoryContext | None = None
 
-    def load(self) -> dict[str, BaselineEntry]:
+    def load(self) -> Mapping[str, BaselineEntry]:
         """Every stored entry, read once: a damaged file raises BaselineError (the run stops before measuring)."""
         if self._entries is None:
             self._entries = self.store.load_all()
