@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
@@ -31,6 +32,19 @@ def _offline_hub():
         for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
             mp.setenv(name, "1")
         yield
+
+
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch):
+    """Runs a test starts (pytester, subprocesses) must not look like pytest-xdist workers.
+
+    Under `-n 2` this process is a worker, and xdist puts PYTEST_XDIST_WORKER etc. in its environment. A pytest
+    run started from here inherits them: pytest-benchmark then disables itself ("benchmarks are automatically
+    disabled because xdist plugin is active") and pytest-energy counts the outer workers as its own. The outer
+    session read them at configure time already, so removing them here changes nothing for it.
+    """
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture
