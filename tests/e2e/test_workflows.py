@@ -15,7 +15,7 @@ from pytest_energy.config import FLAGS, OPTIONS
 
 yaml = pytest.importorskip("yaml")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKFLOW = ROOT / ".github" / "workflows" / "energy-gpu.yml"
 
 
