@@ -9,6 +9,15 @@ import pytest
 
 from pytest_energy.meters.fake import FakeDriver, FakeGpu
 
+# torch starts one compute thread per core in every process, and its threads spin-wait on each other. Under
+# `-n 2` on 2 cores that is 4 spinning threads: the tiny models of these tests ran up to 30x slower (a sweep
+# 5 s instead of 0.5 s). So each xdist worker gets its share of the cores, set before torch is imported below;
+# the runs its tests start (subprocesses, torchrun ranks) inherit it. A serial run keeps torch's default, and a
+# value set by hand wins.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+if _workers and "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
+
 # pytester's in-process runs unload every module a run imported when it ends. matplotlib imported inside one
 # (an --energy-html report draws figures) and again later mixes two generations of its classes
 # ("Invalid arguments to set_clip_path"), so it is imported once here, before any run.
