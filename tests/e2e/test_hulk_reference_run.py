@@ -133,6 +133,7 @@ def test_stored_reference_scores_gates_and_reports(suite):
                                           "(--energy-save-reference): compared, not gated"])
 
 
+@pytest.mark.slow  # two pytest runs of a suite that sleeps
 @pytest.mark.filterwarnings("default::pytest_energy.errors.ShortWindowWarning")
 def test_another_machine_class_is_not_scored_and_says_so(suite, fake_nvml):
     run(suite, "bert-large", 0.05, "--energy-save-reference").assert_outcomes(passed=2)
