@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import pytest
 
 from pytest_energy.meters.fake import FakeDriver, FakeGpu
+
+# torch starts one compute thread per core in every process, and its threads spin-wait on each other. Under
+# `-n 2` on 2 cores that is 4 spinning threads: the tiny models of these tests ran up to 30x slower (a sweep
+# 5 s instead of 0.5 s). So each xdist worker gets its share of the cores, set before torch is imported below;
+# the runs its tests start (subprocesses, torchrun ranks) inherit it. A serial run keeps torch's default, and a
+# value set by hand wins.
+_workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 0)
+if _workers and "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // _workers)))
 
 # pytester's in-process runs unload every module a run imported when it ends. matplotlib imported inside one
 # (an --energy-html report draws figures) and again later mixes two generations of its classes
@@ -31,6 +41,19 @@ def _offline_hub():
         for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
             mp.setenv(name, "1")
         yield
+
+
+@pytest.fixture(autouse=True)
+def _not_an_xdist_worker(monkeypatch):
+    """Runs a test starts (pytester, subprocesses) must not look like pytest-xdist workers.
+
+    Under `-n 2` this process is a worker, and xdist puts PYTEST_XDIST_WORKER etc. in its environment. A pytest
+    run started from here inherits them: pytest-benchmark then disables itself ("benchmarks are automatically
+    disabled because xdist plugin is active") and pytest-energy counts the outer workers as its own. The outer
+    session read them at configure time already, so removing them here changes nothing for it.
+    """
+    for name in [n for n in os.environ if n.startswith("PYTEST_XDIST_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture

@@ -166,6 +166,7 @@ def test_trainer(energy, tmp_path):
 """
 
 
+@pytest.mark.slow  # transformers.Trainer in a pytest run
 def test_trainer_callback_result_is_recorded_like_finetune_to_cutoff(pytester, no_nvml, monkeypatch):
     """The documented Trainer path reaches the row, the JSON, the baseline and the gate."""
     # find_spec, not importorskip: importing accelerate imports torch, which cannot be imported again in this

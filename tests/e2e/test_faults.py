@@ -40,6 +40,7 @@ def test_plain(energy):
 """
 
 
+@pytest.mark.slow  # a pytest -n 2 run
 def test_xdist_numpy_extra_info_is_converted_and_nothing_vanishes(pytester, no_nvml):
     """A numpy scalar in extra_info made the worker's report fail (execnet DumpError): the test vanished,
     exit 0. Now values are converted, conversions are named, and both tests reach results and baselines."""

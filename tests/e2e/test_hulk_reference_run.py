@@ -64,6 +64,7 @@ def score_line(result, model):
     return next(line for line in result.outlines if line.startswith(model + " ")).split()
 
 
+@pytest.mark.slow  # seven pytest runs of a suite that sleeps
 @pytest.mark.filterwarnings("default::pytest_energy.errors.ShortWindowWarning")
 def test_stored_reference_scores_gates_and_reports(suite):
     reference = run(suite, "bert-large", 0.1, "--energy-save-reference")
@@ -132,6 +133,7 @@ def test_stored_reference_scores_gates_and_reports(suite):
                                           "(--energy-save-reference): compared, not gated"])
 
 
+@pytest.mark.slow  # two pytest runs of a suite that sleeps
 @pytest.mark.filterwarnings("default::pytest_energy.errors.ShortWindowWarning")
 def test_another_machine_class_is_not_scored_and_says_so(suite, fake_nvml):
     run(suite, "bert-large", 0.05, "--energy-save-reference").assert_outcomes(passed=2)

@@ -306,6 +306,7 @@ def test_markdown_summary_goes_to_github_step_summary(pytester, fake_nvml, monke
     assert (pytester.path / "energy.md").read_text() == text[len("earlier step\n"):]
 
 
+@pytest.mark.slow  # pytest -n 2 runs
 def test_xdist_workers_keep_each_others_baselines(pytester, no_nvml):
     pytest.importorskip("xdist")
     pytester.makepyfile(**{f"test_m{i}": f"""

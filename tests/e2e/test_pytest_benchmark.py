@@ -235,6 +235,7 @@ def test_benchmark_disable_runs_unmetered_with_a_note(pytester, call_meter):
     result.stdout.fnmatch_lines(["*pytest-energy: pytest-benchmark is disabled (--benchmark-disable*not metered*"])
 
 
+@pytest.mark.slow  # a pytest -n 2 run
 def test_under_xdist_pytest_benchmark_disables_itself_and_we_say_so(pytester, no_nvml):
     pytest.importorskip("xdist")
     pytester.makepyfile(BENCHMARKS)
@@ -243,6 +244,7 @@ def test_under_xdist_pytest_benchmark_disables_itself_and_we_say_so(pytester, no
     result.stdout.fnmatch_lines(["*pytest-energy: pytest-benchmark is disabled*xdist*run them with -n 0*"])
 
 
+@pytest.mark.slow  # the real pytest-benchmark compare in a subprocess
 def test_benchmark_json_with_energy_still_loads_in_pytest_benchmark_compare(pytester, fake_nvml, compare_loads):
     fake_nvml(FakeGpu(power_w=150.0))
     pytester.makepyfile(BENCHMARKS)

@@ -40,6 +40,7 @@ def test_help_with_the_reference_suite_plugin(tmp_path):
         assert f"[env {env_var(option)}] [default: {default}; ini: {option.ini}]" in out
 
 
+@pytest.mark.slow  # two pytest subprocesses
 def test_markers_and_fixtures(tmp_path):
     assert "@pytest.mark.energy(rounds=N" in _pytest(tmp_path, "--markers").stdout
     (tmp_path / "test_x.py").write_text("def test_x():\n    pass\n")

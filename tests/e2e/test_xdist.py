@@ -9,6 +9,8 @@ import pytest
 
 pytest.importorskip("xdist")
 
+pytestmark = pytest.mark.slow  # each test starts pytest -n 2 or more: worker processes that import everything
+
 SUITE = {
     "conftest": """
 import os

@@ -188,6 +188,7 @@ def run_trainer(tmp_path, parts, cutoff, eval_sleep_s=0.0):
     return trainer, callback
 
 
+@pytest.mark.slow  # transformers.Trainer and accelerate
 def test_trainer_callback_stops_at_cutoff(tmp_path, tiny_trainer_parts):
     trainer, callback = run_trainer(tmp_path, tiny_trainer_parts, cutoff=0.0)
     r = callback.result
@@ -198,6 +199,7 @@ def test_trainer_callback_stops_at_cutoff(tmp_path, tiny_trainer_parts):
     assert r.duration_s + r.eval_duration_s <= r.wall_duration_s + 1e-9
 
 
+@pytest.mark.slow
 def test_trainer_callback_not_reached_and_eval_excluded(tmp_path, tiny_trainer_parts):
     from transformers import TrainerCallback
 
@@ -214,6 +216,7 @@ def test_trainer_callback_not_reached_and_eval_excluded(tmp_path, tiny_trainer_p
     assert {m.name for m in r.metrics()} == {"finetune.reached", "finetune.score"}
 
 
+@pytest.mark.slow
 def test_trainer_callback_result_before_training_is_an_error(tiny_trainer_parts):
     callback = make_trainer_callback(Measurer(constant_power_meter(10.0), sync=lambda: None), 0.9)
     with pytest.raises(UsageError, match="no result yet"):
@@ -228,6 +231,7 @@ _GLUE_DIR = Path(os.environ.get("PYTEST_ENERGY_DATA_DIR")
 SST2_DIR = _GLUE_DIR / "SST-2"
 
 
+@pytest.mark.slow  # fine-tunes MiniLM on real SST-2
 @pytest.mark.real_data
 def test_real_data_sst2_minilm_short():
     """REAL DATA: SST-2 with the packaged MiniLM on CPU, a short cut-off run (0.70) on a 256-example dev sample."""

