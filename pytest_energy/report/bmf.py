@@ -2,7 +2,7 @@
 
 The document (https://bencher.dev/docs/reference/bencher-metric-format, schema https://bencher.dev/bmf.json) is
 `{benchmark: {measure: {"value": v, "lower_value": lo, "upper_value": hi}}}`. What goes in, decided here once
-for both dashboard exports (github_benchmark.py uses `summarize` and `records_from_report` from this module):
+for both dashboard exports (github_benchmark.py uses `summarize` from this module):
 
 * **Which metrics**: every metric of every benchmark, measured (time, energy) and deterministic (tokens,
   FLOPs, steps to a cut-off) alike: a dashboard tracks a change of either.
@@ -159,38 +159,6 @@ def dump(doc: Any) -> str:
 
 def bmf_text(records: Sequence[TestRecord], notes: list[str] | None = None) -> str:
     return dump(bmf_document(records, notes))
-
-
-# --- the run's results as both exports read them ------------------------------------------------------------
-
-def records_from_report(report: Mapping[str, Any], *, where: str = "report"
-                        ) -> tuple[list[TestRecord], dict[str, list[dict[str, Any]]]]:
-    """The records and verdicts of a `--energy-json` report (or a merged one): what `merge` exports.
-
-    Returns (records, {node id: [verdict dicts]}). A benchmark whose metrics cannot be read is a ReportError
-    naming it and `where`."""
-    records: list[TestRecord] = []
-    verdicts: dict[str, list[dict[str, Any]]] = {}
-    benchmarks = report.get("benchmarks") if isinstance(report, Mapping) else None
-    if not isinstance(benchmarks, list):
-        raise ReportError(f"{where}: no 'benchmarks' list: not a pytest-energy JSON report")
-    session = report.get("energy") if isinstance(report.get("energy"), Mapping) else {}
-    left_out = session.get("not_in_benchmarks")  # benchmarks with no time: their metrics still count
-    left_out = left_out if isinstance(left_out, list) else []
-    for i, bench in enumerate([*benchmarks, *left_out]):
-        try:
-            energy = bench.get("energy") or {}
-            metrics = energy.get("metrics", bench.get("metrics")) or {}
-            nodeid = str(bench["fullname"])
-            record = TestRecord(nodeid=nodeid, name=str(bench.get("name") or nodeid.rpartition("::")[2]),
-                                group=bench.get("group"),
-                                metrics={str(k): Metric.from_dict(m) for k, m in metrics.items()})
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            raise ReportError(f"{where}: benchmark {i} cannot be read ({type(exc).__name__}: {exc})") from None
-        records.append(record)
-        if energy.get("comparison"):
-            verdicts.setdefault(nodeid, list(energy["comparison"]))
-    return records, verdicts
 
 
 # --- writing the requested exports ----------------------------------------------------------------------

@@ -45,16 +45,8 @@ def _num(x: float) -> str:
 
 
 def _verdicts(outcome: Any) -> dict[str, tuple[str, Any]]:
-    """metric -> (verdict, change %) of an Outcome, or of its verdicts as dicts (a JSON report's comparison)."""
-    out: dict[str, tuple[str, Any]] = {}
-    for v in getattr(outcome, "verdicts", outcome) or ():
-        if isinstance(v, Mapping):
-            metric, verdict, change_pct = v.get("metric"), v.get("verdict"), v.get("change_pct")
-        else:
-            metric, verdict, change_pct = (getattr(v, k, None) for k in ("metric", "verdict", "change_pct"))
-        if metric is not None and verdict is not None:
-            out[str(metric)] = (str(verdict), change_pct)
-    return out
+    """metric -> (verdict, change %) of an Outcome (records.Outcome)."""
+    return {str(v.metric): (str(v.verdict), v.change_pct) for v in getattr(outcome, "verdicts", ())}
 
 
 def github_benchmark_document(records: Sequence[TestRecord], notes: list[str] | None = None, *,

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.config import OPTIONS, UNSET, SessionConfig
-from pytest_energy.errors import ReportError
-from pytest_energy.records import Metric, TestRecord
+from pytest_energy.records import Metric, RunResult, TestRecord
 from pytest_energy.report.bmf import (
     BENCHMARK_NAME_MAX_BYTES,
     MEASURE_NAME_MAX_BYTES,
@@ -22,7 +21,6 @@ from pytest_energy.report.bmf import (
     export_targets,
     exports,
     fit_name,
-    records_from_report,
     summarize,
     write_exports,
 )
@@ -185,26 +183,15 @@ def test_summary_is_mean_min_max_sd_and_survives_huge_values():
     assert same.low <= same.value <= same.high and same.sd == 0.0
 
 
-def test_the_json_report_exports_its_metrics_and_a_damaged_one_is_a_clear_error():
+def test_the_json_report_read_back_exports_its_metrics():
+    """What `merge --bmf` exports: a JSON report read back into the run model (RunResult.from_report)."""
     report = json.loads(GOLDEN_REPORT.read_text())
-    records, verdicts = records_from_report(report)
-    assert [r.nodeid for r in records] == [b["fullname"] for b in report["benchmarks"]]
-    doc = assert_valid_bmf(bmf_text(records))
+    run = RunResult.from_report(report)
+    assert [r.nodeid for r in run.records] == [b["fullname"] for b in report["benchmarks"]]
+    doc = assert_valid_bmf(bmf_text(run.records))
     metrics = report["benchmarks"][0]["energy"]["metrics"]
     (measures,) = doc.values()
     assert len(measures) == len(metrics)
-    assert {v["metric"] for v in verdicts[records[0].nodeid]} == set(metrics)
-    # A benchmark with no time is in the report's not_in_benchmarks: its metrics are still exported.
-    report["energy"]["not_in_benchmarks"] = [{"fullname": "t.py::test_flops", "reason": "no time",
-                                              "metrics": {"flops": Metric("flops", "FLOP", kind="deterministic",
-                                                                          samples=[1e12]).to_dict()}}]
-    records, _ = records_from_report(report)
-    assert bmf_document(records)["t.py::test_flops"] == {"flops (FLOP)": {"value": 1e12}}
-    with pytest.raises(ReportError, match="shard.json: no 'benchmarks' list"):
-        records_from_report({"benchmarks": None}, where="shard.json")
-    with pytest.raises(ReportError, match="shard.json: benchmark 0 cannot be read"):
-        records_from_report({"benchmarks": [{"fullname": "x", "energy": {"metrics": {"e": {"unit": "J"}}}}]},
-                            where="shard.json")
 
 
 class _Config:

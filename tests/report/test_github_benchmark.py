@@ -14,8 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_energy.gate.judge import Outcome
-from pytest_energy.records import Metric, TestRecord
-from pytest_energy.report.bmf import records_from_report
+from pytest_energy.records import Metric, RunResult, TestRecord
 from pytest_energy.report.github_benchmark import github_benchmark_document, github_benchmark_text
 
 SPECS = Path(__file__).parents[1] / "specs"
@@ -159,8 +158,9 @@ def test_the_gate_verdict_is_in_extra_from_an_outcome_or_a_json_report():
     assert doc[0]["extra"].endswith("\nverdict: REGRESSION (+15.0 % vs baseline)")
     assert "verdict" not in doc[1]["extra"]
     # From the --energy-json report (what `merge` reads): its comparison block.
-    report_records, verdicts = records_from_report(json.loads(GOLDEN_REPORT.read_text()))
-    doc = assert_valid(github_benchmark_text(report_records, outcomes=verdicts))
+    run = RunResult.from_report(json.loads(GOLDEN_REPORT.read_text()))
+    outcomes = {b.record.nodeid: b.outcome for b in run.benchmarks if b.outcome is not None}
+    doc = assert_valid(github_benchmark_text(run.records, outcomes=outcomes))
     assert doc and all("\nverdict: " in e["extra"] for e in doc)
 
 
