@@ -275,6 +275,14 @@ class Metric:
         )
 
 
+def _protocol_dict(result: Any) -> dict[str, Any]:
+    """A protocol result's to_dict: its fields, which protocol it is, and its one-line summary."""
+    d = plain(dataclasses.asdict(result))
+    d["protocol"] = result.protocol
+    d["summary"] = _summary(result)
+    return d
+
+
 def _summary(result: Any) -> str:
     """A protocol result's summary line; "" for one read back from an older, partial shape (a field it
     prints is None)."""
@@ -343,10 +351,7 @@ class FinetuneResult:
     protocol: ClassVar[str] = "finetune"
 
     def to_dict(self) -> dict[str, Any]:
-        d = plain(dataclasses.asdict(self))
-        d["protocol"] = self.protocol
-        d["summary"] = _summary(self)
-        return d
+        return _protocol_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> FinetuneResult:
@@ -447,10 +452,7 @@ class InferenceResult:
     protocol: ClassVar[str] = "inference"
 
     def to_dict(self) -> dict[str, Any]:
-        d = plain(dataclasses.asdict(self))
-        d["protocol"] = self.protocol
-        d["summary"] = _summary(self)
-        return d
+        return _protocol_dict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> InferenceResult:

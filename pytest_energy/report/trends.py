@@ -9,8 +9,6 @@ ids, commits, units) is escaped: a baseline is committed by pull requests and is
 
 from __future__ import annotations
 
-import base64
-import html
 import io
 import json
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import PlotsUnavailable
 from . import format as fmt
+from .html import _e, _img  # one way to escape text and embed a figure, shared with the run report
 
 if TYPE_CHECKING:
     from ..analysis.trends import MetricTrend
@@ -196,16 +195,6 @@ _SCRIPT = """
   openTarget();
 })();
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _img(png: bytes, caption: str) -> str:
-    data = base64.b64encode(png).decode("ascii")
-    return (f'<figure><img src="data:image/png;base64,{data}" alt="{_e(caption)}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
 def _runs_table(t: MetricTrend) -> str:
