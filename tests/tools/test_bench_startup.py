@@ -25,6 +25,8 @@ def test_quick_run_prints_all_three_figures():
     assert re.search(r"^import: pytest_energy\.plugin [\d.]+ ms over pytest [\d.]+ ms = [\d.]+%", out, re.M), out
     assert re.search(r"^run: 20 trivial tests [\d.]+ s with the plugin, [\d.]+ s with -p no:energy = [\d.]+x", out,
                      re.M), out
+    assert re.search(r"^run: .*; CPU time [\d.]+x$", out, re.M), out
+    assert re.search(r"^bytecode: compiled once into a temporary PYTHONPYCACHEPREFIX", out, re.M), out
     assert re.search(r"^baselines: 200 benchmarks x 2 metrics x 10 runs: load [\d.]+ s \+ pool [\d.]+ s", out,
                      re.M), out
 
