@@ -1,6 +1,6 @@
 """pytest wiring: options, the `energy` fixture and marker, the gate's verdict on each test, the end of the run.
 
-Thin on purpose: options are declared and parsed in config.py; measuring, statistics, baselines and
+Thin on purpose: options are declared and parsed in config/; measuring, statistics, baselines and
 reports live in the core, which does not import pytest. This module imports nothing heavy: the session,
 the gate and the reports are imported inside the hooks, and only when --energy is given, so a plain
 `pytest` run pays for little more than the option table.
@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from pluggy import HookspecMarker
 
-from .config import MARKER_HELP, RunMode, SessionConfig, TestSettings, add_options, settings_for
+# Only what every run needs: the option table and the RunMode (config.settings loads with --energy).
+from .config import MARKER_HELP, RunMode, add_options
 from .errors import EnergyError, EnergyWarning, UsageError
 
 if TYPE_CHECKING:
+    from .config import TestSettings
     from .records import TestRecord
     from .session import BenchmarkResult, EnergySession, RunResult
 
@@ -32,7 +34,7 @@ pytest_plugins = ["pytest_energy.distributed.plugin"]
 
 MODE = pytest.StashKey[RunMode]()
 RECORD = pytest.StashKey["TestRecord"]()
-SETTINGS = pytest.StashKey[TestSettings]()
+SETTINGS = pytest.StashKey["TestSettings"]()
 FIXTURE = pytest.StashKey[Any]()  # the test's EnergyFixture: closed (its last probe) before the gate judges
 
 ONLY_REASON = "not an energy benchmark (--energy-only)"
@@ -97,6 +99,7 @@ def _start(config: pytest.Config) -> None:
     used) stops the run here with one clean usage error, on the xdist controller too."""
     from .distributed import plugin as distributed
     from .gate.store import baseline_folder_problem
+    from .config import SessionConfig
     from .report.outputs import check_targets
     from .session import SESSION_PLUGIN, EnergySession
 
@@ -161,8 +164,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _settings(item: pytest.Item) -> TestSettings:
-    """Marker > command line > ini > default, decided once per test (in config.py)."""
+    """Marker > command line > ini > default, decided once per test (in config.settings)."""
     if SETTINGS not in item.stash:
+        from .config import SessionConfig, settings_for
+
         marker = item.get_closest_marker("energy")
         kwargs: dict[str, Any] = {}
         if marker is not None:

@@ -59,3 +59,32 @@ def test_history_probe_and_calibration_options():
 def test_bad_history_options_name_the_option(options, message):
     with pytest.raises(UsageError, match=message):
         SessionConfig.from_pytest(_Config(**options))
+
+
+def test_option_and_run_mode_are_frozen_values():
+    """Plain classes (cheap to create in every pytest run) that behave as the frozen dataclasses they were."""
+    import copy
+
+    from pytest_energy.config import OPTIONS, Option, RunMode
+
+    assert RunMode(run=True, measure=True) == RunMode(True, True) != RunMode(run=True)
+    assert hash(RunMode(only=True)) == hash(RunMode(only=True)) and RunMode(run=True, measure=False).disabled
+    assert repr(RunMode()).startswith("RunMode(run=False, measure=False, only=False, skip_reason=")
+    option = next(o for o in OPTIONS if o.name == "idle-s")
+    assert copy.deepcopy(option) == option and option != Option("idle-s", "S", option.help, option.default)
+    assert (option.flag, option.dest, option.ini, option.key) == ("--energy-idle-s", "energy_idle_s",
+                                                                  "energy_idle_s", "idle_s")
+    for frozen, field in ((option, "default"), (RunMode(), "run")):
+        with pytest.raises(AttributeError, match="is frozen"):
+            setattr(frozen, field, "x")
+
+
+def test_the_settings_are_re_exported_lazily():
+    import pytest_energy.config as config
+    from pytest_energy.config import settings
+
+    assert (config.SessionConfig, config.TestSettings, config.settings_for) == \
+        (settings.SessionConfig, settings.TestSettings, settings.settings_for)
+    assert {"SessionConfig", "TestSettings", "settings_for", "CarbonConfig"} <= set(dir(config))
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        config.no_such_name  # noqa: B018

@@ -6,7 +6,8 @@ Three figures, the targets of issue 17 (docs/architecture.md, "Start-up cost", q
    `pytest_energy.plugin` over that of `pytest` in the same process (what the plugin adds to what pytest
    already loaded); median of `--imports` processes. Target: <= 5 %.
 2. run: wall time of a plain `pytest` run of `--tests` trivial tests with the plugin installed, over the same
-   run with `-p no:energy`; pairs run in ABAB order, median of `--pairs` ratios. Target: <= 1.03.
+   run with `-p no:energy`; pairs run in ABAB order, median of `--pairs` ratios. Target: <= 1.03. Printed
+   beside it: the same ratio of the runs' CPU times, which other jobs on the machine move far less.
 3. baselines: load (gate.baselines.BaselineStore.load_all) and pool (gate.judge.pool_histories) the
    baselines of a generated suite of `--benchmarks` tests, each with `--metrics` measured metrics holding
    `--history`-run histories, written to a temporary folder with the project's own writer
@@ -19,11 +20,18 @@ Three figures, the targets of issue 17 (docs/architecture.md, "Start-up cost", q
     python tools/bench_startup.py --quick    # tiny sizes: checks that the tool runs (tests/tools)
 
 Run it on a quiet machine: the figures are wall-clock times.
+
+Bytecode: the measured processes import from bytecode, as an installed package is imported (pip compiles it).
+They get a temporary PYTHONPYCACHEPREFIX, filled by one unmeasured process first, and PYTHONDONTWRITEBYTECODE
+removed: where that is set (as on the development machine) and the source tree holds no current .pyc, every
+process would otherwise compile pytest_energy from source, several times its import, and the import figure
+would measure the compiler. `--as-is` measures the environment unchanged instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import re
@@ -32,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PLUGIN = "pytest_energy.plugin"
@@ -39,9 +48,10 @@ _IMPORTTIME = re.compile(r"^import time:\s*(\d+)\s*\|\s*(\d+)\s*\|(\s*)(\S+)\s*$
 _MODULES_PER_FILE = 100  # tests per generated test module (one baseline file each)
 
 
-def _subprocess_env() -> dict[str, str]:
+def _subprocess_env(pycache_prefix: str | None = None) -> dict[str, str]:
     """The environment of every measured process: the pytest_energy this tool imports comes first on the path,
-    so that a `python -c` (whose path starts with the working directory) measures the same code."""
+    so that a `python -c` (whose path starts with the working directory) measures the same code. With
+    `pycache_prefix`, bytecode is written to and read from there, whatever PYTHONDONTWRITEBYTECODE says."""
     import importlib.util
 
     spec = importlib.util.find_spec("pytest_energy")
@@ -50,7 +60,30 @@ def _subprocess_env() -> dict[str, str]:
     root = str(Path(spec.origin).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    if pycache_prefix is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache_prefix
     return env
+
+
+@contextlib.contextmanager
+def _bytecode(as_is: bool) -> Iterator[str | None]:
+    """A temporary bytecode folder for the measured processes (None with `as_is`: the environment unchanged)."""
+    if as_is:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-startup-pycache-") as prefix:
+        yield prefix
+
+
+def bytecode_note(as_is: bool) -> str:
+    """How the measured processes get their bytecode, for the output (the figures depend on it)."""
+    unset = os.environ.get("PYTHONDONTWRITEBYTECODE")
+    if as_is:
+        return ("bytecode: the environment as it is" + (" (PYTHONDONTWRITEBYTECODE is set: modules without a current "
+                ".pyc are compiled in every process, and the import figure includes that)" if unset else ""))
+    return ("bytecode: compiled once into a temporary PYTHONPYCACHEPREFIX, read from there by every measured "
+            "process" + (" (PYTHONDONTWRITEBYTECODE, set here, is removed for them)" if unset else ""))
 
 
 # --- 1. import ----------------------------------------------------------------------------------------------
@@ -64,19 +97,30 @@ def cumulative_us(importtime_stderr: str, module: str) -> int:
     raise ValueError(f"{module} is not in the -X importtime output")
 
 
-def import_ratio(runs: int, module: str = PLUGIN) -> tuple[float, float, float]:
-    """(median ratio, median `module` ms, median pytest ms) over `runs` fresh processes."""
+def import_ratio(runs: int, module: str = PLUGIN, as_is: bool = False) -> tuple[float, float, float]:
+    """(median ratio, median `module` ms, median pytest ms) over `runs` fresh processes (after one unmeasured
+    process that writes the bytecode, unless `as_is`)."""
     ratios, plugin_ms, pytest_ms = [], [], []
-    env = _subprocess_env()
-    for _ in range(runs):
-        with tempfile.TemporaryDirectory(prefix="bench-startup-import-") as cwd:
-            done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import pytest, {module}"],
-                                  capture_output=True, text=True, check=True, cwd=cwd, env=env)
-        plugin, base = cumulative_us(done.stderr, module), cumulative_us(done.stderr, "pytest")
-        ratios.append(plugin / base)
-        plugin_ms.append(plugin / 1000.0)
-        pytest_ms.append(base / 1000.0)
+    with _bytecode(as_is) as prefix:
+        env = _subprocess_env(prefix)
+        if prefix is not None:
+            subprocess.run([sys.executable, "-c", f"import pytest, {module}"], capture_output=True, check=True,
+                           env=env)
+        for _ in range(runs):
+            ratio, plugin, base = _one_import(module, env)
+            ratios.append(ratio)
+            plugin_ms.append(plugin)
+            pytest_ms.append(base)
     return statistics.median(ratios), statistics.median(plugin_ms), statistics.median(pytest_ms)
+
+
+def _one_import(module: str, env: dict[str, str]) -> tuple[float, float, float]:
+    """(ratio, `module` ms, pytest ms) of one fresh process."""
+    with tempfile.TemporaryDirectory(prefix="bench-startup-import-") as cwd:
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import pytest, {module}"],
+                              capture_output=True, text=True, check=True, cwd=cwd, env=env)
+    plugin, base = cumulative_us(done.stderr, module), cumulative_us(done.stderr, "pytest")
+    return plugin / base, plugin / 1000.0, base / 1000.0
 
 
 # --- 2. a plain pytest run ----------------------------------------------------------------------------------
@@ -90,14 +134,19 @@ def _write_trivial_suite(folder: Path, n_tests: int) -> None:
         (folder / f"test_trivial_{start // _MODULES_PER_FILE}.py").write_text(body)
 
 
-def _pytest_wall_s(folder: Path, extra: list[str]) -> float:
+def _pytest_times_s(folder: Path, extra: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall s, CPU s) of one pytest process. The CPU time (user + system, of the child) barely moves when other
+    jobs share the machine, which the wall time does by several percent, more than the plugin costs."""
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *extra, str(folder)]
+    before = os.times()
     started = time.perf_counter()
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=_subprocess_env())
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, env=env)
     elapsed = time.perf_counter() - started
+    after = os.times()
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return elapsed
+    cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+    return elapsed, cpu
 
 
 def plugin_installed() -> bool:
@@ -109,23 +158,27 @@ def plugin_installed() -> bool:
     return any(point.name == "energy" for point in group)
 
 
-def run_ratio(pairs: int, n_tests: int) -> tuple[float, float, float]:
-    """(median ratio with/without the plugin, median s with, median s without), ABAB order."""
+def run_ratio(pairs: int, n_tests: int, as_is: bool = False) -> tuple[float, float, float, float]:
+    """(median ratio with/without the plugin, median s with, median s without, median ratio of CPU times),
+    ABAB order."""
     if not plugin_installed():
         raise RuntimeError("pytest-energy is not installed (no pytest11 entry point 'energy'): `pip install -e .` "
                            "first, or the two runs are the same")
-    with tempfile.TemporaryDirectory(prefix="bench-startup-run-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench-startup-run-") as tmp, _bytecode(as_is) as prefix:
         folder = Path(tmp)
+        env = _subprocess_env(prefix)
         _write_trivial_suite(folder, n_tests)
-        _pytest_wall_s(folder, [])  # warm the file cache and write the .pyc files before timing
-        ratios, with_s, without_s = [], [], []
+        _pytest_times_s(folder, [], env)  # warm the file cache and write the .pyc files before timing
+        ratios, with_s, without_s, cpu_ratios = [], [], [], []
         for _ in range(pairs):
-            a = _pytest_wall_s(folder, [])
-            b = _pytest_wall_s(folder, ["-p", "no:energy"])
+            a, a_cpu = _pytest_times_s(folder, [], env)
+            b, b_cpu = _pytest_times_s(folder, ["-p", "no:energy"], env)
             ratios.append(a / b)
             with_s.append(a)
             without_s.append(b)
-    return statistics.median(ratios), statistics.median(with_s), statistics.median(without_s)
+            cpu_ratios.append(a_cpu / b_cpu)
+    return (statistics.median(ratios), statistics.median(with_s), statistics.median(without_s),
+            statistics.median(cpu_ratios))
 
 
 # --- 3. the baselines of a large suite ----------------------------------------------------------------------
@@ -235,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=int, default=2, help="measured metrics per benchmark (default 2: "
                         "duration_s and energy_j, what energy(fn) records)")
     parser.add_argument("--repeats", type=int, help="load+pool repeats (default 3)")
+    parser.add_argument("--as-is", action="store_true", help="measure imports with the environment's own "
+                        "bytecode settings (default: a temporary PYTHONPYCACHEPREFIX, compiled once)")
     parser.add_argument("--skip", action="append", default=[], choices=("import", "run", "baselines"),
                         help="leave a figure out (repeatable)")
     args = parser.parse_args(argv)
@@ -249,15 +304,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"python {sys.version.split()[0]} on {os.cpu_count()} cores; pytest_energy from "
           f"{Path(__import__('pytest_energy').__file__).parent}")
+    if not {"import", "run"} <= set(args.skip):
+        print(bytecode_note(args.as_is))
     if "import" not in args.skip:
         for module in args.module or [PLUGIN]:
-            ratio, plugin_ms, pytest_ms = import_ratio(args.imports, module)
+            ratio, plugin_ms, pytest_ms = import_ratio(args.imports, module, args.as_is)
             print(f"import: {module} {plugin_ms:.1f} ms over pytest {pytest_ms:.1f} ms = {ratio:.1%} "
                   f"(median of {args.imports}; target <= 5 %)")
     if "run" not in args.skip:
-        ratio, with_s, without_s = run_ratio(args.pairs, args.tests)
+        ratio, with_s, without_s, cpu_ratio = run_ratio(args.pairs, args.tests, args.as_is)
         print(f"run: {args.tests} trivial tests {with_s:.3f} s with the plugin, {without_s:.3f} s with "
-              f"-p no:energy = {ratio:.3f}x (median of {args.pairs} ABAB pairs; target <= 1.03x)")
+              f"-p no:energy = {ratio:.3f}x (median of {args.pairs} ABAB pairs; target <= 1.03x); CPU time "
+              f"{cpu_ratio:.3f}x")
     if "baselines" not in args.skip:
         b = baseline_times(args.benchmarks, args.history, args.metrics, args.repeats)
         how = "pool cache current" if b["cached"] else "no pool cache: the folder is under its 4 MiB threshold"

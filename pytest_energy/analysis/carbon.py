@@ -16,11 +16,10 @@ from typing import Any
 
 from ..errors import UsageError
 
+# Defined in the package (cheap to import: config shows them in every pytest run), used here.
+from . import G_PER_LB, STRUBELL_US_G_PER_KWH, STRUBELL_US_LB_PER_KWH, STRUBELL_USD_PER_KWH  # noqa: F401
+
 J_PER_KWH = 3.6e6
-G_PER_LB = 453.59237
-STRUBELL_US_LB_PER_KWH = 0.954
-STRUBELL_US_G_PER_KWH = STRUBELL_US_LB_PER_KWH * G_PER_LB  # 432.7 gCO2e/kWh
-STRUBELL_USD_PER_KWH = 0.12
 STRUBELL_PUE = 1.58
 
 

@@ -7,7 +7,7 @@
 Every setting is an `--energy-X` option with the ini key `energy_X` and the environment variable
 `PYTEST_ENERGY_X` (dashes become underscores), declared once in `REFERENCE_OPTIONS` with the main config's
 `Option` machinery. Precedence: command line > environment variable > ini key > default. The main config
-(pytest_energy/config.py) has no environment layer; here the variable sits just below the command line, so a
+(pytest_energy/config/) has no environment layer; here the variable sits just below the command line, so a
 CI job can override a project's ini file without editing it, and an empty variable counts as unset. A bad
 value from any source is a usage error naming where it came from (exit 4), raised when the session starts.
 

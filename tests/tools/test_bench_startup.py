@@ -25,6 +25,8 @@ def test_quick_run_prints_all_three_figures():
     assert re.search(r"^import: pytest_energy\.plugin [\d.]+ ms over pytest [\d.]+ ms = [\d.]+%", out, re.M), out
     assert re.search(r"^run: 20 trivial tests [\d.]+ s with the plugin, [\d.]+ s with -p no:energy = [\d.]+x", out,
                      re.M), out
+    assert re.search(r"^run: .*; CPU time [\d.]+x$", out, re.M), out
+    assert re.search(r"^bytecode: compiled once into a temporary PYTHONPYCACHEPREFIX", out, re.M), out
     assert re.search(r"^baselines: 200 benchmarks x 2 metrics x 10 runs: load [\d.]+ s \+ pool [\d.]+ s", out,
                      re.M), out
 
@@ -63,3 +65,22 @@ def test_a_large_folder_is_timed_with_and_without_its_pool_cache(monkeypatch):
     b = _tool().baseline_times(150, 4, 2, repeats=1)
     assert b["cached"] == 1.0 and b["count"] == 150
     assert b["save"] > 0 and b["cold_load"] > 0 and b["cold_pool"] > 0
+
+
+def test_measured_processes_read_bytecode_from_a_temporary_prefix(monkeypatch):
+    """Where PYTHONDONTWRITEBYTECODE is set, a measured process would compile pytest_energy from source on every
+    import: the tool's processes write bytecode once into a prefix of their own and read it from there."""
+    tool = _tool()
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    code = "import sys; print(sys.dont_write_bytecode, sys.pycache_prefix)"
+    with tool._bytecode(as_is=False) as prefix:
+        assert prefix is not None and Path(prefix).is_dir()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=tool._subprocess_env(prefix))
+        assert done.stdout.split() == ["False", prefix]
+        assert "temporary PYTHONPYCACHEPREFIX" in tool.bytecode_note(as_is=False)
+    with tool._bytecode(as_is=True) as prefix:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=tool._subprocess_env(prefix))
+        assert done.stdout.split()[0] == "True"
+        assert "PYTHONDONTWRITEBYTECODE is set" in tool.bytecode_note(as_is=True)

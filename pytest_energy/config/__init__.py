@@ -3,28 +3,36 @@
 One table (`OPTIONS`) declares each `--energy-X` option with its ini key `energy_X`, default, metavar,
 help and parser, so the command line, the ini file and the docs never drift apart. Precedence is decided
 here and nowhere else: marker > command line > ini > default. The results are frozen objects:
-`SessionConfig` for the run, `TestSettings` for one benchmark.
+`SessionConfig` for the run, `TestSettings` for one benchmark (both in `config.settings`).
+
+Every pytest run imports this module (the plugin registers the options and decides the `RunMode`), so it
+holds only what that needs, in plain classes (a dataclass costs about 0.5 ms to create). The settings of a
+run that measures are in `config.settings`, loaded on first use of one of its names from here (PEP 562):
+`from pytest_energy.config import SessionConfig` works as before.
 
 No pytest import: the plugin hands over anything with pytest's `getoption`/`getini`/`addoption`/`addini`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Each default is defined by the layer that owns it and only read here; these modules are small and import
-# nothing heavy, because every pytest run imports this one (the gate's statistics load with --energy only).
-from .analysis.carbon import STRUBELL_US_G_PER_KWH, STRUBELL_USD_PER_KWH, CarbonConfig
-from .errors import UsageError
-from .gate import DEFAULT_TOLERANCE, HISTORY_LENGTH
-from .meters import DEFAULT_WATTS_PER_CORE, METER_CHOICES
+# Each default is defined by the layer that owns it and only read here; these package modules hold only
+# constants, because every pytest run imports this one (the gate's statistics and the carbon model load
+# with --energy only).
+from ..analysis import STRUBELL_US_G_PER_KWH, STRUBELL_USD_PER_KWH
+from ..errors import UsageError
+from ..gate import DEFAULT_TOLERANCE, HISTORY_LENGTH
+from ..meters import DEFAULT_WATTS_PER_CORE, METER_CHOICES
+
+if TYPE_CHECKING:  # what __getattr__ below re-exports, for type checkers
+    from ..analysis.carbon import CarbonConfig as CarbonConfig
+    from .settings import SessionConfig as SessionConfig
+    from .settings import TestSettings as TestSettings
+    from .settings import settings_for as settings_for
 
 PROBE_CHOICES = ("auto", "on", "off")
 DEFAULT_ROUNDS = 5
@@ -112,15 +120,47 @@ def _gpus_per_worker(text: str) -> int | None:
 
 # --- the option table ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Option:
+class _Frozen:
+    """A small immutable value, compared by its fields (`__slots__`), as a frozen dataclass would be."""
+
+    __slots__ = ()
+
+    def _fields(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: {type(self).__name__} is frozen")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: {type(self).__name__} is frozen")
+
+    def __eq__(self, other: object) -> bool:
+        return self._fields() == other._fields() if type(other) is type(self) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy and pickle rebuild it through __init__ (no __setattr__)
+        return type(self), self._fields()
+
+
+class Option(_Frozen):
     """One `--energy-<name>` option and its ini key `energy_<name>` (dashes become underscores)."""
 
-    name: str  # "idle-s"
-    metavar: str
-    help: str  # without the default; '%' is escaped for argparse when registered
-    default: str | None  # as the user would type it; None: no default (e.g. a report path)
-    parse: Callable[[str], Any] = _path
+    __slots__ = ("name", "metavar", "help", "default", "parse")
+
+    def __init__(self, name: str, metavar: str, help: str, default: str | None,
+                 parse: Callable[[str], Any] = _path) -> None:
+        object.__setattr__(self, "name", name)  # "idle-s"
+        object.__setattr__(self, "metavar", metavar)
+        object.__setattr__(self, "help", help)  # without the default; '%' is escaped for argparse when registered
+        # as the user would type it; None: no default (e.g. a report path)
+        object.__setattr__(self, "default", default)
+        object.__setattr__(self, "parse", parse)
 
     @property
     def flag(self) -> str:
@@ -226,8 +266,7 @@ def add_options(parser: Any, group_name: str = "energy", description: str = "ene
         parser.addini(option.ini, option.help, default=UNSET)
 
 
-@dataclass(frozen=True)
-class RunMode:
+class RunMode(_Frozen):
     """What --energy, --energy-only, --energy-skip and --energy-disable ask for, decided once.
 
     - `run`: energy benchmarks run (else they are skipped with `skip_reason`);
@@ -236,10 +275,14 @@ class RunMode:
     - `only`: every test that is not an energy benchmark (or a `benchmark` test) is skipped.
     """
 
-    run: bool = False
-    measure: bool = False
-    only: bool = False
-    skip_reason: str = "energy benchmark: run `pytest --energy` to measure it"
+    __slots__ = ("run", "measure", "only", "skip_reason")
+
+    def __init__(self, run: bool = False, measure: bool = False, only: bool = False,
+                 skip_reason: str = "energy benchmark: run `pytest --energy` to measure it") -> None:
+        object.__setattr__(self, "run", run)
+        object.__setattr__(self, "measure", measure)
+        object.__setattr__(self, "only", only)
+        object.__setattr__(self, "skip_reason", skip_reason)
 
     @property
     def disabled(self) -> bool:
@@ -287,158 +330,27 @@ def parse_option(config: Any, option: Option) -> Any:
         raise UsageError(f"{option.flag}: {exc}") from None
 
 
-# --- the session's configuration -----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class SessionConfig:
-    """Everything a run is configured with, validated. Paths are absolute."""
-
-    meter: str = "auto"
-    rounds: int = DEFAULT_ROUNDS
-    warmup: int = DEFAULT_WARMUP
-    tolerance: float = DEFAULT_TOLERANCE
-    idle_s: float = 0.0
-    cpu_watts_per_core: float = DEFAULT_WATTS_PER_CORE
-    rootdir: str = "."
-    baseline_dir: str = DEFAULT_BASELINE_DIR  # absolute after from_pytest; relative to rootdir otherwise
-    save_baseline: bool = False
-    reset_baseline: bool = False
-    require_baseline: bool = False
-    fail_on_inconclusive: bool = False
-    min_round_s: float | None = None  # None: CALIBRATION_FACTOR x the meter's update period
-    history: int = HISTORY_LENGTH
-    probe: str = "auto"
-    save_reference: bool = False  # store this run's HULK costs (analysis/hulk_store.py)
-    hulk_paper: bool = False  # show HULK's published tables beside this run (analysis/hulk_paper.py)
-    json_path: str | None = None
-    markdown_path: str | None = None
-    html_path: str | None = None
-    bmf_path: str | None = None  # Bencher Metric Format export (report/bmf.py)
-    github_benchmark_path: str | None = None  # customSmallerIsBetter export (report/github_benchmark.py)
-    carbon: CarbonConfig = field(default_factory=CarbonConfig)
-    gpus_per_worker: int | None = None  # None: split evenly; 0: do not split
-    dist_timeout_s: float = 600.0
-
-    @property
-    def baseline_path(self) -> Path:
-        return Path(self.rootdir, self.baseline_dir)
-
-    @property
-    def reference_path(self) -> Path:
-        """The stored HULK reference, kept beside the baselines."""
-        from .analysis.hulk_store import REFERENCE_FILENAME
-
-        return self.baseline_path / REFERENCE_FILENAME
-
-    @classmethod
-    def from_pytest(cls, config: Any) -> SessionConfig:
-        """Parse every option of `config` (pytest's Config, or anything with getoption/getini)."""
-        values = {option.key: parse_option(config, option) for option in OPTIONS}
-        if config.getoption("energy_reset_baseline") and not config.getoption("energy_save_baseline"):
-            raise UsageError("--energy-reset-baseline starts a new baseline history, so it needs "
-                             "--energy-save-baseline as well")
-        rootdir = str(getattr(config, "rootpath", None) or os.getcwd())
-        carbon = CarbonConfig(grid_gco2e_per_kwh=values["grid_intensity"], pue=values["pue"],
-                              electricity_usd_per_kwh=values["price_kwh"],
-                              hardware_usd_per_hour=values["hardware_price_hour"])
-        return cls(
-            meter=values["meter"], rounds=values["rounds"], warmup=values["warmup"],
-            tolerance=values["tolerance"], idle_s=values["idle_s"],
-            cpu_watts_per_core=values["cpu_watts_per_core"], rootdir=rootdir,
-            baseline_dir=str(Path(rootdir, values["baseline_dir"])),
-            save_baseline=bool(config.getoption("energy_save_baseline")),
-            reset_baseline=bool(config.getoption("energy_reset_baseline")),
-            require_baseline=bool(config.getoption("energy_require_baseline")),
-            fail_on_inconclusive=bool(config.getoption("energy_fail_on_inconclusive")),
-            min_round_s=values["min_round_s"], history=values["history"], probe=values["probe"],
-            save_reference=bool(config.getoption("energy_save_reference")),
-            hulk_paper=bool(config.getoption("energy_hulk_paper")),
-            json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
-            bmf_path=values["bmf"], github_benchmark_path=values["github_benchmark"],
-            carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
-
-    def warnings(self) -> list[str]:
-        """Values that are valid but probably not what was meant."""
-        out = []
-        if self.tolerance > 1.0:
-            out.append(f"--energy-tolerance {format_tolerance(self.tolerance)} lets a metric grow "
-                       f"{self.tolerance + 1:g}-fold before it regresses; a bare number is a fraction "
-                       "('0.1' is 10 %), write '10%' for ten percent")
-        return out
-
-    def display_path(self, path: Any) -> str:
-        """Relative to rootdir when inside it (as users type it), else absolute."""
-        path = os.path.abspath(path)
-        root = os.path.abspath(self.rootdir)
-        return os.path.relpath(path, root) if path.startswith(root + os.sep) else path
-
-
-# --- one benchmark's settings --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class TestSettings:
-    """What one energy benchmark runs with. Frozen: built once per test, then only read."""
-
-    __test__ = False  # not a pytest test class, despite the name
-
-    rounds: int = DEFAULT_ROUNDS
-    warmup: int = DEFAULT_WARMUP
-    tolerance: float = DEFAULT_TOLERANCE  # relative tolerance for every measured metric
-    metric_tolerances: dict[str, float] = field(default_factory=dict)  # per metric overrides
-    deterministic_tolerance: float = 0.0  # steps to cut-off, tokens, FLOPs: exact by default
-    group: str | None = None
-    reference: str | None = None  # node id of the HULK reference benchmark (e.g. BERT-large)
-    min_round_s: float | None = None  # energy(fn) calibration target; None: from the meter
-
-    def __post_init__(self) -> None:
-        for name, minimum in (("rounds", 1), ("warmup", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                raise UsageError(f"energy {name} must be an integer >= {minimum}, got {value!r}")
-
-    def tolerance_for(self, metric: str, deterministic: bool = False) -> float:
-        if metric in self.metric_tolerances:
-            return self.metric_tolerances[metric]
-        return self.deterministic_tolerance if deterministic else self.tolerance
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TestSettings:
-        return cls(**d)
-
-
 MARKER_ARGS = ("rounds", "warmup", "tolerance", "deterministic_tolerance", "group", "reference")
 MARKER_HELP = ("energy(rounds=N, warmup=N, tolerance='10%'|{metric: '5%'}, deterministic_tolerance='0%', "
                "group=str, reference=nodeid): an energy benchmark (skipped unless --energy)")
 
 
-def settings_for(session: SessionConfig, marker_kwargs: dict[str, Any] | None = None,
-                  where: str = "") -> TestSettings:
-    """The session's defaults overlaid with `@pytest.mark.energy(...)` keyword arguments.
+_LAZY = frozenset({"SessionConfig", "TestSettings", "settings_for"})
 
-    `tolerance` is either one value ("5%") for every measured metric or a dict per metric
-    ({"energy_j": "5%", "duration_s": "15%"}). Unknown arguments are an error, never ignored.
-    """
-    base = TestSettings(rounds=session.rounds, warmup=session.warmup, tolerance=session.tolerance,
-                        min_round_s=session.min_round_s)
-    kwargs = dict(marker_kwargs or {})
-    unknown = sorted(set(kwargs) - set(MARKER_ARGS))
-    if unknown:
-        raise UsageError(f"{where}energy marker: unknown argument(s) {', '.join(unknown)}; "
-                         f"accepted: {', '.join(MARKER_ARGS)}")
-    changes: dict[str, Any] = {key: kwargs[key] for key in ("rounds", "warmup", "group", "reference")
-                               if key in kwargs}
-    try:
-        if "tolerance" in kwargs:
-            tol = kwargs["tolerance"]
-            if isinstance(tol, dict):
-                changes["metric_tolerances"] = {str(k): parse_tolerance(v) for k, v in tol.items()}
-            else:
-                changes["tolerance"] = parse_tolerance(tol)
-        if "deterministic_tolerance" in kwargs:
-            changes["deterministic_tolerance"] = parse_tolerance(kwargs["deterministic_tolerance"])
-        return dataclasses.replace(base, **changes)
-    except UsageError as exc:
-        raise UsageError(f"{where}{exc}") from None
+
+def __getattr__(name: str) -> Any:
+    # The settings of a run that measures load on first use; `CarbonConfig` was importable from here before.
+    if name in _LAZY:
+        from . import settings
+
+        value = getattr(settings, name)
+    elif name == "CarbonConfig":
+        from ..analysis.carbon import CarbonConfig as value
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # once: later lookups do not come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "CarbonConfig"})
