@@ -258,6 +258,7 @@ def test_a_cache_forged_to_vouch_for_a_damaged_file_gives_its_error_when_the_fil
     assert str(path) in str(exc.value)
 
 
+@pytest.mark.slow  # hundreds of hypothesis examples, each a folder on disk
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.one_of(st.binary(max_size=300), st.builds(lambda d: json.dumps(d).encode(),
                                                     st.recursive(st.none() | st.booleans() | st.floats() | st.text(),

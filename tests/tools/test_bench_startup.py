@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 TOOL = Path(__file__).resolve().parents[2] / "tools" / "bench_startup.py"
 
 
@@ -18,6 +20,7 @@ def _tool():
     return module
 
 
+@pytest.mark.slow  # pytest and Python processes by the dozen
 def test_quick_run_prints_all_three_figures():
     done = subprocess.run([sys.executable, str(TOOL), "--quick"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
