@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
@@ -77,8 +78,11 @@ def is_estimate(method: str | None) -> bool:
 
 
 def is_finite_number(x: Any) -> bool:
-    """A finite int or float, not a bool: the one check every layer uses on numbers read from files or users."""
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite int or float, not a bool: the one check every layer uses on numbers read from files or users.
+    An int too large for a float is not one (math.isfinite would raise OverflowError on it)."""
+    if isinstance(x, float):
+        return math.isfinite(x)
+    return isinstance(x, int) and not isinstance(x, bool) and -sys.float_info.max < x < sys.float_info.max
 
 
 def plain(value: Any) -> Any:

@@ -206,3 +206,11 @@ def test_session_py_may_still_hand_over_the_reference_as_a_dict():
     run.hulk_reference["saved"] = ["finetune|sst2: not reached"]
     assert run.hulk_reference == HulkReference("baselines/hulk-reference.json", "none stored", None,
                                                ["finetune|sst2: not reached"])
+
+
+def test_the_one_finite_number_check_refuses_bools_nan_infinities_and_ints_beyond_a_float():
+    from pytest_energy.records import is_finite_number
+
+    assert is_finite_number(0) and is_finite_number(-2.5) and is_finite_number(10**300)
+    assert not any(is_finite_number(x) for x in (True, None, "1", float("nan"), float("inf"), -float("inf"),
+                                                 10**400, -(10**400)))

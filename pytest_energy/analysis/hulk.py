@@ -265,7 +265,7 @@ def _paper_tables(run: RunResult, mark: str) -> list[HulkTable]:
         if not ours:
             continue
         unit = doc[protocol]["unit"]
-        notes = [f"{hulk_paper.describe(protocol)}. Rows marked 'this run' were measured on "
+        notes = [f"{hulk_paper.table_caption(protocol)}. Rows marked 'this run' were measured on "
                  f"{_machine_words(run)}: other hardware, so their scores compare the machines as well as the models."]
         notes += [f"erratum applied: {e['model']}, {e['task']}: printed {e['printed_time']:g} {unit}, used "
                   f"{e['time']:g} {unit} ({e['why']})" for e in hulk_paper.errata(protocol)]

@@ -63,7 +63,7 @@ def paper_times(protocol: str, *, corrected: bool = True) -> dict[str, dict[str,
     return times
 
 
-def describe(protocol: str) -> str:
+def table_caption(protocol: str) -> str:
     """One line saying what a paper table is, for reports."""
     table = _table(protocol)
     doc = paper()

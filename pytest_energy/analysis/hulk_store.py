@@ -29,14 +29,13 @@ written atomically.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import BaselineError
 from ..files import read_json, write_atomic
-from ..records import SWEEP_POINT_KEY, Better, FinetuneResult, InferenceResult, Kind, TestRecord
+from ..records import SWEEP_POINT_KEY, Better, FinetuneResult, InferenceResult, Kind, TestRecord, is_finite_number
 
 __all__ = ["COSTS", "REFERENCE_FILENAME", "MachineReference", "ReferenceFile", "Slot", "StoredSlot",
            "StoredReference", "add_scores", "hulk_task", "load_reference", "model_of", "reference_from_records",
@@ -109,10 +108,6 @@ def slots_of(record: TestRecord) -> list[tuple[Slot, dict[str, Any]]]:
     return out
 
 
-def _number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 @dataclass
 class StoredSlot:
     """The reference model's costs on one slot: {cost: {"metric", "unit", "mean", "n"}}."""
@@ -143,7 +138,7 @@ class StoredSlot:
         if (protocol == "inference") != (isinstance(batch, int) and not isinstance(batch, bool) and batch >= 1):
             raise ValueError(f"{where}: batch_size must be an int >= 1 for inference and null for finetune")
         cutoff = d.get("cutoff")
-        if cutoff is not None and not _number(cutoff):
+        if cutoff is not None and not is_finite_number(cutoff):
             raise ValueError(f"{where}: cutoff must be a number or null")
         costs = d.get("costs")
         if not isinstance(costs, dict) or not costs:
@@ -154,7 +149,7 @@ class StoredSlot:
                 raise ValueError(f"{where}: unknown cost {name!r}; expected {', '.join(known)}")
             if not isinstance(c, dict) or c.get("metric") != known[name] or not isinstance(c.get("unit"), str):
                 raise ValueError(f"{where}: cost {name!r} must name metric {known[name]!r} and a unit")
-            if not (_number(c.get("mean")) and c["mean"] > 0):
+            if not (is_finite_number(c.get("mean")) and c["mean"] > 0):
                 raise ValueError(f"{where}: cost {name!r} has mean {c.get('mean')!r}; expected a positive number")
             if not (isinstance(c.get("n"), int) and not isinstance(c.get("n"), bool) and c["n"] >= 1):
                 raise ValueError(f"{where}: cost {name!r} has n {c.get('n')!r}; expected an int >= 1")
@@ -262,7 +257,7 @@ def reference_from_records(records: list[TestRecord], machine: dict[str, Any], c
             costs = {}
             for name, metric_name in COSTS[slot.protocol]:
                 metric = record.metrics.get(metric_name)
-                if metric is not None and metric.samples and all(_number(x) and x > 0 for x in metric.samples):
+                if metric is not None and metric.samples and all(is_finite_number(x) and x > 0 for x in metric.samples):
                     costs[name] = {"metric": metric_name, "unit": metric.unit, "mean": metric.mean,
                                    "n": len(metric.samples)}
             if not costs:
@@ -336,7 +331,7 @@ def add_scores(record: TestRecord, reference: MachineReference) -> list[str]:
             metric, ref = record.metrics.get(metric_name), stored.costs.get(name)
             if metric is None or ref is None or metric.unit != ref["unit"] or not metric.samples:
                 continue
-            if not all(_number(x) and x > 0 for x in metric.samples):
+            if not all(is_finite_number(x) and x > 0 for x in metric.samples):
                 continue  # a 0 J window cannot be scored (and is flagged where it was measured)
             score = record.metric(score_metric(slot.protocol, name), "1", better=Better.HIGHER, kind=Kind.MEASURED)
             score.samples = [float(ref["mean"]) / x for x in metric.samples]

@@ -52,7 +52,7 @@ from typing import Any
 
 from ..errors import BaselineError, BaselineSaveError
 from ..files import is_temporary, parse_json, pending_group, read_bytes, read_json, recover_group, write_group
-from ..records import Better, Kind, Metric
+from ..records import Better, Kind, Metric, is_finite_number
 from .history import RunSummary
 
 try:
@@ -220,14 +220,6 @@ def append_run(old: BaselineEntry | None, new: BaselineEntry, *, keep: int = 10,
 # each is written twice over: a fast test of whole columns (C-level type sets, min, max) that only ever
 # accepts, and, when it does not, the exact per-value check that decides and names the problem.
 
-def _is_number(x: Any) -> bool:
-    """A finite int or float (not a bool); ints too large for a float are not numbers here."""
-    if isinstance(x, float):
-        return math.isfinite(x)
-    return isinstance(x, int) and not isinstance(x, bool) and -_FLOAT_MAX < x < _FLOAT_MAX
-
-
-_FLOAT_MAX = 1.7976931348623157e308
 _NUMBER_TYPES = frozenset((int, float))
 
 
@@ -280,7 +272,7 @@ def _check_metric(where: str, name: str, m: Any) -> None:
                          "expected 'measured' or 'deterministic'")
     samples = m.get("samples")
     if not isinstance(samples, list) or not samples or not (_all_numbers(samples)
-                                                            or all(_is_number(x) for x in samples)):
+                                                            or all(is_finite_number(x) for x in samples)):
         raise ValueError(f"{where}: metric {name!r}: 'samples' must be a non-empty list of finite numbers")
     _check_values(f"{where}: metric {name!r}: samples", name, samples)
     if m.get("method") is not None and not isinstance(m.get("method"), str):
@@ -320,7 +312,7 @@ def _check_history_item(at: str, name: str, h: Any, runs: dict[str, Any]) -> Non
         raise ValueError(f"{at} is {type(h).__name__}, expected an object")
     if not isinstance(h.get("run_id"), str) or h["run_id"] not in runs:
         raise ValueError(f"{at}: 'run_id' {h.get('run_id')!r} is not one of the entry's 'runs'")
-    if not _is_number(h.get("mean")) or not _is_number(h.get("sd")) or h["sd"] < 0:
+    if not is_finite_number(h.get("mean")) or not is_finite_number(h.get("sd")) or h["sd"] < 0:
         raise ValueError(f"{at}: 'mean' and 'sd' must be finite numbers, sd >= 0")
     _check_values(f"{at}: mean", name, [h["mean"]])
     if h["sd"] > _MAX_MAGNITUDE:
@@ -348,7 +340,7 @@ def _check_run(at: str, run: Any) -> None:
     if run.get("commit") is not None and not isinstance(run["commit"], str):
         raise ValueError(f"{at}: 'commit' must be a string or null")
     probe = run.get("probe_s")
-    if probe is not None and not (_is_number(probe) and probe > 0):
+    if probe is not None and not (is_finite_number(probe) and probe > 0):
         raise ValueError(f"{at}: 'probe_s' must be a positive number or null, got {probe!r}")
     if run.get("probe_id") is not None and not isinstance(run["probe_id"], str):
         raise ValueError(f"{at}: 'probe_id' must be a string or null")

@@ -11,16 +11,15 @@ import statistics
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+# The one finite-number check (records), under the name every report uses.
+from ..records import is_finite_number as is_number
+
 if TYPE_CHECKING:
     from ..records import Outcome, Verdict
 
 MISSING = "n/a"
 # A dimensionless metric is stored with unit "1" (SI's unit of a ratio); it prints with no unit.
 DIMENSIONLESS = ("", "1")
-
-
-def is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def number(value: Any, digits: int = 4) -> str:

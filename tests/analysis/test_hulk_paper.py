@@ -82,7 +82,7 @@ def test_paper_facts_and_task_names():
     assert paper_times("finetune")["BERT-base"]["MNLI"] is None  # N/A: not reached in five epochs
     assert (paper_task("sst2"), paper_task("conll2003"), paper_task("mnli")) == ("SST-2", "CoNLL 2003", "MNLI")
     assert paper_task("SST-2") == "SST-2" and paper_task("synthetic") is None
-    assert "Table 3" in hulk_paper.describe("finetune") and "time only" in hulk_paper.describe("inference")
+    assert "Table 3" in hulk_paper.table_caption("finetune") and "time only" in hulk_paper.table_caption("inference")
 
 
 def test_paper_data_is_declared_package_data():

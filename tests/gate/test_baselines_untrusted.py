@@ -18,6 +18,7 @@ from pytest_energy.errors import BaselineError, EnergyError
 from pytest_energy.gate import baselines
 from pytest_energy.gate.baselines import BaselineEntry, BaselineStore
 from pytest_energy.gate.history import RunSummary
+from pytest_energy.records import is_finite_number
 from pytest_energy.records import Metric
 
 NODE = "benchmarks/test_inference.py::test_x[a]"
@@ -293,8 +294,8 @@ def test_history_column_check_agrees_with_the_per_run_check(name, history):
 @given(NAMES, st.lists(NUMBERS, min_size=1, max_size=5))
 def test_sample_checks_agree_with_the_per_value_rule(name, values):
     if baselines._all_numbers(values):
-        assert all(baselines._is_number(x) for x in values)
-    if not all(baselines._is_number(x) for x in values):
+        assert all(is_finite_number(x) for x in values)
+    if not all(is_finite_number(x) for x in values):
         return
     duration = name.endswith("duration_s")
     energy = name.endswith("energy_j") and "net_" not in name
