@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_energy.config import SessionConfig, settings_for
+from pytest_energy.config import OPTIONS, SessionConfig, settings_for
 from pytest_energy.errors import UsageError
+from pytest_energy.report.bmf import export_targets
 
 
 def test_marker_settings_validation():
@@ -88,3 +89,13 @@ def test_the_settings_are_re_exported_lazily():
     assert {"SessionConfig", "TestSettings", "settings_for", "CarbonConfig"} <= set(dir(config))
     with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
         config.no_such_name  # noqa: B018
+
+
+def test_the_options_reach_the_session_config():
+    by_flag = {o.flag: o for o in OPTIONS}
+    assert by_flag["--energy-bmf"].ini == "energy_bmf"
+    assert by_flag["--energy-github-benchmark"].ini == "energy_github_benchmark"
+    config = SessionConfig.from_pytest(_Config(energy_bmf="out/bmf.json", energy_github_benchmark="gh.json"))
+    assert (config.bmf_path, config.github_benchmark_path) == ("out/bmf.json", "gh.json")
+    assert export_targets(config) == [("out/bmf.json", "--energy-bmf"), ("gh.json", "--energy-github-benchmark")]
+    assert export_targets(SessionConfig.from_pytest(_Config())) == []

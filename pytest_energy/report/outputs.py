@@ -46,9 +46,11 @@ def check_targets(config: SessionConfig) -> list[str]:
     targets = [(config.json_path, "--energy-json", True), (config.markdown_path, "--energy-markdown", True),
                (config.html_path, "--energy-html", True),
                # The step summary is GitHub's file: we append to it and never create its folder.
-               (os.environ.get(STEP_SUMMARY_ENV) or None, f"${STEP_SUMMARY_ENV}", False),
-               (config.bmf_path, "--energy-bmf", True),
-               (config.github_benchmark_path, "--energy-github-benchmark", True)]
+               (os.environ.get(STEP_SUMMARY_ENV) or None, f"${STEP_SUMMARY_ENV}", False)]
+    if config.bmf_path or config.github_benchmark_path:
+        from .bmf import export_targets
+
+        targets += [(path, flag, True) for path, flag in export_targets(config)]
     problems = [_file_problem(path, what, create) for path, what, create in targets if path]
     return [p for p in problems if p]
 

@@ -4,10 +4,7 @@ the run at start-up."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-SPECS = Path(__file__).parents[1] / "specs"
+import schema_check as check  # tests/specs, on the tests' pythonpath (pyproject.toml)
 
 TESTS = '''
 import time
@@ -21,20 +18,12 @@ def test_with_score(energy):
 '''
 
 
-def _checker():
-    spec = importlib.util.spec_from_file_location("_energy_schema_check_e2e", SPECS / "schema_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_run_writes_both_exports_and_says_what_was_left_out(pytester):
     pytester.makepyfile(test_exports=TESTS)
     result = pytester.runpytest("--energy", "--energy-meter", "estimate", "--energy-rounds", "3",
                                 "--energy-min-round-s", "0", "--energy-bmf", "out/bmf.json",
                                 "--energy-github-benchmark", "out/gab.json", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
-    check = _checker()
     bmf = check.strict_loads((pytester.path / "out" / "bmf.json").read_text(encoding="utf-8"))
     assert check.errors(bmf, check.load("bmf.schema.json")) == []
     assert set(bmf) == {"test_exports.py::test_sleep", "test_exports.py::test_with_score"}

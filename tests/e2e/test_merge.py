@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import schema_check as check  # tests/specs, on the tests' pythonpath (pyproject.toml)
 
 from pytest_energy.cli import main
 from pytest_energy.meters.fake import FakeGpu
@@ -165,17 +166,6 @@ def test_the_command_line(pytester, shards):
     assert done.returncode == 0 and "1 result(s) from 1 shard(s)" in done.stdout
 
 
-def _spec_checker():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "specs" / "schema_check.py"
-    spec = importlib.util.spec_from_file_location("_energy_schema_check_merge", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_merge_writes_the_dashboard_exports_of_every_shard(pytester, shards, capsys):
     """`merge --bmf/--github-benchmark`: the merged, typed results of both shards, valid against the
     formats' published schemas (tests/specs)."""
@@ -184,7 +174,6 @@ def test_merge_writes_the_dashboard_exports_of_every_shard(pytester, shards, cap
     run("test_shard_b").assert_outcomes(passed=1)
     assert _merge(pytester, "test_shard_a.json", "test_shard_b.json", "--bmf", str(pytester.path / "bmf.json"),
                   "--github-benchmark", str(pytester.path / "gab.json")) == 0
-    check = _spec_checker()
     bmf = check.strict_loads((pytester.path / "bmf.json").read_text(encoding="utf-8"))
     assert check.errors(bmf, check.load("bmf.schema.json")) == []
     assert {name.split("::")[-1] for name in bmf} == {"test_a1", "test_a2", "test_b1"}

@@ -2,42 +2,33 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+import schema_check as check  # tests/specs, on the tests' pythonpath (pyproject.toml)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_energy.config import OPTIONS, UNSET, SessionConfig
+from pytest_energy.config import SessionConfig
 from pytest_energy.records import Metric, RunResult, TestRecord
 from pytest_energy.report.bmf import (
     BENCHMARK_NAME_MAX_BYTES,
     MEASURE_NAME_MAX_BYTES,
     bmf_document,
     bmf_text,
-    export_targets,
     exports,
     fit_name,
     summarize,
     write_exports,
 )
 
-SPECS = Path(__file__).parents[1] / "specs"
 GOLDEN_REPORT = Path(__file__).parents[1] / "golden" / "report.json"
 
 
-def _checker():
-    # tests/specs is not a package (tests/ has no __init__.py): load the checker by its path.
-    spec = importlib.util.spec_from_file_location("_energy_schema_check", SPECS / "schema_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-check = _checker()
 SCHEMA = check.load("bmf.schema.json")
 
 
@@ -192,29 +183,6 @@ def test_the_json_report_read_back_exports_its_metrics():
     metrics = report["benchmarks"][0]["energy"]["metrics"]
     (measures,) = doc.values()
     assert len(measures) == len(metrics)
-
-
-class _Config:
-    """What SessionConfig.from_pytest reads: options by dest, ini keys unset."""
-
-    def __init__(self, **options):
-        self.options = options
-
-    def getoption(self, dest):
-        return self.options.get(dest)
-
-    def getini(self, key):
-        return UNSET
-
-
-def test_the_options_reach_the_session_config():
-    by_flag = {o.flag: o for o in OPTIONS}
-    assert by_flag["--energy-bmf"].ini == "energy_bmf"
-    assert by_flag["--energy-github-benchmark"].ini == "energy_github_benchmark"
-    config = SessionConfig.from_pytest(_Config(energy_bmf="out/bmf.json", energy_github_benchmark="gh.json"))
-    assert (config.bmf_path, config.github_benchmark_path) == ("out/bmf.json", "gh.json")
-    assert export_targets(config) == [("out/bmf.json", "--energy-bmf"), ("gh.json", "--energy-github-benchmark")]
-    assert export_targets(SessionConfig.from_pytest(_Config())) == []
 
 
 def test_write_exports_writes_each_file_on_its_own(tmp_path):

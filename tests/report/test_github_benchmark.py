@@ -3,13 +3,13 @@ defines it (tests/specs/github-benchmark.schema.json) and its README example."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
 from pathlib import Path
 
 import pytest
+import schema_check as check  # tests/specs, on the tests' pythonpath (pyproject.toml)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,19 +17,11 @@ from pytest_energy.gate.judge import Outcome
 from pytest_energy.records import Metric, RunResult, TestRecord
 from pytest_energy.report.github_benchmark import github_benchmark_document, github_benchmark_text
 
-SPECS = Path(__file__).parents[1] / "specs"
 GOLDEN_REPORT = Path(__file__).parents[1] / "golden" / "report.json"
 
 
-def _checker():
-    # tests/specs is not a package (tests/ has no __init__.py): load the checker by its path.
-    spec = importlib.util.spec_from_file_location("_energy_schema_check", SPECS / "schema_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
-check = _checker()
 SCHEMA = check.load("github-benchmark.schema.json")
 # The action's src/extractRangeInfo.ts: how it reads a range to rescale it with the unit.
 ACTION_RANGE = re.compile(r"(?P<prefix>(\+-|±)\s*)(?P<value>\d.*)")
