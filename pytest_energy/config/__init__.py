@@ -320,14 +320,17 @@ def raw_value(config: Any, option: Option) -> str | None:
     return str(text).strip()
 
 
-def parse_option(config: Any, option: Option) -> Any:
-    text = raw_value(config, option)
-    if text is None:
-        return None
+def parse_text(option: Option, text: str, where: str | None = None) -> Any:
+    """`text` parsed by `option`; a UsageError names where the text came from (default: the flag)."""
     try:
         return option.parse(text)
     except UsageError as exc:
-        raise UsageError(f"{option.flag}: {exc}") from None
+        raise UsageError(f"{where or option.flag}: {exc}") from None
+
+
+def parse_option(config: Any, option: Option) -> Any:
+    text = raw_value(config, option)
+    return None if text is None else parse_text(option, text)
 
 
 MARKER_ARGS = ("rounds", "warmup", "tolerance", "deterministic_tolerance", "group", "reference")

@@ -38,7 +38,7 @@ from typing import Any
 
 import pytest
 
-from ..config import Option, _integer, _number, add_options, raw_value
+from ..config import Option, _integer, _number, add_options, parse_option, parse_text
 from ..errors import DataError, UsageError
 
 # Per task: how to fine-tune and how often to evaluate. max_steps None = five epochs (HULK's n/a limit).
@@ -123,15 +123,8 @@ def option_value(config: Any, option: Option) -> Any:
     var = env_var(option)
     from_env = os.environ.get(var, "").strip()
     if config.getoption(option.dest) is None and from_env:
-        text, where = from_env, f"${var}"
-    else:
-        text, where = raw_value(config, option), option.flag  # an empty option or ini key is an error there
-    if text is None:
-        return None
-    try:
-        return option.parse(text)
-    except UsageError as exc:
-        raise UsageError(f"{where}: {exc}") from None
+        return parse_text(option, from_env, f"${var}")
+    return parse_option(config, option)  # an empty option or ini key is an error there
 
 
 @dataclass(frozen=True)
