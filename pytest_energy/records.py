@@ -874,16 +874,6 @@ class HulkReference:
     entry: dict[str, Any] | None = None  # the matching MachineReference.to_dict(); None: none matched
     saved: list[str] | None = None  # with --energy-save-reference: what was not stored, and why; None: not saving
 
-    # session.py still fills this as a dict (`run.hulk_reference["saved"] = ...`): item access keeps that
-    # working until it sets the fields.
-    def __getitem__(self, key: str) -> Any:
-        return getattr(self, key)
-
-    def __setitem__(self, key: str, value: Any) -> None:
-        if key not in _field_names(HulkReference):
-            raise KeyError(key)
-        setattr(self, key, value)
-
     def to_dict(self) -> dict[str, Any]:
         d = {"path": self.path, "note": self.note, "entry": plain(self.entry)}
         if self.saved is not None:  # the JSON report has `saved` only when the run stored the reference
@@ -930,11 +920,6 @@ class RunResult:
     placement: dict[str, Any] | None = None  # where this process ran (the xdist split, the torchrun ranks)
     saved: Any = None  # gate.store.SavedRun: how --energy-save-baseline changed the run histories
     unsaved_shared: list[str] = field(default_factory=list)  # results measured on shared devices, not saved
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name == "hulk_reference" and isinstance(value, Mapping):  # session.py hands over a dict
-            value = HulkReference.from_dict(value)
-        super().__setattr__(name, value)
 
     @property
     def records(self) -> list[TestRecord]:

@@ -260,7 +260,7 @@ class EnergySession:
                 written, skipped = self.reference.save([b.record for b in self.results], machine, run.commit_info,
                                                        run.datetime)
                 run.written += written
-                run.hulk_reference["saved"] = skipped
+                run.hulk_reference.saved = skipped
         except EnergyError as exc:
             run.errors.append(str(exc))
         run.machine_info = {**machine_info(self.meter), **machine}

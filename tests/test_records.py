@@ -200,14 +200,6 @@ def test_a_report_that_is_not_one_is_a_clear_error():
         RunResult.from_report(bad)
 
 
-def test_session_py_may_still_hand_over_the_reference_as_a_dict():
-    run = RunResult(MeterInfo("estimate", ()), None, [])
-    run.hulk_reference = {"path": "baselines/hulk-reference.json", "note": "none stored", "entry": None}
-    run.hulk_reference["saved"] = ["finetune|sst2: not reached"]
-    assert run.hulk_reference == HulkReference("baselines/hulk-reference.json", "none stored", None,
-                                               ["finetune|sst2: not reached"])
-
-
 def test_the_one_finite_number_check_refuses_bools_nan_infinities_and_ints_beyond_a_float():
     from pytest_energy.records import is_finite_number
 

@@ -81,7 +81,7 @@ def test_finish_writes_no_report_and_hands_the_reporters_data(tmp_path):
     assert run.written == [] and run.errors == []
     assert (run.exitstatus, run.tests_failed, run.placement) == (0, 0, None)
     assert run.meter.name == "manual" and run.machine_info["meter"] == "manual"
-    assert run.hulk_reference["entry"] is None and "no stored HULK reference" in run.hulk_reference["note"]
+    assert run.hulk_reference.entry is None and "no stored HULK reference" in run.hulk_reference.note
     complete_run(run)
     assert run.session_info["meter"] == "manual" and run.session_info["exitstatus"] == 0
     assert run.session_info["save_baseline"] is False and "placement" not in run.session_info

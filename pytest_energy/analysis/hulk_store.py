@@ -35,7 +35,8 @@ from typing import Any
 
 from ..errors import BaselineError
 from ..files import read_json, write_atomic
-from ..records import SWEEP_POINT_KEY, Better, FinetuneResult, InferenceResult, Kind, TestRecord, is_finite_number
+from ..records import (SWEEP_POINT_KEY, Better, FinetuneResult, HulkReference, InferenceResult, Kind, TestRecord,
+                       is_finite_number)
 
 __all__ = ["COSTS", "REFERENCE_FILENAME", "MachineReference", "ReferenceFile", "Slot", "StoredSlot",
            "StoredReference", "add_scores", "hulk_task", "load_reference", "model_of", "reference_from_records",
@@ -366,10 +367,10 @@ class StoredReference:
         entry, _ = self.match(machine)
         return add_scores(record, entry) if entry is not None else []
 
-    def info(self, machine: dict[str, Any]) -> dict[str, Any]:
+    def info(self, machine: dict[str, Any]) -> HulkReference:
         """What the reports say about the stored reference: where it is, why none applies, the entry used."""
         entry, note = self.match(machine)
-        return {"path": self.shown, "note": note, "entry": entry.to_dict() if entry is not None else None}
+        return HulkReference(self.shown, note, entry.to_dict() if entry is not None else None)
 
     def save(self, records: list[TestRecord], machine: dict[str, Any], commit: dict[str, Any],
              datetime_iso: str) -> tuple[list[str], list[str]]:
