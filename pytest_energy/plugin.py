@@ -66,8 +66,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+# Before pytest_configure (and in a pytester run that never configured us): no --energy. Built once, not on
+# every hook call of every test.
+_NO_MODE = RunMode()
+
+
 def _mode(config: pytest.Config) -> RunMode:
-    return config.stash.get(MODE, RunMode())
+    return config.stash.get(MODE, _NO_MODE)
 
 
 def _session(config: pytest.Config) -> EnergySession:
