@@ -648,6 +648,7 @@ class RuleKind(_StrEnum):
     HISTORY = "history"  # this run against the spread of the saved runs' means (gate/history.py)
     DETERMINISTIC = "deterministic"  # exact value with a plain tolerance
     NONE = "none"  # not compared (no baseline, no samples, another unit)
+    AB = "a/b"  # head against a base revision measured alternately in this job (gate/sequential.py)
 
     @classmethod
     def from_text(cls, rule: str) -> RuleKind:
@@ -655,12 +656,14 @@ class RuleKind(_StrEnum):
         rule = str(rule or "")
         if rule.startswith(cls.HISTORY.value):  # "history: 5 runs, probe-normalised, pooled"
             return cls.HISTORY
+        if rule.startswith(RULE_TEXT[cls.AB]):  # "A/B against 1a2b3c4 in this job, 6 pairs: ratio 1.31 [...]"
+            return cls.AB
         return {RULE_TEXT[k]: k for k in (cls.DETERMINISTIC, cls.NONE)}.get(rule, cls.WITHIN_RUN)
 
 
 # The display text of each kind (the history rule's text also says how many runs: gate/history.py).
 RULE_TEXT = {RuleKind.WITHIN_RUN: "within-run Welch", RuleKind.DETERMINISTIC: "exact value",
-             RuleKind.NONE: "not compared", RuleKind.HISTORY: "history"}
+             RuleKind.NONE: "not compared", RuleKind.HISTORY: "history", RuleKind.AB: "A/B"}
 
 
 def is_decisive(verdict: str, metric: str) -> bool:
@@ -691,6 +694,15 @@ class Verdict:
     # History rule: the current value beyond which this metric is a REGRESSION (metric units); None otherwise.
     limit: float | None = None
     rule_kind: RuleKind = RuleKind.WITHIN_RUN  # which rule decided: what code decides on, never `rule`
+    # A second look in the same job (issue 16). confirmation: how the history rule's REGRESSION was re-checked
+    # by re-running the test ("confirmed by 2 re-runs: +31 %, +28 %, +33 %" / "not confirmed: a transient ...").
+    confirmation: str = ""
+    # screen: what the history screen said before an A/B decided ("history: INCONCLUSIVE +12 %").
+    screen: str = ""
+    # A/B: the (base, head) value of each pair in measurement order, and the ratio's interval at the look that
+    # decided (head/base; None before a decision could be taken).
+    pairs: tuple[tuple[float, float], ...] = ()
+    ratio_interval: tuple[float, float] | None = None
 
     @property
     def decisive(self) -> bool:
@@ -700,15 +712,59 @@ class Verdict:
     def by_history(self) -> bool:
         return self.rule_kind == RuleKind.HISTORY
 
+    @property
+    def by_ab(self) -> bool:
+        return self.rule_kind == RuleKind.AB
+
     def to_dict(self) -> dict[str, Any]:
-        return plain(dataclasses.asdict(self))
+        d = plain(dataclasses.asdict(self))
+        # Only what a second look added: a verdict without one keeps the shape older readers know.
+        for key in ("confirmation", "screen"):
+            if not d[key]:
+                del d[key]
+        if not d["pairs"]:
+            del d["pairs"]
+        if d["ratio_interval"] is None:
+            del d["ratio_interval"]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Verdict:
         kind = d.get("rule_kind")
+        interval = d.get("ratio_interval")
         return _build(cls, d, kind=Kind(d["kind"]), better=Better(d["better"]), verdict=VerdictKind(d["verdict"]),
                       hint=d.get("hint") or "", rule=str(d.get("rule", RULE_TEXT[RuleKind.WITHIN_RUN])),
-                      rule_kind=RuleKind(kind) if kind is not None else RuleKind.from_text(d.get("rule", "")))
+                      rule_kind=RuleKind(kind) if kind is not None else RuleKind.from_text(d.get("rule", "")),
+                      confirmation=str(d.get("confirmation") or ""), screen=str(d.get("screen") or ""),
+                      pairs=tuple((float(b), float(h)) for b, h in d.get("pairs") or ()),
+                      ratio_interval=(float(interval[0]), float(interval[1])) if interval else None)
+
+
+@dataclass(frozen=True)
+class Recheck:
+    """A second look at a suspected test in the same job (issue 16): re-runs of the test (`how` "confirm",
+    --energy-confirm) or an A/B against a base revision (`how` "a/b", --energy-against).
+
+    text: one line for every report ("confirmed by 2 re-runs", "A/B against 1a2b3c4: 6 pairs, SAME", "no base
+    to compare: ..."); cost_s: the wall seconds this test's share of the second look took; runs: re-runs, or
+    pairs measured; base_ref: the base's short sha; orders: per A/B pair, "AB" (base first) or "BA"; no_base:
+    why no base could be measured ("" when one was). A test with no_base is neither passed nor failed by A/B.
+    """
+
+    how: str
+    text: str
+    cost_s: float = 0.0
+    runs: int = 0
+    base_ref: str = ""
+    orders: tuple[str, ...] = ()
+    no_base: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Recheck:
+        return _build(cls, d, orders=tuple(str(o) for o in d.get("orders") or ()))
 
 
 @dataclass
@@ -721,6 +777,7 @@ class Outcome:
     failure: str | None = None  # why the test fails when it is not a regression (e.g. a missing baseline)
     gating: bool = True  # False while saving a baseline: regressions are shown, not failed
     strict: bool = False  # --energy-fail-on-inconclusive: INCONCLUSIVE fails too
+    recheck: Recheck | None = None  # the second look in this job, when the test was suspected (issue 16)
 
     @property
     def regressions(self) -> list[Verdict]:
@@ -743,15 +800,20 @@ class Outcome:
         return self.failure is not None or bool(self.failing)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verdicts": [v.to_dict() for v in self.verdicts], "notes": list(self.notes),
-                "baseline_file": self.baseline_file, "failure": self.failure, "gating": self.gating,
-                "strict": self.strict}
+        d = {"verdicts": [v.to_dict() for v in self.verdicts], "notes": list(self.notes),
+             "baseline_file": self.baseline_file, "failure": self.failure, "gating": self.gating,
+             "strict": self.strict}
+        if self.recheck is not None:
+            d["recheck"] = self.recheck.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Outcome:
+        recheck = d.get("recheck")
         return cls(verdicts=[Verdict.from_dict(v) for v in d.get("verdicts") or ()], notes=list(d.get("notes") or ()),
                    baseline_file=d.get("baseline_file") or "", failure=d.get("failure"),
-                   gating=d.get("gating", True), strict=d.get("strict", False))
+                   gating=d.get("gating", True), strict=d.get("strict", False),
+                   recheck=Recheck.from_dict(recheck) if recheck else None)
 
 
 # --- a finished benchmark and a finished run ------------------------------------------------------------------

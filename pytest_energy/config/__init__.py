@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 # with --energy only).
 from ..analysis import STRUBELL_US_G_PER_KWH, STRUBELL_USD_PER_KWH
 from ..errors import UsageError
-from ..gate import DEFAULT_TOLERANCE, HISTORY_LENGTH
+from ..gate import DEFAULT_RERUNS, DEFAULT_TOLERANCE, HISTORY_LENGTH, MAX_PAIRS, MIN_PAIRS
 from ..meters import DEFAULT_WATTS_PER_CORE, METER_CHOICES
 
 if TYPE_CHECKING:  # what __getattr__ below re-exports, for type checkers
@@ -101,6 +101,16 @@ def _choice(choices: tuple[str, ...]) -> Callable[[str], str]:
 
 def _path(text: str) -> str:
     return str(text)
+
+
+def _revision(text: str) -> str | None:
+    """A git revision (commit, branch, tag) or 'auto'; 'none' turns a value from the ini file off."""
+    text = str(text).strip()
+    if text.lower() == "none":
+        return None
+    if text.startswith("-") or any(c.isspace() for c in text):
+        raise UsageError(f"{text!r} is not a git revision; give a commit, a branch, a tag or 'auto'")
+    return text
 
 
 def _auto_or_seconds(text: str) -> float | None:
@@ -214,6 +224,14 @@ OPTIONS: tuple[Option, ...] = (
            "for `bencher run --adapter json --file PATH`", None),
     Option("github-benchmark", "PATH", "write every lower-is-better metric of every benchmark as "
            "github-action-benchmark's customSmallerIsBetter JSON to PATH", None),
+    Option("confirm", "N", "re-run a test the history rule convicts N times at the end of the session (on the same "
+           "xdist worker) and fail it only when every re-run is a REGRESSION too (0: off)", str(DEFAULT_RERUNS),
+           _integer(0)),
+    Option("against", "REV", "measure each suspected test (a REGRESSION, an INCONCLUSIVE beyond the tolerance, or "
+           "no baseline) alternately at REV (a commit, branch or 'auto': the pull request's base) and here, in fresh "
+           "processes, and decide with a sequential A/B test; only an A/B REGRESSION fails", None, _revision),
+    Option("max-pairs", "N", "--energy-against: at most N base/head pairs per test (at least 3)", str(MAX_PAIRS),
+           _integer(MIN_PAIRS)),
     Option("gpus-per-worker", "K", "GPUs each pytest-xdist worker gets through CUDA_VISIBLE_DEVICES (auto: the "
            "visible GPUs split evenly, at least 1 each; 0: do not split, every worker sees every GPU)", "auto",
            _gpus_per_worker),
@@ -237,6 +255,7 @@ FLAGS: tuple[tuple[str, str], ...] = (
      "passes: the change could not be told from the noise)"),
     ("--energy-save-reference", "store this run's fine-tuning and inference costs per task as the HULK reference "
      "of this machine class (<baseline dir>/hulk-reference.json); later runs score against it"),
+    ("--energy-against-all", "with --energy-against: A/B every selected energy benchmark, not only the suspected"),
     ("--energy-hulk-paper", "also place this run's times beside HULK's published Tables 3 and 4 (other "
      "hardware: one RTX 2080 Ti; time only)"),
 )

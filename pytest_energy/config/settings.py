@@ -16,7 +16,7 @@ from typing import Any
 
 from ..analysis.carbon import CarbonConfig
 from ..errors import UsageError
-from ..gate import DEFAULT_TOLERANCE, HISTORY_LENGTH
+from ..gate import DEFAULT_RERUNS, DEFAULT_TOLERANCE, HISTORY_LENGTH, MAX_PAIRS
 from ..meters import DEFAULT_WATTS_PER_CORE
 from . import (DEFAULT_BASELINE_DIR, DEFAULT_ROUNDS, DEFAULT_WARMUP, MARKER_ARGS, OPTIONS, format_tolerance,
                parse_option, parse_tolerance)
@@ -53,6 +53,10 @@ class SessionConfig:
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     gpus_per_worker: int | None = None  # None: split evenly; 0: do not split
     dist_timeout_s: float = 600.0
+    confirm: int = DEFAULT_RERUNS  # re-runs of a test the history rule convicts (0: off)
+    against: str | None = None  # --energy-against REV (or "auto"): the same-job A/B's base revision
+    against_all: bool = False  # A/B every selected test, not only the suspected
+    max_pairs: int = MAX_PAIRS
 
     @property
     def baseline_path(self) -> Path:
@@ -69,6 +73,8 @@ class SessionConfig:
     def from_pytest(cls, config: Any) -> SessionConfig:
         """Parse every option of `config` (pytest's Config, or anything with getoption/getini)."""
         values = {option.key: parse_option(config, option) for option in OPTIONS}
+        if config.getoption("energy_against_all") and values["against"] is None:
+            raise UsageError("--energy-against-all says which tests to A/B; it needs --energy-against REV as well")
         if config.getoption("energy_reset_baseline") and not config.getoption("energy_save_baseline"):
             raise UsageError("--energy-reset-baseline starts a new baseline history, so it needs "
                              "--energy-save-baseline as well")
@@ -90,7 +96,9 @@ class SessionConfig:
             hulk_paper=bool(config.getoption("energy_hulk_paper")),
             json_path=values["json"], markdown_path=values["markdown"], html_path=values["html"],
             bmf_path=values["bmf"], github_benchmark_path=values["github_benchmark"],
-            carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"])
+            carbon=carbon, gpus_per_worker=values["gpus_per_worker"], dist_timeout_s=values["dist_timeout_s"],
+            confirm=values["confirm"], against=values["against"],
+            against_all=bool(config.getoption("energy_against_all")), max_pairs=values["max_pairs"])
 
     def warnings(self) -> list[str]:
         """Values that are valid but probably not what was meant."""

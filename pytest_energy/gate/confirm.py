@@ -43,7 +43,7 @@ __all__ = ["DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "Confirmat
 # The history rule's entry point.
 _judge = _history.judge_against_history
 
-DEFAULT_RERUNS = 2  # --energy-confirm default, from the bursty simulation (docs/statistics.md)
+from . import DEFAULT_RERUNS  # noqa: E402,F401  (--energy-confirm default, defined where config reads it)
 DEFAULT_RULE = "all"
 # Where the caller should put the re-runs: "end" = after the session's last test (a burst has moved on by
 # then), "next" = right after the first run. Not used here; the plugin that schedules re-runs reads it.

@@ -65,8 +65,9 @@ __all__ = ["ALPHA", "BETA", "MIN_PAIRS", "MAX_PAIRS", "RHO", "RULE_PREFIX", "Dec
 
 ALPHA = 0.001  # false alarm per metric at ratio 1 (issue 16)
 BETA = 0.05  # wrong SAME at a change of twice the tolerance (issue 16)
-MIN_PAIRS = 3  # fewer than 3 pairs leave df = 1: a t test is meaningless there
-MAX_PAIRS = 10  # --energy-max-pairs default
+# MIN_PAIRS (fewer than 3 pairs leave df = 1: a t test is meaningless there) and MAX_PAIRS (--energy-max-pairs
+# default) are defined in gate/__init__.py, where the configuration reads them.
+from . import MAX_PAIRS, MIN_PAIRS  # noqa: E402
 RHO = 2.0  # shape of the spending function: A(f) = alpha f^RHO
 RULE_PREFIX = "A/B"
 
