@@ -25,7 +25,7 @@ from .errors import EnergyError, EnergyWarning, UsageError
 
 if TYPE_CHECKING:
     from .config import TestSettings
-    from .records import TestRecord
+    from .records import Outcome, TestRecord
     from .session import BenchmarkResult, EnergySession, RunResult
 
 # The xdist GPU split and torchrun ranks: a plugin module of its own, loaded with this one so that its
@@ -36,6 +36,11 @@ MODE = pytest.StashKey[RunMode]()
 RECORD = pytest.StashKey["TestRecord"]()
 SETTINGS = pytest.StashKey["TestSettings"]()
 FIXTURE = pytest.StashKey[Any]()  # the test's EnergyFixture: closed (its last probe) before the gate judges
+# The second look (pytest_energy.recheck.plugin): its plugin's name; set while a suspected test is re-run (its
+# record is then collected under RERUN_RECORD, not judged).
+RECHECK_PLUGIN = "energy-recheck"
+RERUNNING = pytest.StashKey[bool]()
+RERUN_RECORD = pytest.StashKey["TestRecord"]()
 
 ONLY_REASON = "not an energy benchmark (--energy-only)"
 
@@ -130,11 +135,39 @@ def _start(config: pytest.Config) -> None:
     register(config, session_config, reports=reports)
     if reports:
         config.pluginmanager.register(_Controller(session), "energy-controller")
+    _start_second_look(config, session)
     if _pytest_benchmark_active(config):
         from .integrations.pytest_benchmark import BenchmarkMetering
 
         config.pluginmanager.register(BenchmarkMetering(lambda item: _session(item.config).measurer, _record),
                                       "energy-pytest-benchmark")
+
+
+def _start_second_look(config: pytest.Config, session: EnergySession) -> None:
+    """--energy-confirm N (default 2) and --energy-against REV: the second look at suspected tests
+    (pytest_energy.recheck). Not in a run that saves (it gates nothing), not in an A/B child (it only measures),
+    not under torchrun (a re-run would have to be collective). REV is resolved here: a revision this clone
+    lacks stops the run before anything is measured (exit 4), with the `git fetch` that brings it."""
+    import os
+
+    from .recheck.children import CHILD_ENV
+
+    cfg = session.config
+    if os.environ.get(CHILD_ENV) or cfg.save_baseline or session.ranks is not None:
+        return
+    if cfg.confirm <= 0 and cfg.against is None:
+        return
+    from .recheck.plugin import Recheck
+
+    base = None
+    if cfg.against is not None:
+        from .recheck.git import resolve_base
+
+        try:
+            base = resolve_base(cfg.against, cfg.rootdir)
+        except EnergyError as exc:
+            raise pytest.UsageError(f"pytest-energy: {exc}") from None
+    config.pluginmanager.register(Recheck(session, base), RECHECK_PLUGIN)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -146,8 +179,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             session.close()
 
 
-def _is_energy_test(item: pytest.Item) -> bool:
+def is_energy_test(item: pytest.Item) -> bool:
     return "energy" in getattr(item, "fixturenames", ()) or item.get_closest_marker("energy") is not None
+
+
+_is_energy_test = is_energy_test
 
 
 def _uses_benchmark(item: pytest.Item) -> bool:
@@ -275,6 +311,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         fixture = item.stash.get(FIXTURE, None)
         if fixture is not None:  # a test metered through pytest-benchmark's `benchmark` has no energy fixture
             fixture.close()
+    if call.when == "call" and item.stash.get(RERUNNING, False):
+        # A re-run of a suspected test (pytest_energy.recheck): its record is collected there, not judged here.
+        if report.passed and record is not None and record.metrics:
+            record.make_jsonable()
+            item.stash[RERUN_RECORD] = record
+        return report
     if session.ranks is not None and _exchanged(item, call, report):
         from .distributed.plugin import gather
 
@@ -289,22 +331,34 @@ def _judged(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport,
             record: TestRecord) -> pytest.TestReport:
     """The gate's verdict on a metered test (a regression fails it); the result rides on the report."""
     from .gate.judge import Outcome
-    from .report.format import failure_message
-    from .session import BenchmarkResult
 
     settings = item.stash[SETTINGS]
     conversions = record.make_jsonable()  # before anything is saved or sent to the xdist controller
     outcome = None
+    duration = getattr(call, "duration", None)
     if report.passed:
         try:
             outcome = session.judge(record, settings)
         except EnergyError as exc:
             outcome = Outcome(failure=f"pytest-energy: {exc}")
         outcome.notes += conversions
-        if outcome.failed:
-            report.outcome = "failed"
-            report.longrepr = failure_message(outcome)
-    result = BenchmarkResult(record, settings, outcome, getattr(call, "duration", None),
+        recheck = item.config.pluginmanager.get_plugin(RECHECK_PLUGIN)
+        if recheck is not None and recheck.suspects(item, record, outcome, duration):
+            return report  # held: reported once its second look is done (pytest_energy.recheck.plugin)
+    return publish_result(item, report, session, record, outcome, duration)
+
+
+def publish_result(item: pytest.Item, report: pytest.TestReport, session: EnergySession, record: TestRecord,
+                   outcome: Outcome | None, call_duration_s: float | None) -> pytest.TestReport:
+    """A judged test's final outcome onto its call report (a regression fails it) and to the reporters."""
+    from .report.format import failure_message
+    from .session import BenchmarkResult
+
+    settings = item.stash[SETTINGS]
+    if outcome is not None and outcome.failed:
+        report.outcome = "failed"
+        report.longrepr = failure_message(outcome)
+    result = BenchmarkResult(record, settings, outcome, call_duration_s,
                              machine=session.fingerprint(), placement=session.placement)
     # The result rides on the report as plain data, so the xdist controller gets it too.
     report.energy_result = result.to_dict()

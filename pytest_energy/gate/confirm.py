@@ -28,17 +28,18 @@ re-runs'), and "not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..records import VerdictKind
+from ..records import Outcome, RuleKind, Verdict, VerdictKind
 from . import history as _history
 from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
 
-__all__ = ["DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "Confirmation", "confirm", "decide_confirmation",
-           "judge_run"]
+__all__ = ["DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "Confirmation", "confirm", "confirm_outcome",
+           "decide_confirmation", "judge_run", "still_convicted", "suspected"]
 
 # The history rule's entry point.
 _judge = _history.judge_against_history
@@ -168,3 +169,56 @@ def decide_confirmation(first: HistoryVerdict, reruns: Sequence[HistoryVerdict],
         raise ValueError("rule 'median' needs the verdict of the session's median value")
     return Confirmation(median.verdict == VerdictKind.REGRESSION, first, reruns, rule, len(reruns),
                         median_change=median.change)
+
+
+# --- the rule on a session's judged outcomes (what the plugin calls) ---------------------------------------
+
+def suspected(outcome: Outcome) -> list[str]:
+    """The metrics of a judged test whose REGRESSION needs confirming: measured metrics a statistical rule
+    convicted while the gate is gating. Exact values (deterministic metrics) do not: they do not drift."""
+    if not outcome.gating:
+        return []
+    return [v.metric for v in outcome.verdicts
+            if v.verdict == VerdictKind.REGRESSION and v.rule_kind in (RuleKind.HISTORY, RuleKind.WITHIN_RUN)]
+
+
+def still_convicted(first: Outcome, reruns: Sequence[Outcome]) -> list[str]:
+    """The suspected metrics every re-run so far convicted too (rule "all"): re-running stops when none is left."""
+    metrics = suspected(first)
+    for outcome in reruns:
+        bad = {v.metric for v in outcome.verdicts if v.verdict == VerdictKind.REGRESSION}
+        metrics = [m for m in metrics if m in bad]
+    return metrics
+
+
+def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) -> list[Verdict]:
+    """The verdicts of a suspected test after its re-runs (rule "all"): a REGRESSION every re-run repeated
+    stays, with how it was confirmed; one a re-run did not repeat becomes PASS, marked as a transient.
+
+    first: the outcome of the run that raised the suspicion; reruns: the outcomes of the re-runs made, judged
+    against the same baseline (the caller stops early once nothing is left to confirm); planned: how many
+    re-runs --energy-confirm asked for (the text says when fewer were needed)."""
+    suspects = set(suspected(first))
+    out = []
+    for v in first.verdicts:
+        if v.metric not in suspects:
+            out.append(v)
+            continue
+        again = [next((r for r in o.verdicts if r.metric == v.metric), None) for o in reruns]
+        changes = [v.change_pct] + [r.change_pct if r is not None else None for r in again]
+        confirmed = bool(again) and all(r is not None and r.verdict == VerdictKind.REGRESSION for r in again)
+        n = len(again)
+        noun = "re-run" if n == 1 else "re-runs"
+        if confirmed:
+            text = f"confirmed by {n} {noun}: " + ", ".join(_pct_of(c) for c in changes)
+            out.append(dataclasses.replace(v, confirmation=text))
+        else:
+            rest = ", ".join(_pct_of(c) for c in changes[1:])
+            early = f" (stopped early: {planned} planned)" if n < planned else ""
+            text = f"not confirmed: a transient ({_pct_of(changes[0])}, then {rest} in {n} {noun}{early})"
+            out.append(dataclasses.replace(v, verdict=VerdictKind.PASS, confirmation=text))
+    return out
+
+
+def _pct_of(change_pct: float | None) -> str:
+    return _pct(change_pct / 100.0) if change_pct is not None else "n/a"
