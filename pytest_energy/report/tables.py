@@ -141,6 +141,13 @@ def unknown_note(run: RunResult) -> str:
             "more pairs (--energy-max-pairs) would decide them.")
 
 
+def second_look_mark(v: Verdict) -> str:
+    """What a verdict cell adds when a second look decided it: ' (confirmed)', ' (not confirmed)', ' (A/B)'."""
+    if v.confirmation:
+        return " (confirmed)" if v.verdict == VerdictKind.REGRESSION else " (not confirmed)"
+    return " (A/B)" if v.by_ab else ""
+
+
 def _seconds(s: float) -> str:
     return f"{s:.1f} s" if s < 100 else f"{s:.0f} s"
 
