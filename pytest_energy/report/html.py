@@ -21,8 +21,8 @@ from ..records import (SWEEP_BASE_KEY, SWEEP_POINT_KEY, BaselineSamples, Benchma
 from . import format as fmt
 from .plots import AXIS_TITLES, plot_baseline_vs_current, plot_finetune_curves, plot_frontier
 from .series import Series, primary_series
-from .tables import (SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes, rechecked, second_look_cost, second_look_lines,
-                     second_look_mark, unknown_note, verdict_cells)
+from .tables import (AB_LEGEND, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes, rechecked, second_look_cost,
+                     second_look_lines, second_look_mark, unknown_note, verdict_cells)
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -184,7 +184,7 @@ def _verdicts_section(verdicts: Sequence[tuple[str, Verdict]]) -> str:
     return ("<h2>Baseline verdicts</h2>"
             f'<p class="note">All metrics: {_e(tally)}. Shown: time, energy and every REGRESSION or IMPROVED. '
             "A measured metric regresses when it changes by more than its tolerance and a one-sided Welch test "
-            "gives p &lt; 0.05.</p>"
+            "gives p &lt; 0.05." + (" " + _e(AB_LEGEND) if any(v.by_ab for _, v in verdicts) else "") + "</p>"
             + shown + f"<details><summary>all {len(verdicts)} verdicts</summary>" + every + "</details>"
             + _footnotes_html(notes))
 

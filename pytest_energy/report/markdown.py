@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from ..records import Method, Verdict, VerdictKind, is_estimate
 from . import format as fmt
 from .series import ENERGY_HEADERS, energy_rows, primary_series
-from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes,
+from .tables import (AB_LEGEND, FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes,
                      footprint_line, hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines,
                      second_look_mark, unknown_note, verdict_row)
 
@@ -175,7 +175,9 @@ def _second_look(run: RunResult, labels: dict[str, str]) -> list[str]:
         recheck = b.outcome.recheck
         head = f"- `{cell(labels[b.record.nodeid])}`" + (f": {cell(recheck.text)}" if recheck is not None else "")
         lines.append(head)
-        lines += [f"  - {cell(line)}" for line in second_look_lines(b.outcome)]
+        # A failing regression is in the headline already, with its ratio or confirmation: once is enough.
+        shown = {v.metric for v in b.outcome.regressions} if b.outcome.gating else set()
+        lines += [f"  - {cell(line)}" for line in second_look_lines(b.outcome, leave_out=shown)]
     note = unknown_note(run)
     lines += ["", *(f"{cell(c)}  " for c in second_look_cost(run)), *([cell(note)] if note else []), ""]
     return lines
@@ -221,6 +223,8 @@ def run_markdown(run: RunResult) -> str:
                   "verdicts; all of them are in the JSON and HTML reports). A measured metric regresses when it "
                   f"changes by more than its tolerance ({', '.join(f'{t * 100:g} %' for t in tolerances)}) and "
                   "a one-sided Welch test gives p < 0.05.")
+        if any(v.by_ab for _, vs in decisive for v in vs):
+            legend += " " + AB_LEGEND
         lines += _details(f"Verdicts ({shown})", [legend, "", *comparison_markdown(decisive, footnotes)])
     energy = energy_rows(run.records)
     if energy:

@@ -5,7 +5,7 @@ Each output (terminal, markdown, HTML) lays these rows out in its own format; th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
@@ -105,14 +105,17 @@ def rechecked(run: RunResult) -> list[BenchmarkResult]:
         b.outcome.recheck is not None or any(v.confirmation or v.by_ab for v in b.outcome.verdicts))]
 
 
-def second_look_lines(outcome: Outcome) -> list[str]:
+def second_look_lines(outcome: Outcome, leave_out: Collection[str] = ()) -> list[str]:
     """What the second look said of one test, one line per metric: each confirmation ('energy_j: confirmed by 2
     re-runs: +31 %, +28 %, +33 %: REGRESSION'), each A/B decision worth reading (time, energy, anything not
     SAME) with its ratio and interval; the other A/B metrics are counted in one line. A test with no base to
-    compare gets none: its Recheck.text says why."""
+    compare gets none: its Recheck.text says why. `leave_out`: metrics the caller shows elsewhere (markdown's
+    headline lists each regression with its ratio and confirmation)."""
     lines, same = [], 0
     no_base = outcome.recheck is not None and bool(outcome.recheck.no_base)
     for v in outcome.verdicts:
+        if v.metric in leave_out:
+            continue
         if v.confirmation:
             lines.append(f"{v.metric}: {v.confirmation}: {v.verdict}")
         elif v.by_ab and v.verdict == VerdictKind.NO_BASELINE:
@@ -125,7 +128,7 @@ def second_look_lines(outcome: Outcome) -> list[str]:
             else:
                 same += 1
     if same:
-        lines.append(f"{same} more metric{'s' if same != 1 else ''} SAME")
+        lines.append(f"{same} other metric{'s' if same != 1 else ''} SAME")
     return lines
 
 
@@ -139,6 +142,10 @@ def unknown_note(run: RunResult) -> str:
     effect = "fails with --energy-fail-on-inconclusive" if strict else "the test passes"
     return (f"{n} A/B verdict(s) UNKNOWN: the A/B ran out of pairs before deciding (INCONCLUSIVE, {effect}); "
             "more pairs (--energy-max-pairs) would decide them.")
+
+
+AB_LEGEND = ("An A/B verdict compares this revision with the base revision, measured alternately in this job: a "
+             "sequential test on the pairs' head/base ratios, its interval in brackets.")
 
 
 def second_look_mark(v: Verdict) -> str:

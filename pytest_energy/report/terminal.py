@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from ..records import MeterInfo, VerdictKind
 from .series import energy_table
 from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADERS, footprint_line,
-                     hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines, unknown_note,
-                     verdict_row)
+                     hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines, second_look_mark,
+                     unknown_note, verdict_row)
 
 if TYPE_CHECKING:
     from ..records import RunResult
@@ -62,7 +62,7 @@ def comparison_lines(run: RunResult) -> list[str]:
             counts[str(v.verdict)] = counts.get(str(v.verdict), 0) + 1
             if not v.decisive:
                 continue
-            verdict = str(v.verdict)
+            verdict = str(v.verdict) + second_look_mark(v)
             if v.hint and v.verdict == VerdictKind.INCONCLUSIVE:
                 if v.hint not in hints:
                     hints.append(v.hint)

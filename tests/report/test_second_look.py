@@ -105,7 +105,7 @@ def test_the_terminal_lists_each_rechecked_test_and_what_the_second_look_cost(se
         "(screen: history: INCONCLUSIVE +12 %)",
         "    energy_j: REGRESSION, ratio 1.31 [1.24, 1.39], base 102 J -> head 133.7 J "
         "(screen: history: INCONCLUSIVE +12 %)",
-        "    1 more metric SAME",
+        "    1 other metric SAME",
         "  test_ab_same: A/B against 1a2b3c4: 3 pairs, SAME",
         "    duration_s: SAME, ratio 1.00 [0.97, 1.03], base 10.17 s -> head 10.2 s (screen: no baseline)",
         "  test_ab_unknown: A/B against 1a2b3c4: 10 pairs, UNKNOWN",
@@ -120,6 +120,9 @@ def test_the_terminal_lists_each_rechecked_test_and_what_the_second_look_cost(se
     lines = terminal_lines(second_look_run)
     table_row = next(i for i, line in enumerate(lines) if line.startswith("test_ab_unknown  duration_s"))
     assert lines.index("second look in this job") > table_row  # below the verdict table
+    verdict_cells = [line.rsplit("  ", 1)[-1].strip() for line in lines if line.startswith("test_")]
+    assert {"REGRESSION (confirmed)", "PASS (not confirmed)", "REGRESSION (A/B)", "INCONCLUSIVE (A/B)",
+            "NO_BASELINE (A/B)"} <= set(verdict_cells)
 
 
 def test_an_unknown_says_it_fails_under_fail_on_inconclusive(second_look_run):
@@ -219,6 +222,9 @@ def test_markdown_shows_confirmations_ab_ratios_and_the_second_look(second_look_
             "1a2b3c4 in this job, 6 pairs; tolerance 8 %)") in text
     assert "(an A/B line: against the base revision, measured alternately in this job):" in text
     assert "### Second look in this job" in text
+    assert text.count("confirmed by 2 re-runs: +31 %") == 1  # in the headline, not again below it
+    assert "- `test_ab_slower`: A/B against 1a2b3c4: 6 pairs, REGRESSION\n  - 1 other metric SAME\n" in text
+    assert "An A/B verdict compares this revision with the base revision, measured alternately in this job" in text
     assert "  - energy_j: not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs): PASS" in text
     assert "- `test_no_base`: no base to compare: benchmarks/test_t.py::test_no_base does not exist at the base" in text
     assert "A/B against 1a2b3c4: 4 tests (1 with no base to compare), 19 pairs, 246 s  " in text
@@ -230,7 +236,7 @@ def test_markdown_shows_confirmations_ab_ratios_and_the_second_look(second_look_
 
 def test_markdown_of_an_unflagged_run_has_no_second_look(unflagged_run):
     text = run_markdown(unflagged_run)
-    assert "Second look" not in text and "(A/B)" not in text and "confirmed" not in text
+    assert "Second look" not in text and "A/B" not in text and "confirmed" not in text
 
 
 def test_markdown_of_a_whole_suite_under_ab_fits_a_pull_request_comment(second_look_run):
@@ -242,7 +248,7 @@ def test_markdown_of_a_whole_suite_under_ab_fits_a_pull_request_comment(second_l
                                                                     name=f"test_{i}"),
                                  outcome=dataclasses.replace(slower.outcome, verdicts=metrics)) for i in range(17)]
     text = run_markdown(RunResult(second_look_run.meter, second_look_run.config, suite))
-    assert text.count("measured alternately") == 1
+    assert text.count("Against the base revision, measured alternately in this job:") == 1
     assert len(text) < 65536
 
 
@@ -266,11 +272,12 @@ def test_html_shows_the_second_look_and_each_ab_metric_s_pairs(second_look_run):
     assert '<td class="verdict verdict-pass">PASS (not confirmed)</td>' in page
     assert '<td class="verdict verdict-regression">REGRESSION (A/B)</td>' in page
     assert "A/B against 1a2b3c4: 4 tests (1 with no base to compare), 19 pairs, 246 s" in page
+    assert "An A/B verdict compares this revision with the base revision" in page
 
 
 def test_html_of_an_unflagged_run_has_no_second_look(unflagged_run):
     page = render_html_report(unflagged_run, plots=False)
-    assert "Second look" not in page and "ratio head/base" not in page
+    assert "Second look" not in page and "ratio head/base" not in page and "A/B" not in page
 
 
 def test_html_escapes_the_second_look_s_text(second_look_run):
