@@ -78,14 +78,52 @@ def mean_pm_sd(samples: Sequence[float], digits: int = 3) -> str:
     return f"{number(mean, digits)} ± {number(sd, 2)}"
 
 
+# What an A/B verdict's decision is called (gate/sequential.py: DIFFERENT/SAME/UNKNOWN, as Pinpoint names them);
+# the verdict beside it says what that means for the test.
+AB_DECISIONS = {"REGRESSION": "REGRESSION", "IMPROVED": "IMPROVED", "PASS": "SAME", "INCONCLUSIVE": "UNKNOWN",
+                "NO_BASELINE": "no base"}
+
+
+def ratio(v: Verdict) -> str:
+    """An A/B verdict's head/base ratio and its interval: 'ratio 1.31 [1.24, 1.39]' (change_pct is the ratio's)."""
+    if v.change_pct is None or not is_number(v.change_pct):
+        return f"ratio {MISSING}"
+    interval = v.ratio_interval
+    bounds = (f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+              if interval is not None and all(is_number(x) for x in interval) else "")
+    return f"ratio {1 + v.change_pct / 100:.2f}{bounds}"
+
+
+def ab_rule(v: Verdict) -> str:
+    """The A/B rule without the figures it ends with ('A/B against 1a2b3c4 in this job, 6 pairs'): the line that
+    shows it prints ratio() beside it."""
+    return v.rule.split(": ratio", 1)[0]
+
+
+def ab_line(v: Verdict) -> str:
+    """What the A/B said of one metric: 'REGRESSION, ratio 1.31 [1.24, 1.39], base 10.2 s -> head 13.4 s',
+    'SAME, ratio 1.01 [0.97, 1.05], ...', 'UNKNOWN, ..., passes', or the rule's 'no base to compare (...)'."""
+    if v.baseline_value is None:
+        return f"{AB_DECISIONS.get(str(v.verdict), str(v.verdict))}: {v.rule}"
+    text = (f"{AB_DECISIONS.get(str(v.verdict), str(v.verdict))}, {ratio(v)}, base {value(v.baseline_value, v.unit)}"
+            f" -> head {value(v.current_value, v.unit)}")
+    return text + ", passes" if v.verdict == "INCONCLUSIVE" else text
+
+
 def verdict_line(v: Verdict) -> str:
     """One human line for a Verdict, e.g.
     'energy_j: 10 J -> 11.9 J (+19 %, p=0.0012, tolerance 8 %, n=5/5, within-run Welch) REGRESSION', or with the
     history rule 'energy_j: expected 10 J -> 19.8 J (+98 %, p=2.1e-06, tolerance 8 %, regression above 11.2 J,
-    1 round, history: 3 runs, pooled) REGRESSION'."""
+    1 round, history: 3 runs, pooled) REGRESSION', or with the A/B rule 'energy_j: base 10.2 J -> head 13.4 J
+    (ratio 1.31 [1.24, 1.39], +31.0 %, tolerance 8 %, A/B against 1a2b3c4 in this job, 6 pairs) REGRESSION'."""
     current = value(v.current_value, v.unit)
     if v.baseline_value is None:
-        text = f"{v.metric}: {current} (no baseline) {v.verdict}"
+        # An A/B with no base names why ("A/B against 1a2b3c4: no base to compare (...)").
+        why = v.rule if v.by_ab else "no baseline"
+        text = f"{v.metric}: {current} ({why}) {v.verdict}"
+    elif v.by_ab:
+        text = (f"{v.metric}: base {value(v.baseline_value, v.unit)} -> head {current} ({ratio(v)}, "
+                f"{change(v.change_pct)}, tolerance {v.tolerance * 100:g} %, {ab_rule(v)}) {v.verdict}")
     else:
         parts = [change(v.change_pct)]
         if v.p_value is not None:
@@ -117,14 +155,29 @@ def _regression_heading(verdicts: Sequence[Verdict]) -> str:
 
 
 def failure_message(outcome: Outcome) -> str:
-    """The text a failing benchmark shows: the gate's rule and numbers for every metric that fails it."""
+    """The text a failing benchmark shows: the gate's rule and numbers for every metric that fails it, with how a
+    second look in this job confirmed it (a re-run's confirmation, or the A/B against the base revision)."""
     lines = []
     if outcome.failure:
         lines.append(outcome.failure)
     regressions = outcome.regressions
     if regressions and outcome.gating:
-        lines.append(f"{_regression_heading(regressions)} against {outcome.baseline_file}:")
-        lines += ["  " + verdict_line(v) for v in regressions]
+        by_ab = [v for v in regressions if v.by_ab]
+        stored = [v for v in regressions if not v.by_ab]
+        if stored:
+            lines.append(f"{_regression_heading(stored)} against {outcome.baseline_file}:")
+            for v in stored:
+                lines.append("  " + verdict_line(v))
+                if v.confirmation:
+                    lines.append("    " + v.confirmation)
+        if by_ab:
+            recheck = outcome.recheck
+            base = recheck.base_ref if recheck is not None and recheck.base_ref else "the base revision"
+            lines.append(f"{_regression_heading(by_ab)} against {base}, measured alternately in this job:")
+            for v in by_ab:
+                lines.append("  " + verdict_line(v))
+                if v.screen:
+                    lines.append(f"    the screen before it: {v.screen}")
     strict = [v for v in outcome.failing if v.verdict == "INCONCLUSIVE"]
     if strict:
         lines.append(f"INCONCLUSIVE against {outcome.baseline_file} fails with --energy-fail-on-inconclusive:")

@@ -21,7 +21,8 @@ from ..records import (SWEEP_BASE_KEY, SWEEP_POINT_KEY, BaselineSamples, Benchma
 from . import format as fmt
 from .plots import AXIS_TITLES, plot_baseline_vs_current, plot_finetune_curves, plot_frontier
 from .series import Series, primary_series
-from .tables import VERDICT_HEADINGS, Footnotes, verdict_cells
+from .tables import (AB_LEGEND, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes, rechecked, second_look_cost,
+                     second_look_lines, second_look_mark, unknown_note, verdict_cells)
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -165,7 +166,7 @@ def _verdict_table(verdicts: Sequence[tuple[str, Verdict]], notes: Footnotes) ->
         row = [_td(_e(cells[c]), c not in _TEXT_COLUMNS) for c in _VERDICT_COLUMNS[:-1]]
         slug = "".join(c for c in str(v.verdict).lower() if c.isalnum())
         mark = _footnote_mark(notes, v.hint) if v.hint and v.verdict != VerdictKind.NO_BASELINE else ""
-        row.append(f'<td class="verdict verdict-{slug}">{_e(cells["verdict"])}{mark}</td>')
+        row.append(f'<td class="verdict verdict-{slug}">{_e(cells["verdict"] + second_look_mark(v))}{mark}</td>')
         rows.append(row)
     return _table([VERDICT_HEADINGS[c] for c in _VERDICT_COLUMNS], rows)
 
@@ -183,9 +184,48 @@ def _verdicts_section(verdicts: Sequence[tuple[str, Verdict]]) -> str:
     return ("<h2>Baseline verdicts</h2>"
             f'<p class="note">All metrics: {_e(tally)}. Shown: time, energy and every REGRESSION or IMPROVED. '
             "A measured metric regresses when it changes by more than its tolerance and a one-sided Welch test "
-            "gives p &lt; 0.05.</p>"
+            "gives p &lt; 0.05." + (" " + _e(AB_LEGEND) if any(v.by_ab for _, v in verdicts) else "") + "</p>"
             + shown + f"<details><summary>all {len(verdicts)} verdicts</summary>" + every + "</details>"
             + _footnotes_html(notes))
+
+
+def _pairs_table(v: Verdict, orders: Sequence[str]) -> str:
+    """An A/B metric's pairs in measurement order: which side ran first (AB: base first), base, head, head/base."""
+    rows = []
+    for i, (base, head) in enumerate(v.pairs):
+        ratio = head / base if fmt.is_number(base) and fmt.is_number(head) and base else None
+        rows.append([_td(str(i + 1), True), _td(_e(orders[i] if i < len(orders) else fmt.MISSING)),
+                     _td(_e(fmt.value(base, v.unit)), True), _td(_e(fmt.value(head, v.unit)), True),
+                     _td(f"{ratio:.3f}" if ratio is not None else fmt.MISSING, True)])
+    return _table(["pair", "order", "base", "head", "ratio head/base"], rows)
+
+
+def _second_look_section(run: RunResult) -> str:
+    """Each test a second look re-measured in this job: confirmed, not confirmed, the A/B's decision per metric
+    with its ratio and interval and a table of its pairs, no base to compare; and what it cost."""
+    tests = rechecked(run)
+    if not tests:
+        return ""
+    parts = [f"<h2>{_e(SECOND_LOOK_TITLE[0].upper() + SECOND_LOOK_TITLE[1:])}</h2>",
+             '<p class="note">A test the history screen suspected is measured again in this job: re-runs of it '
+             "(confirmation), or the base revision and this one alternately in fresh processes (A/B; order AB: the "
+             "base ran first, BA: this revision did), so that drift common to both cancels in their ratio.</p>"]
+    for b in tests:
+        recheck = b.outcome.recheck
+        head = f"{b.record.name}: {recheck.text}" if recheck is not None else b.record.name
+        items = "".join(f"<li>{_e(line)}</li>" for line in second_look_lines(b.outcome))
+        parts.append(f"<h3>{_e(head)}</h3>" + (f"<ul>{items}</ul>" if items else ""))
+        orders = recheck.orders if recheck is not None else ()
+        for v in b.outcome.verdicts:
+            # The pairs of what the A/B decided on and of what it found different; the rest are folded.
+            if v.by_ab and v.pairs:
+                title = f"{v.metric}: {fmt.ab_line(v)} ({len(v.pairs)} pairs)"
+                shown = " open" if v.verdict == VerdictKind.REGRESSION else ""
+                parts.append(f"<details{shown}><summary>{_e(title)}</summary>{_pairs_table(v, orders)}</details>")
+    note = unknown_note(run)
+    lines = second_look_cost(run) + ([note] if note else [])
+    parts += [f'<p class="note">{_e(line)}</p>' for line in lines]
+    return "".join(parts)
 
 
 def _baseline_of(run: RunResult, b: BenchmarkResult, series: Series) -> BaselineSamples | None:
@@ -382,6 +422,7 @@ def render_html_report(run: RunResult | Mapping[str, Any] | None = None, *,
         body.append(_kv_section("About this run", about))
     if verdicts:
         body.append(_verdicts_section(verdicts))
+        body.append(_second_look_section(run))
     if run.benchmarks:
         body.append(_benchmarks_section(run))
         body.append(_metrics_section(run))

@@ -151,8 +151,10 @@ def verdict_json(v: Verdict) -> dict[str, Any]:
 
 def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[dict[str, Any]] | None = None,
                     footprint: dict[str, Any] | None = None, *, call_duration_s: float | None = None,
-                    baseline: BaselineEntry | None = None) -> dict[str, Any] | None:
-    """One benchmark in pytest-benchmark's layout; None when there is no time at all to put in `stats`."""
+                    baseline: BaselineEntry | None = None, recheck: dict[str, Any] | None = None
+                    ) -> dict[str, Any] | None:
+    """One benchmark in pytest-benchmark's layout; None when there is no time at all to put in `stats`.
+    `recheck`: the second look in this job (records.Recheck.to_dict), kept under `energy` only when there was one."""
     series = primary_series(record)
     durations = series.duration.samples if series else []
     energies = series.energy.samples if series else []
@@ -200,6 +202,8 @@ def benchmark_entry(record: TestRecord, options: dict[str, Any], verdicts: list[
     }
     if per_rank:
         energy["per_rank"] = per_rank
+    if recheck is not None:
+        energy["recheck"] = recheck
     return {
         "group": record.group,
         "name": record.name,
@@ -225,8 +229,10 @@ def build_report(run: RunResult) -> dict[str, Any]:
                    "meter": run.meter.name}
         verdicts = [verdict_json(v) for v in b.outcome.verdicts] if b.outcome is not None else None
         carbon = run.config.carbon if run.config is not None else None
+        recheck = b.outcome.recheck if b.outcome is not None else None
         entry = benchmark_entry(b.record, options, verdicts, footprint_of(b.record, carbon),
-                                call_duration_s=b.call_duration_s, baseline=run.baselines.get(b.record.nodeid))
+                                call_duration_s=b.call_duration_s, baseline=run.baselines.get(b.record.nodeid),
+                                recheck=recheck.to_dict() if recheck is not None else None)
         if entry is None:
             # Never `"stats": null`: it makes pytest-benchmark compare drop the whole file.
             left_out.append({"fullname": b.record.nodeid, "reason": "no time measured: nothing for `stats`",

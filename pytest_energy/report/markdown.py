@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from ..records import Method, Verdict, VerdictKind, is_estimate
 from . import format as fmt
 from .series import ENERGY_HEADERS, energy_rows, primary_series
-from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, VERDICT_HEADINGS, Footnotes, footprint_line, hulk_blocks,
-                     protocol_rows, verdict_row)
+from .tables import (AB_LEGEND, FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes,
+                     footprint_line, hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines,
+                     second_look_mark, unknown_note, verdict_row)
 
 if TYPE_CHECKING:
     from ..records import RunResult
@@ -58,6 +59,7 @@ def _verdict_text(v: Verdict, footnotes: Footnotes) -> str:
     text = str(v.verdict)
     if v.verdict == VerdictKind.REGRESSION:
         text = f"**{text}**"
+    text += second_look_mark(v)
     if v.hint and v.verdict != VerdictKind.NO_BASELINE:  # "no baseline" is said once, in the notes
         text += f" [{footnotes.number(v.hint)}]"
     return text
@@ -119,13 +121,21 @@ def _headline(run: RunResult, labels: dict[str, str]) -> list[str]:
     lines: list[str] = []
     if regressed and not saving:
         tests = len({b.record.nodeid for b, _ in regressed})
+        against = f"Against the baselines in {_against(run)}"
+        if all(v.by_ab for _, v in regressed):
+            against = "Against the base revision, measured alternately in this job"
+        elif any(v.by_ab for _, v in regressed):
+            against += " (an A/B line: against the base revision, measured alternately in this job)"
         lines += [f"## pytest-energy: {len(regressed)} regression(s) in {tests} of {n} benchmark(s)", "",
-                  f"Against the baselines in {_against(run)}:", ""]
+                  f"{against}:", ""]
         for b, v in regressed:
             p = f", p={fmt.p_value(v.p_value)}" if v.p_value is not None else ""
-            lines.append(f"- `{cell(labels[b.record.nodeid])}` {cell(v.metric)}: **{fmt.change(v.change_pct)}** "
-                         f"({cell(fmt.value(v.baseline_value, v.unit))} → {cell(fmt.value(v.current_value, v.unit))}"
-                         f"{p}; tolerance {v.tolerance * 100:g} %)")
+            if v.by_ab:  # measured against the base revision in this job, not against the stored baselines
+                p = f", {fmt.ratio(v)}, {fmt.ab_rule(v)}"
+            line = (f"- `{cell(labels[b.record.nodeid])}` {cell(v.metric)}: **{fmt.change(v.change_pct)}** "
+                    f"({cell(fmt.value(v.baseline_value, v.unit))} → {cell(fmt.value(v.current_value, v.unit))}"
+                    f"{cell(p)}; tolerance {v.tolerance * 100:g} %)")
+            lines.append(line + (f"; {cell(v.confirmation)}" if v.confirmation else ""))
     elif failures:
         lines += [f"## pytest-energy: {len(failures)} of {n} benchmark(s) failed", ""]
     elif saving:
@@ -151,6 +161,25 @@ def _headline(run: RunResult, labels: dict[str, str]) -> list[str]:
                                               f"{fmt.change(v.change_pct)}" for b, v in improved))
     if tally:
         lines += ["", f"All {len(verdicts)} metric verdicts: {tally}."]
+    return lines
+
+
+def _second_look(run: RunResult, labels: dict[str, str]) -> list[str]:
+    """Each test a second look re-measured in this job, what it said per metric, and its cost: a few lines per
+    suspected test, none for a run that suspected nothing."""
+    tests = rechecked(run)
+    if not tests:
+        return []
+    lines = [f"### {SECOND_LOOK_TITLE[0].upper()}{SECOND_LOOK_TITLE[1:]}", ""]
+    for b in tests:
+        recheck = b.outcome.recheck
+        head = f"- `{cell(labels[b.record.nodeid])}`" + (f": {cell(recheck.text)}" if recheck is not None else "")
+        lines.append(head)
+        # A failing regression is in the headline already, with its ratio or confirmation: once is enough.
+        shown = {v.metric for v in b.outcome.regressions} if b.outcome.gating else set()
+        lines += [f"  - {cell(line)}" for line in second_look_lines(b.outcome, leave_out=shown)]
+    note = unknown_note(run)
+    lines += ["", *(f"{cell(c)}  " for c in second_look_cost(run)), *([cell(note)] if note else []), ""]
     return lines
 
 
@@ -181,7 +210,7 @@ def run_markdown(run: RunResult) -> str:
     """The pull-request / job-summary view of a RunResult: verdict first, then the folded details."""
     labels = _labels(run)
     footnotes = Footnotes()
-    lines = [*_headline(run, labels), "", _meter_line(run), ""]
+    lines = [*_headline(run, labels), "", *_second_look(run, labels), _meter_line(run), ""]
     for error in run.errors:
         lines.append(f"**Error:** {cell(error)}  ")
     decisive = [(labels[b.record.nodeid], [v for v in b.outcome.verdicts if v.decisive])
@@ -194,6 +223,8 @@ def run_markdown(run: RunResult) -> str:
                   "verdicts; all of them are in the JSON and HTML reports). A measured metric regresses when it "
                   f"changes by more than its tolerance ({', '.join(f'{t * 100:g} %' for t in tolerances)}) and "
                   "a one-sided Welch test gives p < 0.05.")
+        if any(v.by_ab for _, vs in decisive for v in vs):
+            legend += " " + AB_LEGEND
         lines += _details(f"Verdicts ({shown})", [legend, "", *comparison_markdown(decisive, footnotes)])
     energy = energy_rows(run.records)
     if energy:

@@ -5,18 +5,18 @@ Each output (terminal, markdown, HTML) lays these rows out in its own format; th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
-from ..records import FinetuneResult, InferenceResult, TestRecord, Verdict
+from ..records import FinetuneResult, InferenceResult, TestRecord, Verdict, VerdictKind
 from . import format as fmt
 from .series import primary_series
 
 if TYPE_CHECKING:
     from ..analysis.carbon import CarbonConfig
     from ..analysis.hulk import HulkTable, OverallScore
-    from ..records import RunResult
+    from ..records import BenchmarkResult, Outcome, RunResult
 
 FINETUNE_HEADERS = ["test", "cut-off", "reached", "steps", "score", "train time", "train energy", "eval time",
                     "eval share", "tokens", "FLOPs", "method"]
@@ -92,6 +92,94 @@ def verdict_row(name: str, v: Verdict, verdict_text: str | None = None,
                 columns: Sequence[str] = VERDICT_HEADERS) -> list[str]:
     cells = verdict_cells(name, v, verdict_text)
     return [cells[c] for c in columns]
+
+
+# --- the second look in this job (issue 16): re-runs that confirm a suspicion, A/B against a base revision ----
+
+SECOND_LOOK_TITLE = "second look in this job"
+
+
+def rechecked(run: RunResult) -> list[BenchmarkResult]:
+    """The benchmarks a second look re-measured in this job, in run order (none in an unflagged run)."""
+    return [b for b in run.benchmarks if b.outcome is not None and (
+        b.outcome.recheck is not None or any(v.confirmation or v.by_ab for v in b.outcome.verdicts))]
+
+
+def second_look_lines(outcome: Outcome, leave_out: Collection[str] = ()) -> list[str]:
+    """What the second look said of one test, one line per metric: each confirmation ('energy_j: confirmed by 2
+    re-runs: +31 %, +28 %, +33 %: REGRESSION'), each A/B decision worth reading (time, energy, anything not
+    SAME) with its ratio and interval; the other A/B metrics are counted in one line. A test with no base to
+    compare gets none: its Recheck.text says why. `leave_out`: metrics the caller shows elsewhere (markdown's
+    headline lists each regression with its ratio and confirmation)."""
+    lines, same = [], 0
+    no_base = outcome.recheck is not None and bool(outcome.recheck.no_base)
+    for v in outcome.verdicts:
+        if v.metric in leave_out:
+            continue
+        if v.confirmation:
+            lines.append(f"{v.metric}: {v.confirmation}: {v.verdict}")
+        elif v.by_ab and v.verdict == VerdictKind.NO_BASELINE:
+            if not no_base:  # else the test's own line (Recheck.text) says why, once
+                lines.append(f"{v.metric}: {v.rule}")
+        elif v.by_ab:
+            if v.decisive or v.verdict != VerdictKind.PASS:
+                screen = f" (screen: {v.screen})" if v.screen else ""
+                lines.append(f"{v.metric}: {fmt.ab_line(v)}{screen}")
+            else:
+                same += 1
+    if same:
+        lines.append(f"{same} other metric{'s' if same != 1 else ''} SAME")
+    return lines
+
+
+def unknown_note(run: RunResult) -> str:
+    """What an A/B UNKNOWN means for the exit status, and what would decide it ("" when there is none)."""
+    n = sum(1 for b in rechecked(run) for v in b.outcome.verdicts
+            if v.by_ab and v.verdict == VerdictKind.INCONCLUSIVE)
+    if not n:
+        return ""
+    strict = run.config is not None and run.config.fail_on_inconclusive
+    effect = "fails with --energy-fail-on-inconclusive" if strict else "the test passes"
+    return (f"{n} A/B verdict(s) UNKNOWN: the A/B ran out of pairs before deciding (INCONCLUSIVE, {effect}); "
+            "more pairs (--energy-max-pairs) would decide them.")
+
+
+AB_LEGEND = ("An A/B verdict compares this revision with the base revision, measured alternately in this job: a "
+             "sequential test on the pairs' head/base ratios, its interval in brackets.")
+
+
+def second_look_mark(v: Verdict) -> str:
+    """What a verdict cell adds when a second look decided it: ' (confirmed)', ' (not confirmed)', ' (A/B)'."""
+    if v.confirmation:
+        return " (confirmed)" if v.verdict == VerdictKind.REGRESSION else " (not confirmed)"
+    return " (A/B)" if v.by_ab else ""
+
+
+def _seconds(s: float) -> str:
+    return f"{s:.1f} s" if s < 100 else f"{s:.0f} s"
+
+
+def second_look_cost(run: RunResult) -> list[str]:
+    """What the second look cost, wall seconds summed over the tests: 'confirmation: 2 tests re-run (4 runs),
+    41.3 s', 'A/B against 1a2b3c4: 3 tests, 18 pairs, 412 s' (one line per base revision)."""
+    checks = [b.outcome.recheck for b in run.benchmarks if b.outcome is not None and b.outcome.recheck is not None]
+    lines = []
+    confirm = [c for c in checks if c.how == "confirm"]
+    if confirm:
+        runs = sum(c.runs for c in confirm)
+        lines.append(f"confirmation: {len(confirm)} test{'s' if len(confirm) != 1 else ''} re-run "
+                     f"({runs} run{'s' if runs != 1 else ''}), {_seconds(sum(c.cost_s for c in confirm))}")
+    by_base: dict[str, list[Any]] = {}
+    for c in checks:
+        if c.how != "confirm":
+            by_base.setdefault(c.base_ref, []).append(c)
+    for base, group in by_base.items():
+        pairs = sum(c.runs for c in group)
+        no_base = sum(1 for c in group if c.no_base)
+        missing = f" ({no_base} with no base to compare)" if no_base else ""
+        lines.append(f"A/B against {base or 'the base revision'}: {len(group)} test{'s' if len(group) != 1 else ''}"
+                     f"{missing}, {pairs} pair{'s' if pairs != 1 else ''}, {_seconds(sum(c.cost_s for c in group))}")
+    return lines
 
 
 def footprint_of(record: TestRecord, carbon: CarbonConfig | None) -> dict[str, Any] | None:

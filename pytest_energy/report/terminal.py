@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING
 
 from ..records import MeterInfo, VerdictKind
 from .series import energy_table
-from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, VERDICT_HEADERS, footprint_line, hulk_blocks,
-                     protocol_rows, verdict_row)
+from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADERS, footprint_line,
+                     hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines, second_look_mark,
+                     unknown_note, verdict_row)
 
 if TYPE_CHECKING:
     from ..records import RunResult
@@ -61,7 +62,7 @@ def comparison_lines(run: RunResult) -> list[str]:
             counts[str(v.verdict)] = counts.get(str(v.verdict), 0) + 1
             if not v.decisive:
                 continue
-            verdict = str(v.verdict)
+            verdict = str(v.verdict) + second_look_mark(v)
             if v.hint and v.verdict == VerdictKind.INCONCLUSIVE:
                 if v.hint not in hints:
                     hints.append(v.hint)
@@ -94,6 +95,21 @@ def comparison_lines(run: RunResult) -> list[str]:
     return lines
 
 
+def second_look_section(run: RunResult) -> list[str]:
+    """Each test a second look re-measured in this job (confirmed, not confirmed, the A/B's decision, no base to
+    compare) and what it cost; nothing for a run that suspected nothing."""
+    tests = rechecked(run)
+    if not tests:
+        return []
+    lines = ["", SECOND_LOOK_TITLE]
+    for b in tests:
+        recheck = b.outcome.recheck
+        lines.append(f"  {b.record.name}: {recheck.text}" if recheck is not None else f"  {b.record.name}")
+        lines += [f"    {line}" for line in second_look_lines(b.outcome)]
+    note = unknown_note(run)
+    return lines + second_look_cost(run) + ([note] if note else [])
+
+
 def inconclusive_lines(run: RunResult, count: int) -> list[str]:
     """Say what INCONCLUSIVE means for this run's exit status, and how to turn it into a decision."""
     if not count:
@@ -114,6 +130,7 @@ def terminal_lines(run: RunResult) -> list[str]:
         lines.append("no energy benchmark produced results")
     lines += protocol_lines(run)
     lines += comparison_lines(run)
+    lines += second_look_section(run)
     for title, table in hulk_blocks(run):
         lines += ["", title, *table.splitlines()]
     footprint = footprint_line(run)

@@ -16,7 +16,7 @@ from typing import Any
 HERE = Path(__file__).parent
 ANNOTATIONS = {"$schema", "$id", "$comment", "title", "description"}
 KNOWN = ANNOTATIONS | {"type", "properties", "patternProperties", "additionalProperties", "required", "items",
-                       "minItems", "propertyNames", "minLength", "maxLength", "pattern"}
+                       "minItems", "maxItems", "propertyNames", "minLength", "maxLength", "pattern", "enum"}
 
 
 def load(name: str) -> dict[str, Any]:
@@ -41,6 +41,10 @@ def _is_type(value: Any, kind: str) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "null":
+        return value is None
     raise ValueError(f"type {kind!r} is not supported by this checker")
 
 
@@ -49,8 +53,11 @@ def errors(instance: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
     if unknown:
         raise ValueError(f"{path}: keyword(s) {sorted(unknown)} not supported by this checker")
     out: list[str] = []
-    if "type" in schema and not _is_type(instance, schema["type"]):
-        return [f"{path}: expected {schema['type']}, got {type(instance).__name__} {instance!r:.60}"]
+    kinds = schema.get("type")
+    if kinds is not None and not any(_is_type(instance, k) for k in ([kinds] if isinstance(kinds, str) else kinds)):
+        return [f"{path}: expected {kinds}, got {type(instance).__name__} {instance!r:.60}"]
+    if "enum" in schema and instance not in schema["enum"]:
+        out.append(f"{path}: {instance!r:.60} is not one of {schema['enum']}")
     if isinstance(instance, str):
         if len(instance) < schema.get("minLength", 0):
             out.append(f"{path}: shorter than {schema['minLength']} characters")
@@ -61,6 +68,8 @@ def errors(instance: Any, schema: dict[str, Any], path: str = "$") -> list[str]:
     if isinstance(instance, list):
         if len(instance) < schema.get("minItems", 0):
             out.append(f"{path}: fewer than {schema['minItems']} items")
+        if "maxItems" in schema and len(instance) > schema["maxItems"]:
+            out.append(f"{path}: more than {schema['maxItems']} items")
         if "items" in schema:
             for i, item in enumerate(instance):
                 out += errors(item, schema["items"], f"{path}[{i}]")
