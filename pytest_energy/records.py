@@ -1060,7 +1060,9 @@ def _benchmark_from_report(i: int, bench: Any, gating: bool) -> BenchmarkResult:
             extra_info=dict(bench.get("extra_info") or {}),
             protocols=[protocol_from_dict(p) for p in energy.get("protocols") or ()])
         comparison = energy.get("comparison")
-        outcome = (Outcome([Verdict.from_dict(v) for v in comparison], gating=gating)
+        recheck = energy.get("recheck")
+        outcome = (Outcome([Verdict.from_dict(v) for v in comparison], gating=gating,
+                           recheck=Recheck.from_dict(recheck) if isinstance(recheck, Mapping) else None)
                    if comparison is not None else None)
         stats = bench.get("stats") if isinstance(bench.get("stats"), Mapping) else {}
         # A test without a time series of its own: its `stats` are the test call's wall time (report/json.py).

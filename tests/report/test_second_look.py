@@ -205,8 +205,6 @@ def test_the_verdicts_read_back_from_the_json_report_as_they_were(second_look_ru
     assert _verdict(back, "test_no_base", "duration_s").by_ab
 
 
-@pytest.mark.xfail(strict=True, reason="records._benchmark_from_report does not read energy.recheck yet "
-                                       "(a change for the integrator: records.py is not this helper's)")
 def test_the_recheck_reads_back_from_the_json_report(second_look_run):
     back = RunResult.from_report(_report(second_look_run))
     assert [b.outcome.recheck for b in back.benchmarks] == [b.outcome.recheck for b in second_look_run.benchmarks]
