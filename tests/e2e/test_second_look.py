@@ -198,7 +198,8 @@ def repo(pytester, monkeypatch):
     parent run's PYTHONPATH, as an editable install of the head would: the base must still import its own code."""
     pytester.makepyfile(work=WORK.format(factor=1.0), test_ab=AB_TEST)
     pytester.makeini("[pytest]\naddopts = -p no:cacheprovider\n")
-    (pytester.path / ".gitignore").write_text("baselines/\n*.json\nimports.txt\n")
+    # pytester itself writes stdout, stderr and runpytest-current beside the repository files
+    (pytester.path / ".gitignore").write_text("baselines/\n*.json\nimports.txt\nstdout\nstderr\nrunpytest-current\n")
     _git(pytester.path, "init", "-q")
     _git(pytester.path, "config", "user.email", "ci@example.com")
     _git(pytester.path, "config", "user.name", "ci")
