@@ -116,6 +116,16 @@ def clone_env(clone: Path) -> dict[str, str]:
                 TRANSFORMERS_OFFLINE="1")
 
 
+def imported_from(clone: Path) -> Path:
+    """Where the runs' `import pytest_energy` resolves: must be the clone, else the plant would not be measured."""
+    proc = subprocess.run([sys.executable, "-c", "import pytest_energy; print(pytest_energy.__file__)"], cwd=clone,
+                          env=clone_env(clone), capture_output=True, text=True, check=True)
+    where = Path(proc.stdout.strip()).resolve()
+    if clone.resolve() not in where.parents:
+        raise RuntimeError(f"with PYTHONPATH={clone}, pytest_energy is imported from {where}, not from the clone")
+    return where
+
+
 def pytest_cmd(*, against: str | None, baseline_dir: Path | None, save: bool, report: Path | None,
                extra_args: list[str] = ()) -> list[str]:
     cmd = [sys.executable, "-m", "pytest", *PROTOCOL_TESTS, "--energy", "-p", "no:cacheprovider"]
@@ -255,7 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"save {i:2d} exit {r['exit']}  {r['duration_s']:6.1f} s  failed: {', '.join(r['failed']) or '-'}",
                   flush=True)
     commit = plant_commit(clone, args.plant, args.factor)
-    print(f"commit {commit['head']} on {commit['base']}: {commit['stat'] or 'empty (no file changed)'}", flush=True)
+    print(f"commit {commit['head']} on {commit['base']}: {commit['stat'] or 'empty (no file changed)'}; "
+          f"pytest_energy imported from {imported_from(clone)}", flush=True)
 
     runs = []
     for i, (empty, beside) in enumerate(make_plan(args.runs, args.no_baselines, args.neighbour_runs), 1):

@@ -142,6 +142,7 @@ def test_the_plant_commit_in_a_clone_touches_one_file_inside_the_function(tools,
     stat = tools.ab.git(clone, "diff", "HEAD~1", "--stat")
     assert stat.count("|") == (0 if plant == "none" else 1)
     assert not tools.ab.git(clone, "status", "--porcelain")
+    assert tools.ab.imported_from(clone) == (clone / "pytest_energy" / "__init__.py").resolve()
     if plant != "none":
         assert f"_planted_slower_{'predict' if plant == 'inference' else 'train_step'}" in tools.ab.git(
             clone, "show", f"HEAD:{tools.common.MODELS_PATH}")
