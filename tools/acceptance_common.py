@@ -184,6 +184,7 @@ VERDICT_LINE = re.compile(r"^\s+(\S+): .*\) (REGRESSION|INCONCLUSIVE)\b.*$")
 RECHECK_LINE = re.compile(r"confirmed by|not confirmed|A/B against|no base to compare", re.I)
 AB_RULE = re.compile(r"A/B against (\S+) in this job, (\d+) pairs?: ratio ([\d.]+) \[([\d.]+), ([\d.]+)\]")
 SCREEN = re.compile(r"\bhistory(?: screen)?(?: said)?:?\s+(REGRESSION|INCONCLUSIVE|PASS|IMPROVED)\b")
+_COST = re.compile(r"\b(cost|took|spent)\b", re.I)
 _COST_WORDS = re.compile(r"confirm|re-?run|A/B|second look|pairs?\b|base", re.I)
 FINETUNE_ROW = re.compile(r"^(test_finetune\S*)\s+([\d.]+)\s+(yes|no)\s+(\d+)\s+([\d.]+|n/a)\s", re.M)
 INFERENCE_ROW = re.compile(r"^(test_inference\S*)\s+(\d+)\s+(\d+)\s+.*?\s([\d.]+) accuracy\b", re.M)
@@ -206,7 +207,7 @@ def parse_output(out: str) -> dict[str, Any]:
            "interval": [float(m.group(4)), float(m.group(5))]}
           for m in (AB_RULE.search(ln) for ln in _unique(lines)) if m]
     screens = _unique([m.group(0) for m in (SCREEN.search(ln) for ln in lines) if m])
-    cost_lines = _unique([ln.strip() for ln in lines if re.search(r"\bcost", ln, re.I) and _COST_WORDS.search(ln)
+    cost_lines = _unique([ln.strip() for ln in lines if _COST.search(ln) and _COST_WORDS.search(ln)
                           and "HULK" not in ln])
     finetune = {m.group(1): {"reached": m.group(3) == "yes", "steps": int(m.group(4)), "score": m.group(5)}
                 for m in FINETUNE_ROW.finditer(out)}

@@ -185,6 +185,7 @@ test_inference[32]  500         32       0.1328 J     13.69 ms        13.41 ms  
 test_inference[32]  inference.energy_j  34.21 J  36.9 J  +7.9 %  history: 3 runs  PASS (not confirmed: a transient, \
 re-runs +1 %, -2 %)
 second look: A/B of 2 tests against 1a2b3c4 cost 184.2 s (12 pairs)
+confirmation took 95.0 s (2 re-runs of 1 test)
 HULK scores against a stored reference
 footprint of one round of each benchmark: 0.000164 kWh, 0.071 g CO2e
 =========================== short test summary info ============================
@@ -201,7 +202,8 @@ def test_parse_output_finds_failures_verdicts_second_looks_and_costs(tools):
     assert any(ln.startswith("confirmed by 2 re-runs") for ln in p["recheck_lines"])
     assert any("not confirmed: a transient" in ln for ln in p["recheck_lines"])
     assert p["screens"] == ["history: INCONCLUSIVE"]
-    assert p["cost_lines"] == ["second look: A/B of 2 tests against 1a2b3c4 cost 184.2 s (12 pairs)"]
+    assert p["cost_lines"] == ["second look: A/B of 2 tests against 1a2b3c4 cost 184.2 s (12 pairs)",
+                               "confirmation took 95.0 s (2 re-runs of 1 test)"]
     assert p["finetune"] == {"test_finetune_to_cutoff": {"reached": True, "steps": 40, "score": "0.91"}}
     assert p["inference"] == {"test_inference[1]": {"examples": 500, "accuracy": "0.914"},
                               "test_inference[32]": {"examples": 500, "accuracy": "0.914"}}
