@@ -160,25 +160,27 @@ def _seconds(s: float) -> str:
 
 
 def second_look_cost(run: RunResult) -> list[str]:
-    """What the second look cost, wall seconds summed over the tests: 'confirmation: 2 tests re-run (4 runs),
-    41.3 s', 'A/B against 1a2b3c4: 3 tests, 18 pairs, 412 s' (one line per base revision)."""
+    """What the second look cost, wall seconds summed over the tests: 'confirmation cost 41.3 s: 2 tests re-run
+    (4 runs)', 'A/B against 1a2b3c4 cost 412 s: 3 tests, up to 6 pairs each' (one line per base revision). The
+    pairs of one A/B measure every undecided test in the same processes, so the pairs are not summed."""
     checks = [b.outcome.recheck for b in run.benchmarks if b.outcome is not None and b.outcome.recheck is not None]
     lines = []
     confirm = [c for c in checks if c.how == "confirm"]
     if confirm:
         runs = sum(c.runs for c in confirm)
-        lines.append(f"confirmation: {len(confirm)} test{'s' if len(confirm) != 1 else ''} re-run "
-                     f"({runs} run{'s' if runs != 1 else ''}), {_seconds(sum(c.cost_s for c in confirm))}")
+        lines.append(f"confirmation cost {_seconds(sum(c.cost_s for c in confirm))}: {len(confirm)} "
+                     f"test{'s' if len(confirm) != 1 else ''} re-run ({runs} run{'s' if runs != 1 else ''})")
     by_base: dict[str, list[Any]] = {}
     for c in checks:
         if c.how != "confirm":
             by_base.setdefault(c.base_ref, []).append(c)
     for base, group in by_base.items():
-        pairs = sum(c.runs for c in group)
+        pairs = max(c.runs for c in group)
         no_base = sum(1 for c in group if c.no_base)
         missing = f" ({no_base} with no base to compare)" if no_base else ""
-        lines.append(f"A/B against {base or 'the base revision'}: {len(group)} test{'s' if len(group) != 1 else ''}"
-                     f"{missing}, {pairs} pair{'s' if pairs != 1 else ''}, {_seconds(sum(c.cost_s for c in group))}")
+        lines.append(f"A/B against {base or 'the base revision'} cost {_seconds(sum(c.cost_s for c in group))}: "
+                     f"{len(group)} test{'s' if len(group) != 1 else ''}{missing}, up to {pairs} "
+                     f"pair{'s' if pairs != 1 else ''} each")
     return lines
 
 

@@ -112,8 +112,8 @@ def test_the_terminal_lists_each_rechecked_test_and_what_the_second_look_cost(se
         "    duration_s: UNKNOWN, ratio 1.07 [0.98, 1.17], base 10.18 s -> head 10.95 s, passes "
         "(screen: history: INCONCLUSIVE +12 %)",
         "  test_no_base: no base to compare: benchmarks/test_t.py::test_no_base does not exist at the base",
-        "confirmation: 2 tests re-run (4 runs), 41.3 s",
-        "A/B against 1a2b3c4: 4 tests (1 with no base to compare), 19 pairs, 246 s",
+        "confirmation cost 41.3 s: 2 tests re-run (4 runs)",
+        "A/B against 1a2b3c4 cost 246 s: 4 tests (1 with no base to compare), up to 10 pairs each",
         "1 A/B verdict(s) UNKNOWN: the A/B ran out of pairs before deciding (INCONCLUSIVE, the test passes); "
         "more pairs (--energy-max-pairs) would decide them.",
     ]
@@ -135,7 +135,7 @@ def test_an_unknown_says_it_fails_under_fail_on_inconclusive(second_look_run):
 
 def test_the_cost_of_confirmation_alone_is_one_line(second_look_run):
     confirm_only = RunResult(second_look_run.meter, second_look_run.config, second_look_run.benchmarks[:1])
-    assert second_look_section(confirm_only)[-1] == "confirmation: 1 test re-run (2 runs), 27.5 s"
+    assert second_look_section(confirm_only)[-1] == "confirmation cost 27.5 s: 1 test re-run (2 runs)"
 
 
 def test_an_unflagged_run_prints_nothing_new(unflagged_run):
@@ -225,7 +225,7 @@ def test_markdown_shows_confirmations_ab_ratios_and_the_second_look(second_look_
     assert "An A/B verdict compares this revision with the base revision, measured alternately in this job" in text
     assert "  - energy_j: not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs): PASS" in text
     assert "- `test_no_base`: no base to compare: benchmarks/test_t.py::test_no_base does not exist at the base" in text
-    assert "A/B against 1a2b3c4: 4 tests (1 with no base to compare), 19 pairs, 246 s  " in text
+    assert "A/B against 1a2b3c4 cost 246 s: 4 tests (1 with no base to compare), up to 10 pairs each  " in text
     for row in ("| test_confirmed | energy_j | 10 J | 13.1 J | +31.0 % | 0.001 | **REGRESSION** (confirmed) |",
                 "| test_transient | energy_j | 10 J | 13.1 J | +31.0 % | 0.001 | PASS (not confirmed) |",
                 "| test_ab_same | duration_s | 10.17 s | 10.2 s | +0.0 % | - | PASS (A/B) |"):
@@ -269,7 +269,7 @@ def test_html_shows_the_second_look_and_each_ab_metric_s_pairs(second_look_run):
     assert '<td class="verdict verdict-regression">REGRESSION (confirmed)</td>' in page
     assert '<td class="verdict verdict-pass">PASS (not confirmed)</td>' in page
     assert '<td class="verdict verdict-regression">REGRESSION (A/B)</td>' in page
-    assert "A/B against 1a2b3c4: 4 tests (1 with no base to compare), 19 pairs, 246 s" in page
+    assert "A/B against 1a2b3c4 cost 246 s: 4 tests (1 with no base to compare), up to 10 pairs each" in page
     assert "An A/B verdict compares this revision with the base revision" in page
 
 
