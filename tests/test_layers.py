@@ -29,6 +29,7 @@ ARCHITECTURE = ROOT / "docs" / "architecture.md"
 
 PYTEST_IMPORTERS = frozenset({
     "plugin", "fixture", "distributed.plugin", "integrations.pytest_benchmark", "reference.plugin",
+    "recheck.plugin",
     "report.reporters",  # the reporters' registration (issue 17), where it lands
 })
 

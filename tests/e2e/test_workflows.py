@@ -83,3 +83,20 @@ def test_every_option_the_workflow_uses_exists():
                     assert flag.split("=")[0] in known[kind], f"{kind}: unknown option {flag}"
                     used += 1
     assert used > 10
+
+
+def test_pull_requests_ab_against_their_fetched_base_and_nightly_runs_save(workflow):
+    """Issue 16, point 5: the pull-request job fetches the base branch (actions/checkout fetches one commit),
+    then runs --energy-against auto; the nightly (schedule) shards save, and their merge saves the baselines."""
+    steps = workflow["jobs"]["energy"]["steps"]
+    runs = [step.get("run", "") for step in steps]
+    fetch = next(i for i, run in enumerate(runs) if run.startswith("git fetch"))
+    gate = next(i for i, run in enumerate(runs) if "python -m pytest benchmarks/" in run)
+    assert fetch < gate and "$GITHUB_BASE_REF" in runs[fetch]
+    assert steps[fetch]["if"] == "github.event_name == 'pull_request'"
+    assert "--energy-against auto" in runs[gate] and '"${{ github.event_name }}" = "pull_request"' in runs[gate]
+    assert any(flag == "--energy-against" for flag in (o.flag for o in OPTIONS))
+    shard = "\n".join(_runs(workflow["jobs"]["shard"]))
+    merge = "\n".join(_runs(workflow["jobs"]["merge"]))
+    for script, flag in ((shard, "--energy-save-baseline"), (merge, "--save-baseline")):
+        assert '"${{ github.event_name }}" = "schedule"' in script and flag in script
