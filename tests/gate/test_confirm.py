@@ -149,3 +149,52 @@ def test_monte_carlo_burst_against_persistent_regression():
     assert trials > 150
     assert burst_confirmed == 0
     assert persistent_confirmed / trials > 0.95
+
+
+# --- the rule on judged outcomes (what the plugin calls) --------------------------------------------------------
+
+def _verdict(metric="energy_j", verdict="REGRESSION", change=31.0, rule_kind="history", kind="measured"):
+    from pytest_energy.records import Verdict
+
+    return Verdict.from_dict({"metric": metric, "unit": "J", "kind": kind, "better": "lower", "verdict": verdict,
+                              "baseline_value": 10.0, "current_value": 10.0 * (1 + change / 100),
+                              "change_pct": change, "p_value": 0.001, "tolerance": 0.08, "n_baseline": 3,
+                              "n_current": 3, "rule": "history: 3 runs", "rule_kind": rule_kind})
+
+
+def _outcome(*verdicts, gating=True):
+    from pytest_energy.records import Outcome
+
+    return Outcome(verdicts=list(verdicts), gating=gating)
+
+
+def test_only_statistical_regressions_of_a_gating_run_are_suspected():
+    first = _outcome(_verdict(), _verdict("tokens", change=50.0, rule_kind="deterministic", kind="deterministic"),
+                     _verdict("duration_s", "PASS", 1.0), _verdict("wall_s", rule_kind="within-run"))
+    assert c.suspected(first) == ["energy_j", "wall_s"]
+    assert c.suspected(_outcome(_verdict(), gating=False)) == []
+
+
+def test_a_regression_every_rerun_repeats_is_confirmed_with_its_changes():
+    first = _outcome(_verdict(change=31.0), _verdict("duration_s", "PASS", 2.0))
+    reruns = [_outcome(_verdict(change=28.0)), _outcome(_verdict(change=33.0))]
+    assert c.still_convicted(first, reruns) == ["energy_j"]
+    out = {v.metric: v for v in c.confirm_outcome(first, reruns, planned=2)}
+    assert out["energy_j"].verdict == V.REGRESSION
+    assert out["energy_j"].confirmation == "confirmed by 2 re-runs: +31 %, +28 %, +33 %"
+    assert out["duration_s"].verdict == V.PASS and out["duration_s"].confirmation == ""
+
+
+def test_a_rerun_that_does_not_repeat_it_makes_a_transient_that_passes():
+    first = _outcome(_verdict(change=31.0))
+    reruns = [_outcome(_verdict(verdict="PASS", change=2.0))]
+    assert c.still_convicted(first, reruns) == []
+    (v,) = c.confirm_outcome(first, reruns, planned=2)
+    assert v.verdict == V.PASS
+    assert v.confirmation == "not confirmed: a transient (+31 %, then +2 % in 1 re-run (stopped early: 2 planned))"
+
+
+def test_a_rerun_without_that_metric_does_not_confirm_it():
+    first = _outcome(_verdict(change=31.0))
+    (v,) = c.confirm_outcome(first, [_outcome(_verdict("other"))], planned=1)
+    assert v.verdict == V.PASS and "n/a" in v.confirmation
