@@ -46,7 +46,9 @@ def test_slow():
     with calls.open("a") as f:
         f.write((os.environ.get("PYTEST_XDIST_WORKER") or "main") + "\\n")
     mode = os.environ.get("SLOW", "")
-    busy(0.01 * (25.0 if mode == "always" or (mode == "first" and n < 5) else 1.0))
+    if mode == "flaky" and n >= 5:
+        raise AssertionError("flaky on its re-run")
+    busy(0.01 * (25.0 if mode == "always" or (mode in ("first", "flaky") and n < 5) else 1.0))
 
 
 @pytest.mark.energy(rounds=3, warmup=0)
@@ -134,6 +136,14 @@ def test_under_xdist_the_reruns_happen_on_the_worker_that_measured_the_test(conf
     workers = (confirm_suite.path / "calls.txt").read_text().split()
     assert len(workers) == 15 and len(set(workers)) == 1 and workers[0].startswith("gw"), workers
     result.stdout.fnmatch_lines(["*confirmed by 2 re-runs*"])
+
+
+@pytest.mark.slow
+def test_a_rerun_that_fails_fails_the_test_with_its_error(confirm_suite, monkeypatch):
+    monkeypatch.setenv("SLOW", "flaky")
+    result = confirm_suite.runpytest_subprocess(*RUN)
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*re-running the suspected test to confirm it failed*", "*flaky on its re-run*"])
 
 
 def test_an_unsuspected_run_is_reported_as_before(pytester):
@@ -297,6 +307,11 @@ def test_against_outside_a_git_checkout_and_against_all_alone_are_usage_errors(p
     result = pytester.runpytest_subprocess(*RUN, "--energy-against-all")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--energy-against-all*needs --energy-against*"])
+    for args, words in ((["--energy-max-pairs", "2"], "*--energy-max-pairs*must be >= 3*"),
+                        (["--energy-confirm", "-1"], "*--energy-confirm*must be >= 0*")):
+        result = pytester.runpytest_subprocess(*RUN, *args)
+        assert result.ret == 4
+        result.stderr.fnmatch_lines([words])
 
 
 def test_auto_uses_the_pull_requests_base_from_the_ci_environment(repo, monkeypatch):
