@@ -403,32 +403,14 @@ def _runs_in(store):
     return {nodeid: [r.run_id for r in e.history["energy_j"]] for nodeid, e in store.load_all().items()}
 
 
-def test_a_save_killed_at_any_step_is_in_every_file_or_in_none(tmp_path, monkeypatch):
+def test_a_save_killed_at_any_step_is_in_every_file_or_in_none(tmp_path, killed_saves):
     """kill -9 before each filesystem step of a four-file save (create, write, fsync, rename, unlink): a
     reader then sees the run in all four files or in none, and the next save completes or discards it."""
-    import shutil
-
-    from pytest_energy import files
-
-    ctx = multiprocessing.get_context("fork")
     setup = tmp_path / "setup"
     _save_run(setup, "r1")
-    # How many steps a whole save takes: count them in this process, never reaching the kill.
-    monkeypatch.setenv(files.KILL_AT_STEP_ENV, str(10**9))
-    files._steps_taken[0] = 0
-    shutil.copytree(setup, tmp_path / "count")
-    _save_run(tmp_path / "count", "r2", THREE + ("d/test_new.py::t",))
-    steps = files._steps_taken[0]
-    monkeypatch.delenv(files.KILL_AT_STEP_ENV)
-    assert steps >= 15
     seen = set()
-    for step in range(1, steps + 2):
-        directory = tmp_path / f"k{step}"
-        shutil.copytree(setup, directory)
-        child = ctx.Process(target=_save_killed_at, args=(str(directory), step))
-        child.start()
-        child.join(60)
-        assert child.exitcode == (0 if step > steps else -9), step
+    for step, directory in killed_saves(setup, lambda d: _save_run(d, "r2", THREE + ("d/test_new.py::t",)),
+                                        _save_killed_at):
         store = BaselineStore(directory)
         runs = _runs_in(store)  # a reader: sees a committed save finished, writes nothing
         saved = [nodeid for nodeid in (*THREE, "d/test_new.py::t") if "r2" in runs.get(nodeid, [])]

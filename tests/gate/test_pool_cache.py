@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import random
 import shutil
@@ -331,29 +330,15 @@ def _save_killed_at(directory, step):
     _save_run(directory, "r2", THREE + ("d/test_new.py::t",))
 
 
-def test_a_save_killed_at_any_step_leaves_a_cache_that_describes_the_files_or_none(tmp_path, monkeypatch):
+def test_a_save_killed_at_any_step_leaves_a_cache_that_describes_the_files_or_none(tmp_path, killed_saves):
     """kill -9 before each filesystem step of a save with a cache: every load then gives the entries and pools
     that parsing every file gives (the cache is in the same all-or-nothing group as the files it describes)."""
-    from pytest_energy import files
-
-    ctx = multiprocessing.get_context("fork")
     setup = tmp_path / "setup"
     _save_run(setup, "r1")
     assert (setup / POOL_CACHE_NAME).exists()
-    monkeypatch.setenv(files.KILL_AT_STEP_ENV, str(10**9))
-    files._steps_taken[0] = 0
-    shutil.copytree(setup, tmp_path / "count")
-    _save_run(tmp_path / "count", "r2", THREE + ("d/test_new.py::t",))
-    steps = files._steps_taken[0]
-    monkeypatch.delenv(files.KILL_AT_STEP_ENV)
     vouched = set()
-    for step in range(1, steps + 2):
-        directory = tmp_path / f"k{step}"
-        shutil.copytree(setup, directory)
-        child = ctx.Process(target=_save_killed_at, args=(str(directory), step))
-        child.start()
-        child.join(60)
-        assert child.exitcode == (0 if step > steps else -9), step
+    for step, directory in killed_saves(setup, lambda d: _save_run(d, "r2", THREE + ("d/test_new.py::t",)),
+                                        _save_killed_at):
         store = BaselineStore(directory)
         loaded = store.load_all()  # a reader: reads a committed save's new versions, the cache's too
         vouched.add(loaded.vouched)
