@@ -64,6 +64,8 @@ class Recheck:
         from ..gate.confirm import suspected
         from .ab import flagged
 
+        if not is_energy_test(item):
+            return False  # a pytest-benchmark test: its protocol is pytest's, its report cannot be held
         if self.base is not None:
             wanted = outcome.gating and (self.session.config.against_all or flagged(outcome))
         else:
