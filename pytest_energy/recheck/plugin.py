@@ -133,10 +133,16 @@ class Recheck:
                 # Keep the module's and session's fixtures up while more re-runs follow.
                 nxt = todo[k + 1].item if k + 1 < len(todo) else (todo[0].item if round_no + 1 < self.confirm
                                                                   else None)
+                if nxt is held.item:
+                    # pytest tears down only what the next item does not share: naming the item itself would keep
+                    # its own function-scoped fixtures (the `energy` fixture among them) for the next re-run.
+                    nxt = _sibling(session, held.item)
                 record, reports, seconds = self._rerun(held.item, nxt)
                 held.cost_s += seconds
                 if record is None:
                     held.failed_rerun = next((r for r in reports if r.failed), None)
+                    if held.failed_rerun is None:
+                        raise EnergyError(f"a re-run of {held.item.nodeid} passed but measured nothing")
                     continue
                 held.reruns.append(self.session.judge(record, held.item.stash[SETTINGS]))
         for held in pending:
@@ -257,6 +263,12 @@ def child_options(config: pytest.Config) -> list[str]:
         if value is not None:
             out.append(f"{option.flag}={value}")
     return out
+
+
+def _sibling(session: pytest.Session, item: pytest.Item) -> pytest.Item | None:
+    """Another collected item under the same parent (its module's and session's fixtures stay up when it is
+    named as the next item), else None: everything is torn down, and set up again for the next re-run."""
+    return next((other for other in session.items if other is not item and other.parent is item.parent), None)
 
 
 def _drop(stash: Any, key: Any) -> None:

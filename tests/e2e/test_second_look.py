@@ -139,6 +139,42 @@ def test_under_xdist_the_reruns_happen_on_the_worker_that_measured_the_test(conf
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("siblings", [0, 1])
+def test_a_lone_test_using_the_energy_fixture_gets_every_rerun(pytester, monkeypatch, siblings):
+    """One held test re-run twice in a row: its function-scoped `energy` fixture must be torn down and set up
+    again between the re-runs (the next item pytest is told about must not be the test itself)."""
+    others = "".join(f"\n\ndef test_other_{i}():\n    pass\n" for i in range(siblings))
+    pytester.makepyfile(busy=BUSY, test_fixture_confirm='''
+import os
+import pathlib
+
+import pytest
+
+from busy import busy
+
+
+@pytest.mark.energy(rounds=5, warmup=0)
+def test_slow(energy):
+    calls = pathlib.Path("calls.txt")
+    n = len(calls.read_text().split()) if calls.exists() else 0
+    with calls.open("a") as f:
+        f.write("x\\n")
+    slow = os.environ.get("SLOW") == "always"
+    energy(lambda: busy(0.01 * (25.0 if slow else 1.0)))
+''' + others)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(pytester.path), os.environ.get("PYTHONPATH"))
+                                                     if p))
+    monkeypatch.delenv("SLOW", raising=False)
+    _saved(pytester)
+    monkeypatch.setenv("SLOW", "always")
+    result = pytester.runpytest_subprocess(*RUN, "--energy-json", "e.json")
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*confirmed by 2 re-runs: +*"])
+    outcome = _outcome(json.loads((pytester.path / "e.json").read_text()), "test_slow")
+    assert outcome.recheck.runs == 2
+
+
+@pytest.mark.slow
 def test_a_rerun_that_fails_fails_the_test_with_its_error(confirm_suite, monkeypatch):
     monkeypatch.setenv("SLOW", "flaky")
     result = confirm_suite.runpytest_subprocess(*RUN)
