@@ -75,7 +75,8 @@ def machine_info(meter: Meter) -> dict[str, Any]:
     return info
 
 
-def _git(args: list[str], cwd: str) -> str | None:
+def git_output(args: list[str], cwd: str | os.PathLike) -> str | None:
+    """`git <args>`'s stripped output in `cwd`, None when git fails, is missing or hangs (5 s)."""
     try:
         out = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
@@ -85,16 +86,16 @@ def _git(args: list[str], cwd: str) -> str | None:
 
 def commit_info(cwd: str) -> dict[str, Any]:
     """pytest-benchmark's `commit_info` keys; values are None outside a git checkout."""
-    commit_id = _git(["rev-parse", "HEAD"], cwd)
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    top = _git(["rev-parse", "--show-toplevel"], cwd)
+    commit_id = git_output(["rev-parse", "HEAD"], cwd)
+    status = git_output(["status", "--porcelain", "--untracked-files=no"], cwd)
+    top = git_output(["rev-parse", "--show-toplevel"], cwd)
     return {
         "id": commit_id,
-        "time": _git(["log", "-1", "--format=%cI"], cwd) if commit_id else None,
-        "author_time": _git(["log", "-1", "--format=%aI"], cwd) if commit_id else None,
+        "time": git_output(["log", "-1", "--format=%cI"], cwd) if commit_id else None,
+        "author_time": git_output(["log", "-1", "--format=%aI"], cwd) if commit_id else None,
         "dirty": bool(status) if status is not None else None,
         "project": os.path.basename(top) if top else None,
-        "branch": _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd) if commit_id else None,
+        "branch": git_output(["rev-parse", "--abbrev-ref", "HEAD"], cwd) if commit_id else None,
     }
 
 

@@ -183,9 +183,6 @@ def is_energy_test(item: pytest.Item) -> bool:
     return "energy" in getattr(item, "fixturenames", ()) or item.get_closest_marker("energy") is not None
 
 
-_is_energy_test = is_energy_test
-
-
 def _uses_benchmark(item: pytest.Item) -> bool:
     """A pytest-benchmark test: metered with --energy, but never skipped by us without it (it is not ours)."""
     return "benchmark" in getattr(item, "fixturenames", ())
@@ -197,7 +194,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     skip = pytest.mark.skip(reason=mode.skip_reason)
     only = pytest.mark.skip(reason=ONLY_REASON)
     for item in items:
-        if _is_energy_test(item):
+        if is_energy_test(item):
             if not mode.run:
                 item.add_marker(skip)
         elif mode.only and not (benchmark_active and _uses_benchmark(item)):
@@ -260,7 +257,7 @@ def _fixture_for(item: pytest.Item):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if _mode(item.config).run and _is_energy_test(item):
+    if _mode(item.config).run and is_energy_test(item):
         try:
             _settings(item)
         except UsageError as exc:
@@ -297,7 +294,7 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function):
 def _exchanged(item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> bool:
     """Under torchrun every rank sends its part of an energy test exactly once: after its call, or after a
     setup that failed (the call never comes)."""
-    return _is_energy_test(item) and (call.when == "call" or (call.when == "setup" and not report.passed))
+    return is_energy_test(item) and (call.when == "call" or (call.when == "setup" and not report.passed))
 
 
 @pytest.hookimpl(wrapper=True)

@@ -107,8 +107,10 @@ def _ab_verdict(metric: Metric, test: SequentialTest, step: Step, screen: Verdic
                    screen=_screen_text(screen), pairs=tuple(pairs), ratio_interval=interval)
 
 
-def _no_base(subject: Subject, ref: str, why: str, metrics: list[str]) -> list[Verdict]:
-    """The chosen metrics marked as having no base: neither a pass nor a regression (NO_BASELINE)."""
+def _no_base(subject: Subject, ref: str, why: str, metrics: list[str], cost_s: float,
+             orders: Sequence[str] = ()) -> tuple[list[Verdict], Recheck]:
+    """A test with no base to compare: its chosen metrics NO_BASELINE (neither a pass nor a regression), and the
+    Recheck that says why."""
     screen = {v.metric: v for v in subject.outcome.verdicts}
     out = [v for v in subject.outcome.verdicts if v.metric not in metrics]
     first_line = why.splitlines()[0] if why else "unknown"
@@ -119,7 +121,8 @@ def _no_base(subject: Subject, ref: str, why: str, metrics: list[str]) -> list[V
                            change_pct=None, p_value=None, tolerance=subject.tolerance_for(name), n_baseline=0,
                            n_current=len(m.samples), rule=f"A/B against {ref}: no base to compare ({first_line})",
                            rule_kind=RuleKind.AB, screen=_screen_text(screen.get(name))))
-    return out
+    return out, Recheck("a/b", f"A/B against {ref}: no base to compare ({first_line})", cost_s, len(orders), ref,
+                        tuple(orders), why)
 
 
 def run_ab(subjects: Sequence[Subject], sides: Sides, *, base_ref: str, max_pairs: int, seed: int | str,
@@ -136,15 +139,15 @@ def run_ab(subjects: Sequence[Subject], sides: Sides, *, base_ref: str, max_pair
     for nodeid in by_id:
         cost[nodeid] += share
     for nodeid, why in missing.items():
-        out[nodeid] = (_no_base(by_id[nodeid], base_ref, f"the test is not at {base_ref}: {why}", chosen[nodeid]),
-                       Recheck("a/b", f"A/B against {base_ref}: no base to compare ({why.splitlines()[0]})",
-                               cost[nodeid], 0, base_ref, (), why))
+        verdicts, recheck = _no_base(by_id[nodeid], base_ref, f"the test is not at {base_ref}: {why}",
+                                     chosen[nodeid], cost[nodeid])
+        out[nodeid] = (verdicts, dataclasses.replace(recheck, no_base=why))
     tests = {n: {m: SequentialTest(better=str(by_id[n].record.metrics[m].better), tolerance=by_id[n].tolerance_for(m),
                                    max_pairs=max_pairs, base_ref=base_ref) for m in chosen[n]}
              for n in by_id if n in present}
     pairs: dict[str, dict[str, list[tuple[float, float]]]] = {n: {m: [] for m in chosen[n]} for n in tests}
     orders: dict[str, list[str]] = {n: [] for n in tests}
-    failed: dict[str, str] = {}
+    failed: dict[str, tuple[str, str]] = {}  # node id -> (the side that could not be measured, why)
     for order in pair_orders(seed, max_pairs):
         pending = [n for n in tests if n not in failed and not _done(tests[n])]
         if not pending:
@@ -158,7 +161,7 @@ def run_ab(subjects: Sequence[Subject], sides: Sides, *, base_ref: str, max_pair
             base, head = measured["base"], measured["head"]
             if nodeid not in base.values or nodeid not in head.values:
                 side, res = ("base", base) if nodeid not in base.values else ("head", head)
-                failed[nodeid] = f"{side}: {res.missing.get(nodeid, 'not measured')}"
+                failed[nodeid] = (side, res.missing.get(nodeid, "not measured"))
                 continue
             for metric, test in tests[nodeid].items():
                 if test.step is not None and test.step.final:
@@ -171,12 +174,10 @@ def run_ab(subjects: Sequence[Subject], sides: Sides, *, base_ref: str, max_pair
     for nodeid, metric_tests in tests.items():
         subject = by_id[nodeid]
         n_pairs = len(orders[nodeid])
-        if nodeid in failed and (n_pairs <= 1 or failed[nodeid].startswith("base")):
+        if nodeid in failed and (n_pairs <= 1 or failed[nodeid][0] == "base"):
             # The base could not be measured (its test fails there): no base to compare, never a verdict.
-            why = failed[nodeid]
-            out[nodeid] = (_no_base(subject, base_ref, why, chosen[nodeid]),
-                           Recheck("a/b", f"A/B against {base_ref}: no base to compare ({why.splitlines()[0]})",
-                                   cost[nodeid], n_pairs, base_ref, tuple(orders[nodeid]), why))
+            why = "{}: {}".format(*failed[nodeid])
+            out[nodeid] = _no_base(subject, base_ref, why, chosen[nodeid], cost[nodeid], orders[nodeid])
             continue
         screen = {v.metric: v for v in subject.outcome.verdicts}
         verdicts = [v for v in subject.outcome.verdicts if v.metric not in metric_tests]
@@ -194,7 +195,7 @@ def run_ab(subjects: Sequence[Subject], sides: Sides, *, base_ref: str, max_pair
             decided.append(v)
         text = _summary(base_ref, n_pairs, decided)
         if nodeid in failed:
-            text += f"; stopped: {failed[nodeid].splitlines()[0]}"
+            text += f"; stopped: {failed[nodeid][0]}: {failed[nodeid][1].splitlines()[0]}"
         out[nodeid] = (verdicts, Recheck("a/b", text, cost[nodeid], n_pairs, base_ref, tuple(orders[nodeid])))
     return out
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
+from ..machine import git_output
 
 __all__ = ["BaseRevision", "Worktree", "resolve_base"]
 
@@ -24,15 +25,11 @@ _SHA = re.compile(r"\A[0-9a-fA-F]{7,40}\Z")
 
 
 def _git(args: list[str], cwd: str | Path) -> subprocess.CompletedProcess:
+    """For the worktree's own commands, whose errors are shown and which may take longer than a query."""
     try:
         return subprocess.run(["git", *args], cwd=str(cwd), capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise UsageError("--energy-against needs git on PATH") from None
-
-
-def _out(args: list[str], cwd: str | Path) -> str | None:
-    done = _git(args, cwd)
-    return done.stdout.strip() if done.returncode == 0 else None
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,7 @@ def _fetch_hint(ref: str) -> str:
 def _commit(ref: str, toplevel: Path) -> str | None:
     candidates = [ref] if _SHA.match(ref) or ref.startswith(("origin/", "HEAD", "refs/")) else [ref, f"origin/{ref}"]
     for candidate in candidates:
-        sha = _out(["rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], toplevel)
+        sha = git_output(["rev-parse", "--verify", "--quiet", f"{candidate}^{{commit}}"], toplevel)
         if sha:
             return sha
     return None
@@ -76,14 +73,14 @@ def _auto(toplevel: Path, env: Mapping[str, str]) -> tuple[str, str]:
     gitlab = (env.get("CI_MERGE_REQUEST_DIFF_BASE_SHA") or "").strip()
     if gitlab:
         return gitlab, "the merge request's base (CI_MERGE_REQUEST_DIFF_BASE_SHA)"
-    default = _out(["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"], toplevel)
+    default = git_output(["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"], toplevel)
     candidates = [default] if default else []
     candidates += ["origin/main", "origin/master", "main", "master"]
-    head = _out(["rev-parse", "HEAD"], toplevel)
+    head = git_output(["rev-parse", "HEAD"], toplevel)
     for branch in candidates:
         if _commit(branch, toplevel) is None:
             continue
-        base = _out(["merge-base", "HEAD", branch], toplevel)
+        base = git_output(["merge-base", "HEAD", branch], toplevel)
         if base is None:
             raise UsageError(f"--energy-against auto: HEAD and {branch} share no history in this clone (a shallow "
                              f"checkout?); deepen it: git fetch --no-tags --deepen=50 origin, or give "
@@ -100,15 +97,17 @@ def resolve_base(given: str, rootdir: str | Path, env: Mapping[str, str] | None 
     stops at start, exit 4): not a git checkout, or REV not in this clone (CI's shallow checkout: the error prints
     the `git fetch` that brings it)."""
     env = os.environ if env is None else env
+    if shutil.which("git") is None:
+        raise UsageError("--energy-against needs git on PATH")
     rootdir = Path(rootdir).resolve()
-    top = _out(["rev-parse", "--show-toplevel"], rootdir)
+    top = git_output(["rev-parse", "--show-toplevel"], rootdir)
     if not top:
         raise UsageError(f"--energy-against {given}: {rootdir} is not in a git checkout")
     toplevel = Path(top).resolve()
     ref, how = _auto(toplevel, env) if given == "auto" else (given, "")
     sha = _commit(ref, toplevel)
     if sha is None:
-        shallow = _out(["rev-parse", "--is-shallow-repository"], toplevel) == "true"
+        shallow = git_output(["rev-parse", "--is-shallow-repository"], toplevel) == "true"
         why = " (this is a shallow clone)" if shallow else ""
         named = f"{ref} ({how})" if how else ref
         raise UsageError(f"--energy-against {given}: {named} is not a commit in this clone{why}; fetch it first: "

@@ -22,13 +22,12 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from ..errors import EnergyError
+from ..plugin import FIXTURE, RECORD, RERUN_RECORD, RERUNNING, SETTINGS, is_energy_test, publish_result
 
 if TYPE_CHECKING:
     from ..records import Outcome, TestRecord
     from ..session import EnergySession
     from .git import BaseRevision, Worktree
-
-from ..plugin import FIXTURE, RECHECK_PLUGIN, RECORD, RERUN_RECORD, RERUNNING, SETTINGS, is_energy_test, publish_result
 
 
 @dataclass
@@ -43,10 +42,6 @@ class _Held:
     reruns: list[Outcome] = field(default_factory=list)
     cost_s: float = 0.0
     failed_rerun: Any = None  # the report of a re-run whose test failed
-
-
-def get_recheck(config: pytest.Config) -> Recheck | None:
-    return config.pluginmanager.get_plugin(RECHECK_PLUGIN)
 
 
 class Recheck:
@@ -66,13 +61,15 @@ class Recheck:
 
         if not is_energy_test(item):
             return False  # a pytest-benchmark test: its protocol is pytest's, its report cannot be held
+        if outcome.failure is not None:
+            return False  # it fails for another reason (e.g. --energy-require-baseline): nothing to look at twice
         if self.base is not None:
             wanted = outcome.gating and (self.session.config.against_all or flagged(outcome))
         else:
             wanted = self.confirm > 0 and bool(suspected(outcome))
-        if wanted and outcome.failure is None:
+        if wanted:
             self.held[item.nodeid] = _Held(item, record, outcome, call_duration_s)
-        return wanted and outcome.failure is None
+        return wanted
 
     # -- pytest's protocol, with the reports held back -------------------------------------------------------
     @pytest.hookimpl(tryfirst=True)
@@ -123,6 +120,7 @@ class Recheck:
     def _confirm(self, session: pytest.Session) -> None:
         from ..gate.confirm import confirm_outcome, still_convicted
         from ..records import Recheck as RecheckRecord
+        from ..records import VerdictKind
 
         pending = list(self.held.values())
         for round_no in range(self.confirm):
@@ -148,7 +146,8 @@ class Recheck:
         for held in pending:
             verdicts = confirm_outcome(held.outcome, held.reruns, planned=self.confirm)
             n = len(held.reruns)
-            confirmed = [v for v in verdicts if v.confirmation.startswith("confirmed")]
+            # confirm_outcome keeps REGRESSION only on the suspected metrics every re-run convicted again
+            confirmed = any(v.confirmation and v.verdict == VerdictKind.REGRESSION for v in verdicts)
             text = (f"confirmed by {n} re-run{'s' if n != 1 else ''}" if confirmed else
                     f"not confirmed: a transient ({n} re-run{'s' if n != 1 else ''})")
             if held.failed_rerun is not None:
