@@ -3,16 +3,19 @@
 In a temporary copy of the suite (`--suite protocols`: benchmarks/test_finetune.py and test_inference.py, the
 default; `--suite whole`: all of benchmarks/), with its own baseline folder and the estimate meter:
 
-1. `--saves` runs with --energy-save-baseline (default 3): the run history the gate judges against;
+1. `--saves` runs with --energy-save-baseline (default 3): the run history the gate judges against (`--saves 0`
+   with the `--workdir` of an earlier scenario continues it: its saved runs are the history, its run numbers go on);
 2. `--unchanged` runs of the same code (default 3): each must exit 0 (A/A; `--max-false-alarms` allows some);
-3. `--planted-runs` runs (default 1) with a planted slowdown: `--plant inference` (default) or `training` does
+3. `--planted-runs` runs (default 1) with a planted slowdown: `--plant inference` (default) or `training` (or
+   `inference,training`: that many runs of each, taking turns) does
    `--factor` times the compute (default 2.0; `--slowdown` is the old name) with the same results, so tokens,
    FLOPs, steps and accuracy do not change (tools/acceptance_common.py). Each must exit 1, failing the planted
    test (test_inference / test_finetune_to_cutoff); with 3 or more saves, on measured metrics (time, energy)
    by the history rule.
 
 `--neighbour-runs K` runs the last K unchanged and the last K planted runs beside tools/noisy_neighbour.py
-(one core busy for the whole run). `--extra-args` goes to every pytest run (e.g. "--energy-confirm 2").
+(one core busy for the whole run); `--planted-neighbour-runs` sets the planted runs' K apart. `--extra-args`
+goes to every pytest run (e.g. "--energy-confirm 2").
 
 The slowdown is planted by the temporary copy's generated conftest.py (the suite's own conftest plus test-only
 knobs read from PYTEST_ENERGY_ACCEPTANCE_SLOWDOWN / PYTEST_ENERGY_ACCEPTANCE_TRAIN_SLOWDOWN). The shipped
@@ -21,7 +24,8 @@ failures with their verdict lines and second-look lines), then a summary per kin
 scenario holds, 1 when it does not.
 
     python tools/acceptance_gate.py [--suite protocols|whole] [--saves 3] [--unchanged 3] [--planted-runs 1]
-        [--plant inference|training] [--factor 2.0] [--neighbour-runs K] [--extra-args "..."]
+        [--plant inference|training|inference,training] [--factor 2.0] [--neighbour-runs K]
+        [--planted-neighbour-runs K] [--extra-args "..."]
         [--max-false-alarms 0] [--workdir DIR] [--json OUT]
 """
 
@@ -105,30 +109,45 @@ def run_suite(workdir: Path, selection: list[str], *, save: bool, plant: str, fa
     return record
 
 
-def make_plan(saves: int, unchanged: int, planted_runs: int, neighbour_runs: int) -> list[tuple[str, bool, bool]]:
-    """(kind, save, beside a neighbour) per suite run: saves, unchanged runs, planted runs; the last
-    `neighbour_runs` unchanged and the last `neighbour_runs` planted runs beside the neighbour."""
-    plan = [("save", True, False)] * saves
-    plan += [("unchanged", False, i >= unchanged - neighbour_runs) for i in range(unchanged)]
-    plan += [("planted", False, i >= planted_runs - neighbour_runs) for i in range(planted_runs)]
+def make_plan(saves: int, unchanged: int, planted_runs: int, neighbour_runs: int,
+              plants: tuple[str, ...] = ("inference",),
+              planted_neighbour_runs: int | None = None) -> list[tuple[str, bool, bool, str]]:
+    """(kind, save, beside a neighbour, plant) per suite run: saves, unchanged runs, then `planted_runs` runs of each
+    plant, the plants taking turns (so drift over the hours falls on each alike); the last `neighbour_runs`
+    unchanged runs and the last `planted_neighbour_runs` (default: `neighbour_runs`) runs of each plant beside
+    the neighbour."""
+    k = neighbour_runs if planted_neighbour_runs is None else planted_neighbour_runs
+    plan = [("save", True, False, "none")] * saves
+    plan += [("unchanged", False, i >= unchanged - neighbour_runs, "none") for i in range(unchanged)]
+    plan += [("planted", False, i >= planted_runs - k, plant) for i in range(planted_runs) for plant in plants]
     return plan
 
 
-def detected(run: dict[str, Any], plant: str) -> bool:
+def detected(run: dict[str, Any], plant: str | None = None) -> bool:
     """A planted run is detected when it exits 1 failing the planted test."""
+    plant = plant or run["plant"]
     return run["exit"] == 1 and any(PLANTED_TEST[plant] in t for t in run["failed"])
 
 
-def measured_by_history(run: dict[str, Any], plant: str) -> list[str]:
+def measured_by_history(run: dict[str, Any], plant: str | None = None) -> list[str]:
+    plant = plant or run["plant"]
     return [line for line in run["regression_lines"] if MEASURED_METRIC[plant].match(line) and "history" in line]
 
 
 def summarize(runs: list[dict[str, Any]], plant: str, *, saves: int, max_false_alarms: int = 0) -> dict[str, Any]:
-    """Counts per kind of suite run (with and without the neighbour) and the problems that fail the scenario."""
-    def group(kind: str, beside: bool | None = None) -> list[dict[str, Any]]:
-        return [r for r in runs if r["kind"] == kind and (beside is None or r["neighbour"] == beside)]
+    """Counts per kind of suite run (with and without the neighbour) and the problems that fail the scenario.
+    `plant` is one plant or several, comma-separated; a run's own "plant" (when it has one) says which it is, and
+    `by_plant` counts each plant's planted runs apart."""
+    plants = plant.split(",")
 
-    summary: dict[str, Any] = {"plant": plant}
+    def group(kind: str, beside: bool | None = None, which: str | None = None) -> list[dict[str, Any]]:
+        return [r for r in runs if r["kind"] == kind and (beside is None or r["neighbour"] == beside)
+                and (which is None or r.get("plant", plants[0]) == which)]
+
+    for r in runs:  # runs recorded before a run carried its plant
+        if r["kind"] == "planted" and r.get("plant") in (None, "none"):
+            r["plant"] = plants[0]
+    summary: dict[str, Any] = {"plant": plant, "by_plant": {}}
     problems = [f"save run {r['index']} exited {r['exit']}" for r in group("save") if r["exit"] != 0]
     for beside in (None, False, True):
         key = {None: "all", False: "quiet", True: "neighbour"}[beside]
@@ -137,16 +156,20 @@ def summarize(runs: list[dict[str, Any]], plant: str, *, saves: int, max_false_a
         summary[f"unchanged_{key}"] = {
             "runs": len(unchanged), "failing": len(failing),
             "tests": dict(Counter(t for r in failing for t in r["failed"]))}
-        summary[f"planted_{key}"] = {"runs": len(planted), "detected": sum(detected(r, plant) for r in planted)}
+        summary[f"planted_{key}"] = {"runs": len(planted), "detected": sum(detected(r) for r in planted)}
+        for which in plants:
+            mine = group("planted", beside, which)
+            summary["by_plant"].setdefault(which, {})[key] = {"runs": len(mine),
+                                                              "detected": sum(detected(r) for r in mine)}
     false_alarms = [r for r in group("unchanged") if r["exit"] != 0]
     if len(false_alarms) > max_false_alarms:
         problems += [f"unchanged run {r['index']} exited {r['exit']} ({', '.join(r['failed']) or 'no test named'})"
                      for r in false_alarms]
     for r in group("planted"):
-        if not detected(r, plant):
-            problems.append(f"planted run {r['index']} ({plant} {r['factor']:g}x) exited {r['exit']} "
+        if not detected(r):
+            problems.append(f"planted run {r['index']} ({r['plant']} {r['factor']:g}x) exited {r['exit']} "
                             f"(failed: {', '.join(r['failed']) or 'nothing'})")
-        elif saves >= 3 and not measured_by_history(r, plant):
+        elif saves >= 3 and not measured_by_history(r):
             problems.append(f"planted run {r['index']} failed, but not on measured time/energy by the history rule")
     # The plant must not change results: fine-tuning steps and score, inference accuracy as in the other runs.
     def results(rs: list[dict[str, Any]]) -> set[str]:
@@ -178,8 +201,9 @@ def print_summary(s: dict[str, Any], factor: float) -> None:
         if not (u["runs"] or p["runs"]):
             continue
         which = ", ".join(f"{t} x{n}" for t, n in sorted(u["tests"].items())) or "-"
-        print(f"{key:<9}  unchanged: {u['failing']} of {u['runs']} runs failing ({which});  "
-              f"planted {s['plant']} {factor:g}x: {p['detected']} of {p['runs']} detected")
+        planted = "; ".join(f"planted {plant} {factor:g}x: {c[key]['detected']} of {c[key]['runs']} detected"
+                            for plant, c in s["by_plant"].items())
+        print(f"{key:<9}  unchanged: {u['failing']} of {u['runs']} runs failing ({which});  {planted}")
     if s["results_planted"]:
         same = set(s["results_planted"]) <= set(s["results_before"])
         print(f"results (fine-tune steps/score, inference accuracy) unchanged by the plant: {'yes' if same else 'NO'}")
@@ -191,20 +215,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--saves", type=int, default=3)
     ap.add_argument("--unchanged", type=int, default=3)
     ap.add_argument("--planted-runs", type=int, default=1)
-    ap.add_argument("--plant", choices=PLANTS, default="inference")
+    ap.add_argument("--plant", default="inference",
+                    help=f"what the planted runs slow down: {' or '.join(PLANTS)}, or both comma-separated (they take "
+                         "turns, sharing the saves)")
     ap.add_argument("--factor", "--slowdown", dest="factor", type=float, default=2.0,
                     help="planted compute factor (--slowdown: the old name)")
     ap.add_argument("--neighbour-runs", type=int, default=0,
                     help="the last K unchanged and the last K planted runs run beside a noisy neighbour")
+    ap.add_argument("--planted-neighbour-runs", type=int, default=None,
+                    help="the last K planted runs of each plant beside the neighbour (default: --neighbour-runs)")
     ap.add_argument("--extra-args", default="", help="arguments added to every pytest run (one shell-quoted string)")
     ap.add_argument("--max-false-alarms", type=int, default=0, help="unchanged runs allowed to fail")
     ap.add_argument("--workdir", help="keep the copy, its baselines and the outputs here (default: a temp dir)")
     ap.add_argument("--json", help="write the summary and every run's record (outputs included) to this file")
     args = ap.parse_args(argv)
-    if args.saves < 1 or args.unchanged < 0 or args.planted_runs < 0 or not args.factor > 1.0:
-        ap.error("--saves must be >= 1, --unchanged and --planted-runs >= 0, and --factor > 1")
-    if args.neighbour_runs < 0 or args.max_false_alarms < 0:
-        ap.error("--neighbour-runs and --max-false-alarms must be >= 0")
+    plants = tuple(args.plant.split(","))
+    if any(p not in PLANTS for p in plants) or len(set(plants)) != len(plants):
+        ap.error(f"--plant must be {', '.join(PLANTS)} or both comma-separated, got {args.plant!r}")
+    if args.saves < 0 or args.unchanged < 0 or args.planted_runs < 0 or not args.factor > 1.0:
+        ap.error("--saves, --unchanged and --planted-runs must be >= 0, and --factor > 1")
+    if args.saves == 0 and not (args.workdir and any((Path(args.workdir) / "baselines").glob("**/*.json"))):
+        # 0 saves continues a scenario: the history must already be in --workdir (a gate with none judges nothing).
+        ap.error("--saves 0 needs a --workdir whose baselines/ holds the saved runs of an earlier scenario")
+    if args.neighbour_runs < 0 or args.max_false_alarms < 0 or (args.planted_neighbour_runs or 0) < 0:
+        ap.error("--neighbour-runs, --planted-neighbour-runs and --max-false-alarms must be >= 0")
     extra = shlex.split(args.extra_args)
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="pytest-energy-acceptance-"))
@@ -213,20 +247,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"acceptance scenario ({args.suite} suite) in {workdir} (cpus {os.cpu_count()}, load "
           f"{os.getloadavg()[0]:.2f}); extra args: {' '.join(extra) or '-'}", flush=True)
     runs = []
-    for i, (kind, save, beside) in enumerate(make_plan(args.saves, args.unchanged, args.planted_runs,
-                                                       args.neighbour_runs), 1):
-        r = run_suite(workdir, selection, save=save, plant=args.plant if kind == "planted" else "none",
-                      factor=args.factor if kind == "planted" else 1.0, beside=beside, extra_args=extra,
+    first = 1 + max((int(p.name[3:5]) for p in workdir.glob("run[0-9][0-9]-*.txt")), default=0)  # keep earlier runs
+    plan = make_plan(args.saves, args.unchanged, args.planted_runs, args.neighbour_runs, plants,
+                     args.planted_neighbour_runs)
+    for i, (kind, save, beside, plant) in enumerate(plan, first):
+        factor = args.factor if kind == "planted" else 1.0
+        r = run_suite(workdir, selection, save=save, plant=plant, factor=factor, beside=beside, extra_args=extra,
                       report=workdir / f"run{i:02d}-{kind}.json")
-        r["index"], r["kind"] = i, kind
-        r["plant"], r["factor"] = (args.plant, args.factor) if kind == "planted" else ("none", 1.0)
+        r["index"], r["kind"], r["plant"], r["factor"] = i, kind, plant, factor
         runs.append(r)
         (workdir / f"run{i:02d}-{kind}.txt").write_text(r["output"], encoding="utf-8")
         print_run(r)
-    summary = summarize(runs, args.plant, saves=args.saves, max_false_alarms=args.max_false_alarms)
+    saves = len(list(workdir.glob("run[0-9][0-9]-save.txt")))  # this scenario's and an earlier one's (--saves 0)
+    summary = summarize(runs, args.plant, saves=saves, max_false_alarms=args.max_false_alarms)
     print_summary(summary, args.factor)
-    if args.saves < 3:
-        print(f"note: with {args.saves} save(s) the gate has no run history yet (3 needed): within-run verdicts")
+    if saves < 3:
+        print(f"note: with {saves} save(s) the gate has no run history yet (3 needed): within-run verdicts")
     for p in summary["problems"]:
         print(f"SCENARIO FAILED: {p}", file=sys.stderr)
     if args.json:

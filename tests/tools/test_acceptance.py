@@ -243,9 +243,32 @@ def run(index, kind, *, exit=0, failed=(), beside=False, finetune=None, lines=()
 
 def test_gate_plan_puts_the_neighbour_beside_the_last_runs_of_each_kind(tools):
     plan = tools.gate.make_plan(2, 4, 3, 2)
-    assert [k for k, _, _ in plan] == ["save"] * 2 + ["unchanged"] * 4 + ["planted"] * 3
-    assert [b for _, _, b in plan] == [False] * 2 + [False, False, True, True] + [False, True, True]
-    assert [s for _, s, _ in plan] == [True] * 2 + [False] * 7
+    assert [k for k, _, _, _ in plan] == ["save"] * 2 + ["unchanged"] * 4 + ["planted"] * 3
+    assert [b for _, _, b, _ in plan] == [False] * 2 + [False, False, True, True] + [False, True, True]
+    assert [s for _, s, _, _ in plan] == [True] * 2 + [False] * 7
+    assert [p for _, _, _, p in plan] == ["none"] * 6 + ["inference"] * 3
+
+
+def test_gate_plan_lets_two_plants_take_turns_with_their_own_neighbour_count(tools):
+    plan = tools.gate.make_plan(0, 2, 3, 1, ("inference", "training"), planted_neighbour_runs=2)
+    assert [(k, b, p) for k, _, b, p in plan] == [
+        ("unchanged", False, "none"), ("unchanged", True, "none"),
+        ("planted", False, "inference"), ("planted", False, "training"),
+        ("planted", True, "inference"), ("planted", True, "training"),
+        ("planted", True, "inference"), ("planted", True, "training")]
+
+
+def test_gate_summary_counts_each_plant_apart(tools):
+    runs = [run(1, "unchanged"),
+            dict(run(2, "planted", exit=1, failed=["t.py::test_inference[1]"]), plant="inference"),
+            dict(run(3, "planted", exit=1, failed=["t.py::test_inference[1]"]), plant="training"),
+            dict(run(4, "planted", exit=1, failed=["t.py::test_finetune_to_cutoff"], beside=True), plant="training")]
+    s = tools.gate.summarize(runs, "inference,training", saves=0)
+    assert s["by_plant"]["inference"]["all"] == {"runs": 1, "detected": 1}
+    assert s["by_plant"]["training"]["all"] == {"runs": 2, "detected": 1}
+    assert s["by_plant"]["training"]["neighbour"] == {"runs": 1, "detected": 1}
+    assert s["planted_all"] == {"runs": 3, "detected": 2}
+    assert [p for p in s["problems"] if "run 3" in p] and not [p for p in s["problems"] if "run 4" in p]
 
 
 def test_gate_summary_counts_false_alarms_and_detections_with_and_without_the_neighbour(tools):
@@ -270,8 +293,11 @@ def test_gate_summary_counts_false_alarms_and_detections_with_and_without_the_ne
     assert any("history rule" in p for p in s["problems"])
 
 
-def test_gate_cli_refuses_bad_settings(tools):
-    for argv in (["--saves", "0"], ["--factor", "1.0"], ["--neighbour-runs", "-1"], ["--plant", "eval"]):
+def test_gate_cli_refuses_bad_settings(tools, tmp_path):
+    # --saves 0 continues a scenario only where its saved runs are: an empty workdir has no history to judge by.
+    for argv in (["--saves", "0"], ["--saves", "0", "--workdir", str(tmp_path)], ["--factor", "1.0"],
+                 ["--neighbour-runs", "-1"], ["--planted-neighbour-runs", "-1"], ["--plant", "eval"],
+                 ["--plant", "inference,inference"], ["--plant", "inference,eval"]):
         with pytest.raises(SystemExit):
             tools.gate.main(argv)
 
