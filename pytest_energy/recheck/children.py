@@ -3,8 +3,10 @@
 Each side runs with the same interpreter (`sys.executable`) and environment, its own empty baseline folder
 (the child judges nothing) and a JSON report that the parent reads back. The base's code comes from its
 worktree: the worktree (and its `src/`, where there is one) lead PYTHONPATH, ahead of any editable install of
-the head; the head gets its own checkout there the same way, so both sides import alike.
-No pytest import.
+the head; the head gets its own checkout there the same way, so both sides import alike. Each side also gets a folder
+that lasts for the whole A/B (`SIDE_CACHE_ENV`, read with `side_cache()`): a fixture may keep unmetered set-up
+work there that every later process of the same side can reuse (the reference suite keeps its fine-tuned
+model), so a pair pays for what it measures and not for the set-up again. No pytest import.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from pathlib import Path
 
 from ..records import Kind, RunResult
 
-__all__ = ["CHILD_ENV", "ChildRunner", "SideResult"]
+__all__ = ["CHILD_ENV", "SIDE_CACHE_ENV", "ChildRunner", "SideResult", "side_cache"]
 
 # Set in every child: a child measures and reports, it never starts a second look of its own.
 CHILD_ENV = "PYTEST_ENERGY_AB_CHILD"
+# Set in every child: its side's folder, kept across the pairs of one A/B and removed with it; one per side, so
+# the base's set-up never serves the head (their code differs).
+SIDE_CACHE_ENV = "PYTEST_ENERGY_SIDE_CACHE"
 # What a child must not inherit from an xdist worker: it is a plain pytest process.
 _DROPPED_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST")
 _TAIL_LINES = 12
@@ -54,13 +59,24 @@ class ChildRunner:
         self.timeout_s = timeout_s
         self._tmp = tempfile.TemporaryDirectory(prefix="pytest-energy-ab-")
         self._count = 0
+        self._caches: dict[str, Path] = {}
 
     def close(self) -> None:
         self._tmp.cleanup()
 
-    def env(self, top: Path) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    def side_cache(self, tree: Path) -> Path:
+        """The folder that every process run in `tree` (one side) shares for this A/B."""
+        key = str(Path(tree).resolve())
+        if key not in self._caches:
+            self._caches[key] = Path(self._tmp.name, f"side{len(self._caches) + 1}-cache")
+            self._caches[key].mkdir()
+        return self._caches[key]
+
+    def env(self, top: Path, tree: Path | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and k != SIDE_CACHE_ENV}
         env[CHILD_ENV] = "1"
+        if tree is not None:
+            env[SIDE_CACHE_ENV] = str(self.side_cache(tree))
         paths = [str(top)] + ([str(top / "src")] if (top / "src").is_dir() else [])
         if env.get("PYTHONPATH"):
             paths.append(env["PYTHONPATH"])
@@ -78,7 +94,7 @@ class ChildRunner:
     def _run(self, cmd: list[str], tree: Path, top: Path) -> tuple[int, str, float]:
         start = time.perf_counter()
         try:
-            done = subprocess.run(cmd, cwd=str(tree), env=self.env(top), capture_output=True, text=True,
+            done = subprocess.run(cmd, cwd=str(tree), env=self.env(top, tree), capture_output=True, text=True,
                                   timeout=self.timeout_s, check=False)
             code, output = done.returncode, (done.stdout or "") + (done.stderr or "")
         except subprocess.TimeoutExpired as exc:
@@ -136,6 +152,13 @@ class ChildRunner:
                 why = "the test failed" if nodeid in failed else f"pytest exited {code} without measuring it"
                 result.missing[nodeid] = f"{why}:\n{result.tail}"
         return result
+
+
+def side_cache() -> Path | None:
+    """This A/B side's shared folder when running as an A/B child (see SIDE_CACHE_ENV), else None: a fixture that
+    caches there must work the same without it."""
+    folder = os.environ.get(SIDE_CACHE_ENV)
+    return Path(folder) if folder and Path(folder).is_dir() else None
 
 
 def _failed(output: str, nodeid: str) -> bool:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from pytest_energy.recheck.children import CHILD_ENV, ChildRunner
+from pytest_energy.recheck.children import CHILD_ENV, SIDE_CACHE_ENV, ChildRunner, side_cache
 
 
 def test_the_child_measures_with_its_own_empty_baselines_and_reports_json(tmp_path):
@@ -49,3 +49,41 @@ def test_a_child_that_cannot_run_names_why_for_each_test(tmp_path):
     assert not result.values and result.missing["test_x.py::test_x"].startswith("the test failed")
     assert result.seconds > 0 and "boom" in result.tail or "failed" in result.tail
     assert not Path(runner._tmp.name).exists()
+
+
+def test_each_side_keeps_one_folder_across_its_processes_and_never_shares_it(tmp_path, monkeypatch):
+    # What the reference suite's fine-tuned model relies on: the second process of a side finds what the first
+    # left, the other side (other code) does not, and nothing outlives the A/B.
+    counter = ("from pytest_energy.recheck.children import side_cache\n"
+               "def test_count():\n"
+               "    folder = side_cache()\n"
+               "    assert folder is not None\n"
+               "    seen = folder / 'runs'\n"
+               "    seen.write_text(str(int(seen.read_text()) + 1 if seen.exists() else 1))\n")
+    base, head = tmp_path / "base", tmp_path / "head"
+    for tree in (base, head):
+        tree.mkdir()
+        (tree / "test_c.py").write_text(counter)
+    monkeypatch.setenv(SIDE_CACHE_ENV, str(tmp_path))  # an outer A/B's folder is not inherited
+    root = Path(__file__).resolve().parents[2]
+    runner = ChildRunner()
+    try:
+        for tree in (base, head, base):
+            result = runner.measure(["test_c.py::test_count"], tree, root)
+            assert "the test failed" not in result.missing.get("test_c.py::test_count", ""), result.tail
+        assert (runner.side_cache(base) / "runs").read_text() == "2"
+        assert (runner.side_cache(head) / "runs").read_text() == "1"
+        assert runner.side_cache(base) != runner.side_cache(head) and runner.side_cache(base).parent != tmp_path
+        kept = runner.side_cache(base)
+    finally:
+        runner.close()
+    assert not kept.exists() and not (tmp_path / "runs").exists()
+
+
+def test_outside_an_ab_child_there_is_no_side_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv(SIDE_CACHE_ENV, raising=False)
+    assert side_cache() is None
+    monkeypatch.setenv(SIDE_CACHE_ENV, str(tmp_path / "gone"))  # removed with its A/B: not a folder to write in
+    assert side_cache() is None
+    monkeypatch.setenv(SIDE_CACHE_ENV, str(tmp_path))
+    assert side_cache() == tmp_path
