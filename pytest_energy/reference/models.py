@@ -11,11 +11,15 @@ Token counts include padding: fine-tuning energy is linear in the tokens the mod
 from __future__ import annotations
 
 import copy
+import json
 import os
 import random
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, Unsupported, UsageError
@@ -261,6 +265,42 @@ def make_predict(model: Any, tokenizer: Any, *, max_length: int = 64) -> Callabl
         return PredictOutput(_decode(model, enc, batch), int(enc["input_ids"].numel()))
 
     return predict
+
+
+_WEIGHTS, _ABOUT = "weights.pt", "about.json"
+
+
+def save_weights(model: Any, folder: str | os.PathLike[str], about: Mapping[str, Any]) -> None:
+    """Keep a fine-tuned model's weights, and what produced them, in `folder` (for `load_weights`). Written into a
+    temporary sibling folder that is renamed into place: a process killed while saving leaves nothing a later
+    one would load, and when two save at once the first one's stands."""
+    import torch
+
+    folder = Path(folder)
+    if (folder / _WEIGHTS).is_file():
+        return
+    scratch = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        torch.save(model.state_dict(), scratch / _WEIGHTS)
+        (scratch / _ABOUT).write_text(json.dumps(dict(about), default=str), encoding="utf-8")
+        os.rename(scratch, folder)
+    except OSError:
+        if not (folder / _WEIGHTS).is_file():
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def load_weights(model: Any, folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Load the weights `save_weights` kept in `folder` into `model` (built the same way: every tensor must match)
+    and return what produced them; None when nothing was saved there."""
+    import torch
+
+    folder = Path(folder)
+    if not (folder / _WEIGHTS).is_file():
+        return None
+    model.load_state_dict(torch.load(folder / _WEIGHTS, map_location="cpu", weights_only=True))
+    return json.loads((folder / _ABOUT).read_text(encoding="utf-8"))
 
 
 def count_model_flops(model: Any, tokenizer: Any, batch: list, *, max_length: int = 64,

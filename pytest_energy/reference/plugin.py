@@ -30,6 +30,8 @@ is how a stored reference (--energy-save-reference, pytest_energy.analysis.hulk_
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -313,13 +315,14 @@ def finetuned(bench: Bench, task_data, finetuned_models):
     inference on the models fine-tuned in the fine-tuning phase).
 
     The fine-tuning benchmark's own model when it reached the cut-off in this session (`finetuned_models`);
-    otherwise (run alone, under pytest-xdist on another worker, not reached) one is fine-tuned here, unmetered.
+    otherwise (run alone, under pytest-xdist on another worker, not reached) one is fine-tuned here, unmetered;
+    in an A/B's child, once per side: its later processes load it from the side's folder (`finetuned_in`).
     Without training data (a folder with the dev files only) nothing is fine-tuned: a model that already has a
     head for the task's labels keeps it; any other gets an untrained head, and its time and energy per example
     are still HULK's inference costs, but its accuracy is chance (extra_info["head"] says which).
     """
     from ..protocols.finetune import train_to_cutoff
-    from .models import LABEL_IDS_ATTR, load_model, make_evaluate, make_train_step
+    from .models import LABEL_IDS_ATTR, load_model, load_weights, make_evaluate, make_train_step, save_weights
 
     if bench in finetuned_models:
         model, tokenizer, about = finetuned_models[bench]
@@ -335,10 +338,30 @@ def finetuned(bench: Bench, task_data, finetuned_models):
         model.eval()
         return model, tokenizer, {"finetuned_steps": 0, "finetuned_dev_score": None, "head": head}
     model, tokenizer = fresh_model(bench, task_data)
+    # In a same-job A/B every pair starts fresh processes; the model fine-tuned by the first process of a side is
+    # reused by its later ones (the side's own code trained it), so a pair pays for the inference it measures.
+    cached = _side_cached_model(bench)
+    if cached is not None and (about := load_weights(model, cached)) is not None:
+        model.eval()
+        return model, tokenizer, {**about, "finetuned_in": "an earlier process of this A/B side (its side cache)"}
     train_step = make_train_step(model, tokenizer, task_data.train, batch_size=bench.batch_size,
                                  max_length=bench.max_length, lr=bench.lr, seed=bench.seed)
     evaluate = make_evaluate(model, tokenizer, task_data, max_length=bench.max_length)
     score, steps = train_to_cutoff(train_step, evaluate, cutoff=bench.cutoff, eval_every=bench.eval_every,
                                    max_steps=max_steps(bench, task_data))
     model.eval()
-    return model, tokenizer, {"finetuned_steps": steps, "finetuned_dev_score": score}
+    about = {"finetuned_steps": steps, "finetuned_dev_score": score}
+    if cached is not None:
+        save_weights(model, cached, about)
+    return model, tokenizer, about
+
+
+def _side_cached_model(bench: Bench) -> Path | None:
+    """Where this A/B side keeps the model fine-tuned for `bench`; None outside an A/B child."""
+    from ..recheck.children import side_cache
+
+    folder = side_cache()
+    if folder is None:
+        return None
+    key = hashlib.sha256(json.dumps(asdict(bench), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return folder / f"finetuned-{key}"

@@ -105,3 +105,25 @@ def test_a_kept_head_maps_its_labels_by_name(tmp_path):
         make_train_step(kept, tok, [TextExample("a", 0, "b")])
     fresh, _ = load_model(str(tmp_path), "mnli", device="cpu")
     assert not hasattr(fresh, LABEL_IDS_ATTR) and fresh.config.id2label[0] == "entailment"
+
+
+def test_an_ab_side_fine_tunes_once_and_its_later_processes_reuse_the_model(pytester, monkeypatch, tmp_path):
+    """In a same-job A/B, every pair starts fresh processes: the first of a side fine-tunes (unmetered) and keeps
+    the model in the side's folder, the later ones load it instead of training again."""
+    files = _suite(pytester, monkeypatch, "test_inference.py")
+    side = tmp_path / "side"
+    side.mkdir()
+    monkeypatch.setenv("PYTEST_ENERGY_SIDE_CACHE", str(side))
+    args = [files[0] + "::test_inference[1]", *files[1:], "--energy", "--energy-meter", "estimate",
+            "--energy-inference-n", "4", "--energy-max-dev", "8", "-p", "no:cacheprovider",
+            "-W", "ignore::pytest_energy.errors.ShortWindowWarning"]
+    infos = []
+    for run in ("first", "second"):
+        result = pytester.runpytest_subprocess(*args, "--energy-json", f"{run}.json")
+        result.assert_outcomes(passed=1)
+        infos.append(json.loads((pytester.path / f"{run}.json").read_text())["benchmarks"][0]["extra_info"])
+    (kept,) = side.iterdir()
+    assert kept.name.startswith("finetuned-") and sorted(p.name for p in kept.iterdir()) == ["about.json",
+                                                                                            "weights.pt"]
+    assert "finetuned_in" not in infos[0] and "side cache" in infos[1]["finetuned_in"]
+    assert infos[1]["finetuned_steps"] == infos[0]["finetuned_steps"] == 1
