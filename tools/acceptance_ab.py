@@ -2,7 +2,8 @@
 
 1. `git clone` of this checkout's HEAD (committed state only) into a temporary folder;
 2. optionally `--saves S` runs with --energy-save-baseline there, of the unplanted code, into a baseline folder
-   outside the clone (the history a nightly run of the base would have saved);
+   outside the clone (the history a nightly run of the base would have saved); or `--baselines DIR`: a copy of
+   the runs an earlier scenario saved on this machine (its workdir's baselines-saved/), to spend no time on saves;
 3. one commit on top: `--plant inference|training` plants `--factor` (default 1.3) times the compute in
    pytest_energy/reference/models.make_predict / make_train_step (same results: tools/acceptance_common.py);
    `--plant none` commits nothing but an empty commit, so HEAD~1 is the same code. The commit is checked:
@@ -20,7 +21,8 @@ no unchanged run fails (`--plant none`), or the planted test fails in at least `
 (default: all of them).
 
     python tools/acceptance_ab.py [--runs 10] [--plant none|inference|training] [--factor 1.3]
-        [--neighbour-runs K] [--no-baselines K] [--saves S] [--against HEAD~1] [--extra-args "..."]
+        [--neighbour-runs K] [--no-baselines K] [--saves S | --baselines DIR] [--against HEAD~1]
+        [--extra-args "..."]
         [--min-detected N] [--workdir DIR] [--json OUT]
 """
 
@@ -31,6 +33,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -230,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--saves", type=int, default=0,
                     help="save this many runs of the unplanted code first and judge against them (default: the "
                          "clone's baselines/)")
+    ap.add_argument("--baselines", help="judge against a copy of this saved folder (an earlier scenario's "
+                                        "baselines-saved/) instead of new saves")
     ap.add_argument("--against", default="HEAD~1", help="the base revision (default HEAD~1: before the plant)")
     ap.add_argument("--extra-args", default="", help="arguments added to every pytest run (one shell-quoted string)")
     ap.add_argument("--min-detected", type=int, help="planted runs that must fail the planted test (default: all)")
@@ -242,6 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--no-baselines and --neighbour-runs cannot exceed --runs")
     if args.plant != "none" and not args.factor > 1.0:
         ap.error("--factor must be > 1")
+    if args.baselines and (args.saves or not any(Path(args.baselines).glob("*.json"))):
+        ap.error("--baselines needs a folder of saved baselines (*.json), and not --saves as well")
     extra = shlex.split(args.extra_args)
 
     workdir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="pytest-energy-ab-"))
@@ -254,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
           f"extra args: {' '.join(extra) or '-'}", flush=True)
     saved = None
     saves = []
+    if args.baselines:
+        saved = workdir / "baselines-saved"
+        shutil.copytree(args.baselines, saved, dirs_exist_ok=True)  # the original stays as it was
+        print(f"baselines: a copy of {args.baselines}", flush=True)
     if args.saves:
         saved = workdir / "baselines-saved"
         saved.mkdir(exist_ok=True)

@@ -387,3 +387,13 @@ def test_the_neighbour_dies_with_a_killed_parent(tmp_path):
         parent.wait()
         parent.stdout.close()
     assert wait_gone(child), "the neighbour outlived its killed parent"
+
+
+def test_ab_cli_refuses_a_baseline_folder_that_holds_nothing_or_comes_with_saves(tools, tmp_path):
+    (tmp_path / "saved").mkdir()
+    for argv in (["--baselines", str(tmp_path / "saved")], ["--baselines", str(tmp_path / "absent")]):
+        with pytest.raises(SystemExit):
+            tools.ab.main(argv)
+    (tmp_path / "saved" / "benchmarks__test_inference.json").write_text("{}")
+    with pytest.raises(SystemExit):
+        tools.ab.main(["--baselines", str(tmp_path / "saved"), "--saves", "1"])
