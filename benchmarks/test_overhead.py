@@ -10,9 +10,12 @@ means nothing (-0.07 % -> -1.5 % printed as -1981 %), while relative to a ratio 
 overhead added.
 
 Target: less than 1 % added wall time. On a shared machine a single pair is noisier than that (1-3 %
-between identical runs), so the benchmark fails only when the overhead is *shown* to exceed 1 % — the
-lower confidence bound is above it — the same "beyond tolerance and significant" rule as the gate.
-It prints the estimate and its bound either way.
+between identical runs), so the benchmark fails only when the overhead is *shown* to exceed 1 %, in two
+stages like the gate's second look. The screen: 6 pairs, whose one-sided 95 % lower bound must stay below
+1 %. When it does not, more pairs follow and the A/B's sequential test (gate/sequential.py: false alarm at
+most 0.1 %, at most 16 pairs) decides on all of them; only its REGRESSION fails. The screen alone failed 2 of
+12 unchanged suite runs beside a noisy neighbour (+10 % with a pair-to-pair sd of 9 %; docs/statistics.md).
+It prints the estimate, its bound and, when there was one, the confirmation either way.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import time
 import pytest
 
 TARGET_LOOP_S = 2.0
-PAIRS = 6
+PAIRS = 6  # the screen
+MAX_PAIRS = 16  # the confirmation's budget, the screen's pairs included
 MAX_OVERHEAD = 0.01
 
 
@@ -50,8 +54,6 @@ def _calibrate() -> int:
 
 @pytest.mark.energy(rounds=1, warmup=0)
 def test_metering_overhead_under_1_percent(energy):
-    from pytest_energy.gate.stats import t_isf
-
     n = _calibrate()
 
     def metered() -> None:
@@ -61,13 +63,30 @@ def test_metering_overhead_under_1_percent(energy):
             _spin(n)
 
     ratios, bare_s = [], []
-    for i in range(PAIRS):
-        if i % 2 == 0:
+
+    def pair() -> None:
+        if len(ratios) % 2 == 0:
             b, m = _timed(_spin, n), _timed(metered)
         else:
             m, b = _timed(metered), _timed(_spin, n)
         bare_s.append(b)
         ratios.append(m / b)
+
+    for _ in range(PAIRS):
+        pair()
+    screen_mean, screen_lower = _lower_bound(ratios)
+    confirmation = None
+    if screen_lower >= MAX_OVERHEAD:  # suspected: decided on more pairs by the A/B's sequential test
+        from pytest_energy.gate.sequential import SequentialTest
+
+        test = SequentialTest(better="lower", tolerance=MAX_OVERHEAD, max_pairs=MAX_PAIRS, base_ref="bare")
+        for i in range(MAX_PAIRS):
+            if i >= len(ratios):
+                pair()
+            step = test.add(bare_s[i], bare_s[i] * ratios[i])
+            if step.final:
+                break
+        confirmation = step
     # The fixed cost of opening and closing a window, precisely: many empty windows (no sensor warning
     # matters here, nothing is being measured).
     import warnings
@@ -80,19 +99,30 @@ def test_metering_overhead_under_1_percent(energy):
             with energy.measure("empty", record=False):
                 pass
         window_cost_s = (time.perf_counter() - t0) / empty
-    mean = statistics.fmean(ratios) - 1.0
-    sd = statistics.stdev(ratios)
-    lower = mean - t_isf(0.05, PAIRS - 1) * sd / math.sqrt(PAIRS)
+    sd = statistics.stdev(ratios[:PAIRS])  # the screen's, like its mean and bound
     energy.record_metric("metered_to_bare_time_ratio", "1", ratios)
     energy.extra_info.update({
-        "loop_iterations": n, "bare_median_s": statistics.median(bare_s), "pairs": PAIRS,
-        "overhead_fraction": mean, "overhead_lower95_fraction": lower, "window_cost_s": window_cost_s,
+        "loop_iterations": n, "bare_median_s": statistics.median(bare_s), "pairs": len(ratios),
+        "overhead_fraction": screen_mean, "overhead_lower95_fraction": screen_lower, "window_cost_s": window_cost_s,
         "meter": energy.meter_name,
+        "confirmation": None if confirmation is None else f"{confirmation.text()}: {confirmation.decision.value}",
     })
     print(f"\nmetering overhead on a {statistics.median(bare_s):.2f} s CPU-bound loop "
-          f"(meter {energy.meter_name}, {PAIRS} alternating pairs): {mean * 100:+.2f} % "
-          f"(one-sided 95 % lower bound {lower * 100:+.2f} %, pair-to-pair sd {sd * 100:.2f} %); "
+          f"(meter {energy.meter_name}, {PAIRS} alternating pairs): {screen_mean * 100:+.2f} % "
+          f"(one-sided 95 % lower bound {screen_lower * 100:+.2f} %, pair-to-pair sd {sd * 100:.2f} %); "
           f"fixed cost per window {window_cost_s * 1e3:.3f} ms = {window_cost_s / TARGET_LOOP_S * 100:.4f} % of 2 s")
+    if confirmation is not None:
+        print(f"suspected, then {confirmation.text()} (tolerance {MAX_OVERHEAD:.0%}): {confirmation.decision.value}")
     assert window_cost_s / TARGET_LOOP_S < MAX_OVERHEAD
-    assert lower < MAX_OVERHEAD, (
-        f"metering adds {mean * 100:.2f} % (lower 95 % bound {lower * 100:.2f} %) to a CPU-bound loop")
+    assert confirmation is None or confirmation.decision.value != "REGRESSION", (
+        f"metering adds {screen_mean * 100:.2f} % (lower 95 % bound {screen_lower * 100:.2f} % over {PAIRS} pairs), "
+        f"confirmed by {confirmation.text()}")
+
+
+def _lower_bound(ratios: list[float]) -> tuple[float, float]:
+    """The overhead (mean ratio - 1) and its one-sided 95 % lower bound."""
+    from pytest_energy.gate.stats import t_isf
+
+    mean = statistics.fmean(ratios) - 1.0
+    sd = statistics.stdev(ratios)
+    return mean, mean - t_isf(0.05, len(ratios) - 1) * sd / math.sqrt(len(ratios))
