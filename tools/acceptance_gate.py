@@ -1,7 +1,8 @@
 """The gate's acceptance scenario on the real reference suite (not a unit test; ~1-2 min per protocol run on 2 cores).
 
 In a temporary copy of the suite (`--suite protocols`: benchmarks/test_finetune.py and test_inference.py, the
-default; `--suite whole`: all of benchmarks/), with its own baseline folder and the estimate meter:
+default; `--suite whole`: all of benchmarks/; `--suite overhead`: test_overhead.py, for unchanged runs), with
+its own baseline folder and the estimate meter:
 
 1. `--saves` runs with --energy-save-baseline (default 3): the run history the gate judges against (`--saves 0`
    with the `--workdir` of an earlier scenario continues it: its saved runs are the history, its run numbers go on);
@@ -23,7 +24,7 @@ benchmarks have no such knob. Prints one line per suite run (exit code, neighbou
 failures with their verdict lines and second-look lines), then a summary per kind of run; exits 0 when the
 scenario holds, 1 when it does not.
 
-    python tools/acceptance_gate.py [--suite protocols|whole] [--saves 3] [--unchanged 3] [--planted-runs 1]
+    python tools/acceptance_gate.py [--suite protocols|whole|overhead] [--saves 3] [--unchanged 3] [--planted-runs 1]
         [--plant inference|training|inference,training] [--factor 2.0] [--neighbour-runs K]
         [--planted-neighbour-runs K] [--extra-args "..."]
         [--max-false-alarms 0] [--workdir DIR] [--json OUT]
@@ -59,7 +60,9 @@ from noisy_neighbour import neighbour  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PROTOCOL_FILES = ("test_finetune.py", "test_inference.py")
-SUITES = ("protocols", "whole")
+# --suite overhead: the metering-overhead benchmark alone (its own assertion is a gate too), for unchanged runs.
+SUITE_FILES = {"protocols": PROTOCOL_FILES, "overhead": ("test_overhead.py",)}
+SUITES = ("protocols", "whole", "overhead")
 
 
 def prepare(workdir: Path, suite: str = "protocols") -> list[str]:
@@ -70,10 +73,10 @@ def prepare(workdir: Path, suite: str = "protocols") -> list[str]:
             if src.name != "conftest.py":
                 shutil.copy(src, workdir / src.name)
         selection = ["."]
-    elif suite == "protocols":
-        for name in PROTOCOL_FILES:
+    elif suite in SUITE_FILES:
+        for name in SUITE_FILES[suite]:
             shutil.copy(bench / name, workdir / name)
-        selection = list(PROTOCOL_FILES)
+        selection = list(SUITE_FILES[suite])
     else:
         raise ValueError(f"suite must be one of {', '.join(SUITES)}, got {suite!r}")
     (workdir / "conftest.py").write_text(conftest_text((bench / "conftest.py").read_text(encoding="utf-8")),

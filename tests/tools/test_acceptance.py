@@ -93,6 +93,7 @@ def test_the_training_plant_repeats_forward_and_backward_without_changing_the_mo
 
 def test_the_generated_conftest_keeps_the_suite_conftest_and_adds_both_knobs(tools, tmp_path):
     for suite, expected in (("protocols", {"test_finetune.py", "test_inference.py"}),
+                            ("overhead", {"test_overhead.py"}),
                             ("whole", {p.name for p in (TOOLS.parent / "benchmarks").glob("test_*.py")})):
         workdir = tmp_path / suite
         workdir.mkdir()
