@@ -126,14 +126,12 @@ def make_plan(saves: int, unchanged: int, planted_runs: int, neighbour_runs: int
     return plan
 
 
-def detected(run: dict[str, Any], plant: str | None = None) -> bool:
+def detected(run: dict[str, Any], plant: str) -> bool:
     """A planted run is detected when it exits 1 failing the planted test."""
-    plant = plant or run["plant"]
     return run["exit"] == 1 and any(PLANTED_TEST[plant] in t for t in run["failed"])
 
 
-def measured_by_history(run: dict[str, Any], plant: str | None = None) -> list[str]:
-    plant = plant or run["plant"]
+def measured_by_history(run: dict[str, Any], plant: str) -> list[str]:
     return [line for line in run["regression_lines"] if MEASURED_METRIC[plant].match(line) and "history" in line]
 
 
@@ -143,13 +141,13 @@ def summarize(runs: list[dict[str, Any]], plant: str, *, saves: int, max_false_a
     `by_plant` counts each plant's planted runs apart."""
     plants = plant.split(",")
 
+    def plant_of(r: dict[str, Any]) -> str:  # runs recorded before a run carried its plant: the first one
+        return r["plant"] if r.get("plant") not in (None, "none") else plants[0]
+
     def group(kind: str, beside: bool | None = None, which: str | None = None) -> list[dict[str, Any]]:
         return [r for r in runs if r["kind"] == kind and (beside is None or r["neighbour"] == beside)
-                and (which is None or r.get("plant", plants[0]) == which)]
+                and (which is None or plant_of(r) == which)]
 
-    for r in runs:  # runs recorded before a run carried its plant
-        if r["kind"] == "planted" and r.get("plant") in (None, "none"):
-            r["plant"] = plants[0]
     summary: dict[str, Any] = {"plant": plant, "by_plant": {}}
     problems = [f"save run {r['index']} exited {r['exit']}" for r in group("save") if r["exit"] != 0]
     for beside in (None, False, True):
@@ -159,20 +157,20 @@ def summarize(runs: list[dict[str, Any]], plant: str, *, saves: int, max_false_a
         summary[f"unchanged_{key}"] = {
             "runs": len(unchanged), "failing": len(failing),
             "tests": dict(Counter(t for r in failing for t in r["failed"]))}
-        summary[f"planted_{key}"] = {"runs": len(planted), "detected": sum(detected(r) for r in planted)}
+        summary[f"planted_{key}"] = {"runs": len(planted), "detected": sum(detected(r, plant_of(r)) for r in planted)}
         for which in plants:
             mine = group("planted", beside, which)
             summary["by_plant"].setdefault(which, {})[key] = {"runs": len(mine),
-                                                              "detected": sum(detected(r) for r in mine)}
+                                                              "detected": sum(detected(r, which) for r in mine)}
     false_alarms = [r for r in group("unchanged") if r["exit"] != 0]
     if len(false_alarms) > max_false_alarms:
         problems += [f"unchanged run {r['index']} exited {r['exit']} ({', '.join(r['failed']) or 'no test named'})"
                      for r in false_alarms]
     for r in group("planted"):
-        if not detected(r):
-            problems.append(f"planted run {r['index']} ({r['plant']} {r['factor']:g}x) exited {r['exit']} "
+        if not detected(r, plant_of(r)):
+            problems.append(f"planted run {r['index']} ({plant_of(r)} {r['factor']:g}x) exited {r['exit']} "
                             f"(failed: {', '.join(r['failed']) or 'nothing'})")
-        elif saves >= 3 and not measured_by_history(r):
+        elif saves >= 3 and not measured_by_history(r, plant_of(r)):
             problems.append(f"planted run {r['index']} failed, but not on measured time/energy by the history rule")
     # The plant must not change results: fine-tuning steps and score, inference accuracy as in the other runs.
     def results(rs: list[dict[str, Any]]) -> set[str]:

@@ -30,8 +30,9 @@ CHILD_ENV = "PYTEST_ENERGY_AB_CHILD"
 # Set in every child: its side's folder, kept across the pairs of one A/B and removed with it; one per side, so
 # the base's set-up never serves the head (their code differs).
 SIDE_CACHE_ENV = "PYTEST_ENERGY_SIDE_CACHE"
-# What a child must not inherit from an xdist worker: it is a plain pytest process.
-_DROPPED_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST")
+# What a child must not inherit: an xdist worker's identity (it is a plain pytest process), an outer A/B's folder.
+_DROPPED_ENV = ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID", "PYTEST_CURRENT_TEST",
+                SIDE_CACHE_ENV)
 _TAIL_LINES = 12
 
 
@@ -73,7 +74,7 @@ class ChildRunner:
         return self._caches[key]
 
     def env(self, top: Path, tree: Path | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV and k != SIDE_CACHE_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
         env[CHILD_ENV] = "1"
         if tree is not None:
             env[SIDE_CACHE_ENV] = str(self.side_cache(tree))
