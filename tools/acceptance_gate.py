@@ -205,7 +205,11 @@ def print_summary(s: dict[str, Any], factor: float) -> None:
         planted = "; ".join(f"planted {plant} {factor:g}x: {c[key]['detected']} of {c[key]['runs']} detected"
                             for plant, c in s["by_plant"].items())
         print(f"{key:<9}  unchanged: {u['failing']} of {u['runs']} runs failing ({which});  {planted}")
-    if s["results_planted"]:
+    if s["results_planted"] and not s["results_before"]:
+        # --saves 0 --unchanged 0 continues a history without unplanted runs of its own: nothing to compare with
+        print("results (fine-tune steps/score, inference accuracy): no unplanted run in this invocation to compare "
+              "with; see results_planted in --json")
+    elif s["results_planted"]:
         same = set(s["results_planted"]) <= set(s["results_before"])
         print(f"results (fine-tune steps/score, inference accuracy) unchanged by the plant: {'yes' if same else 'NO'}")
 

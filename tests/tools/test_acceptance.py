@@ -294,6 +294,18 @@ def test_gate_summary_counts_false_alarms_and_detections_with_and_without_the_ne
     assert any("history rule" in p for p in s["problems"])
 
 
+def test_gate_summary_of_planted_runs_alone_does_not_claim_their_results_changed(tools, capsys):
+    # --saves 0 --unchanged 0 (continuing a history) has no unplanted run of its own to compare results with
+    steps = {"test_finetune_to_cutoff": {"reached": True, "steps": 40, "score": "0.91"}}
+    planted = [dict(run(1, "planted", exit=1, failed=["t.py::test_finetune_to_cutoff"], finetune=steps),
+                    plant="training")]
+    tools.gate.print_summary(tools.gate.summarize(planted, "training", saves=0), 2.0)
+    out = capsys.readouterr().out
+    assert "no unplanted run in this invocation to compare" in out and "NO" not in out
+    tools.gate.print_summary(tools.gate.summarize([run(2, "save", finetune=steps)] + planted, "training", saves=0), 2.0)
+    assert "unchanged by the plant: yes" in capsys.readouterr().out
+
+
 def test_gate_cli_refuses_bad_settings(tools, tmp_path):
     # --saves 0 continues a scenario only where its saved runs are: an empty workdir has no history to judge by.
     for argv in (["--saves", "0"], ["--saves", "0", "--workdir", str(tmp_path)], ["--factor", "1.0"],
