@@ -178,7 +178,9 @@ def summarize(runs: list[dict[str, Any]], plant: str, *, saves: int, max_false_a
                 for r in rs if r["finetune"] or r["inference"]}
     before, after = results(group("save") + group("unchanged")), results(group("planted"))
     summary["results_before"], summary["results_planted"] = sorted(before), sorted(after)
-    if before and after and not after <= before:
+    # None: nothing to compare (no planted runs, or a continuation without unplanted runs of its own)
+    summary["results_unchanged"] = (after <= before) if before and after else None
+    if summary["results_unchanged"] is False:
         problems.append("the planted runs' steps/score/accuracy differ from the unplanted runs': "
                         f"{sorted(after)} vs {sorted(before)}")
     summary["problems"] = problems
@@ -205,13 +207,13 @@ def print_summary(s: dict[str, Any], factor: float) -> None:
         planted = "; ".join(f"planted {plant} {factor:g}x: {c[key]['detected']} of {c[key]['runs']} detected"
                             for plant, c in s["by_plant"].items())
         print(f"{key:<9}  unchanged: {u['failing']} of {u['runs']} runs failing ({which});  {planted}")
-    if s["results_planted"] and not s["results_before"]:
+    if s["results_unchanged"] is not None:
+        print("results (fine-tune steps/score, inference accuracy) unchanged by the plant: "
+              f"{'yes' if s['results_unchanged'] else 'NO'}")
+    elif s["results_planted"]:
         # --saves 0 --unchanged 0 continues a history without unplanted runs of its own: nothing to compare with
         print("results (fine-tune steps/score, inference accuracy): no unplanted run in this invocation to compare "
               "with; see results_planted in --json")
-    elif s["results_planted"]:
-        same = set(s["results_planted"]) <= set(s["results_before"])
-        print(f"results (fine-tune steps/score, inference accuracy) unchanged by the plant: {'yes' if same else 'NO'}")
 
 
 def main(argv: list[str] | None = None) -> int:
