@@ -167,6 +167,7 @@ def _start_second_look(config: pytest.Config, session: EnergySession) -> None:
             base = resolve_base(cfg.against, cfg.rootdir)
         except EnergyError as exc:
             raise pytest.UsageError(f"pytest-energy: {exc}") from None
+        session.ab_base = base.short
     config.pluginmanager.register(Recheck(session, base), RECHECK_PLUGIN)
 
 

@@ -982,6 +982,9 @@ class RunResult:
     placement: dict[str, Any] | None = None  # where this process ran (the xdist split, the torchrun ranks)
     saved: Any = None  # gate.store.SavedRun: how --energy-save-baseline changed the run histories
     unsaved_shared: list[str] = field(default_factory=list)  # results measured on shared devices, not saved
+    # The base revision (short sha) an armed --energy-against A/B would measure against; None when no A/B was
+    # armed (not asked, a save, torchrun, an A/B child). Lets the reports say an unflagged run measured nothing.
+    ab_base: str | None = None
 
     @property
     def records(self) -> list[TestRecord]:
@@ -1043,7 +1046,8 @@ class RunResult:
         reference = hulk.get("reference")
         return cls(meter, None, benchmarks, dict(doc.get("machine_info") or {}), dict(doc.get("commit_info") or {}),
                    str(doc.get("datetime") or ""), dict(session),
-                   hulk_reference=HulkReference.from_dict(reference) if isinstance(reference, Mapping) else None)
+                   hulk_reference=HulkReference.from_dict(reference) if isinstance(reference, Mapping) else None,
+                   ab_base=session.get("ab_base") if isinstance(session.get("ab_base"), str) else None)
 
 
 def _benchmark_from_report(i: int, bench: Any, gating: bool) -> BenchmarkResult:

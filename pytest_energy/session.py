@@ -140,6 +140,8 @@ class EnergySession:
         # Where this process measures (see BenchmarkResult.placement): an xdist worker's GPUs or the torchrun
         # ranks, as the plugin learns it from pytest_energy.distributed.plugin.placement; None for a plain run.
         self.placement: dict[str, Any] | None = None
+        # The base revision of an armed --energy-against (pytest_energy.plugin._start_second_look), else None.
+        self.ab_base: str | None = None
 
     # -- the meter (Metering) ----------------------------------------------------------------------------
     @property
@@ -237,7 +239,8 @@ class EnergySession:
         from .machine import commit_info, machine_info, now_iso
 
         run = RunResult(meter=self.meter_info(), config=self.config, benchmarks=list(self.results),
-                        exitstatus=exitstatus, tests_failed=tests_failed, placement=self.placement)
+                        exitstatus=exitstatus, tests_failed=tests_failed, placement=self.placement,
+                        ab_base=self.ab_base)
         if not self.results:
             return run
         run.commit_info = commit_info(self.config.rootdir)

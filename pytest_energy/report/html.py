@@ -22,7 +22,7 @@ from . import format as fmt
 from .plots import AXIS_TITLES, plot_baseline_vs_current, plot_finetune_curves, plot_frontier
 from .series import Series, primary_series
 from .tables import (AB_LEGEND, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes, rechecked, second_look_cost,
-                     second_look_lines, second_look_mark, unknown_note, verdict_cells)
+                     second_look_lines, second_look_mark, unflagged_ab_line, unknown_note, verdict_cells)
 
 _CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 2em auto;
@@ -202,11 +202,14 @@ def _pairs_table(v: Verdict, orders: Sequence[str]) -> str:
 
 def _second_look_section(run: RunResult) -> str:
     """Each test a second look re-measured in this job: confirmed, not confirmed, the A/B's decision per metric
-    with its ratio and interval and a table of its pairs, no base to compare; and what it cost."""
+    with its ratio and interval and a table of its pairs, no base to compare; and what it cost. An armed A/B that
+    had nothing to look at says so in one line."""
     tests = rechecked(run)
+    title = f"<h2>{_e(SECOND_LOOK_TITLE[0].upper() + SECOND_LOOK_TITLE[1:])}</h2>"
     if not tests:
-        return ""
-    parts = [f"<h2>{_e(SECOND_LOOK_TITLE[0].upper() + SECOND_LOOK_TITLE[1:])}</h2>",
+        idle = unflagged_ab_line(run)
+        return f'{title}<p class="note">{_e(idle)}</p>' if idle else ""
+    parts = [title,
              '<p class="note">A test the history screen suspected is measured again in this job: re-runs of it '
              "(confirmation), or the base revision and this one alternately in fresh processes (A/B; order AB: the "
              "base ran first, BA: this revision did), so that drift common to both cancels in their ratio.</p>"]

@@ -16,7 +16,7 @@ from . import format as fmt
 from .series import ENERGY_HEADERS, energy_rows, primary_series
 from .tables import (AB_LEGEND, FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADINGS, Footnotes,
                      footprint_line, hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines,
-                     second_look_mark, unknown_note, verdict_row)
+                     second_look_mark, unflagged_ab_line, unknown_note, verdict_row)
 
 if TYPE_CHECKING:
     from ..records import RunResult
@@ -166,11 +166,14 @@ def _headline(run: RunResult, labels: dict[str, str]) -> list[str]:
 
 def _second_look(run: RunResult, labels: dict[str, str]) -> list[str]:
     """Each test a second look re-measured in this job, what it said per metric, and its cost: a few lines per
-    suspected test, none for a run that suspected nothing."""
+    suspected test; for a run that suspected nothing, one line when an armed A/B had nothing to look at, else
+    none."""
     tests = rechecked(run)
+    title = f"### {SECOND_LOOK_TITLE[0].upper()}{SECOND_LOOK_TITLE[1:]}"
     if not tests:
-        return []
-    lines = [f"### {SECOND_LOOK_TITLE[0].upper()}{SECOND_LOOK_TITLE[1:]}", ""]
+        idle = unflagged_ab_line(run)
+        return [title, "", cell(idle), ""] if idle else []
+    lines = [title, ""]
     for b in tests:
         recheck = b.outcome.recheck
         head = f"- `{cell(labels[b.record.nodeid])}`" + (f": {cell(recheck.text)}" if recheck is not None else "")

@@ -198,6 +198,8 @@ def session_block(run: RunResult) -> dict[str, Any]:
     }
     if run.placement is not None:
         block["placement"] = run.placement
+    if run.ab_base is not None:
+        block["ab_base"] = run.ab_base  # --energy-against was armed, against this revision
     return block
 
 

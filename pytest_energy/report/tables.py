@@ -105,6 +105,16 @@ def rechecked(run: RunResult) -> list[BenchmarkResult]:
         b.outcome.recheck is not None or any(v.confirmation or v.by_ab for v in b.outcome.verdicts))]
 
 
+def unflagged_ab_line(run: RunResult) -> str | None:
+    """What an armed --energy-against did in a run whose history screen flagged no test: nothing, at no cost. Said
+    so that a pull request's reader can tell "the A/B ran and had nothing to look at" from "the A/B was off"."""
+    if run.ab_base is None or rechecked(run) or not any(b.outcome is not None and b.outcome.gating
+                                                        for b in run.benchmarks):
+        return None
+    return (f"A/B against {run.ab_base}: the history screen flagged no test, so nothing was measured against the "
+            "base (no cost)")
+
+
 def second_look_lines(outcome: Outcome, leave_out: Collection[str] = ()) -> list[str]:
     """What the second look said of one test, one line per metric: each confirmation ('energy_j: confirmed by 2
     re-runs: +31 %, +28 %, +33 %: REGRESSION'), each A/B decision worth reading (time, energy, anything not

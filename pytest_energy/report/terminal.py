@@ -11,7 +11,7 @@ from ..records import MeterInfo, VerdictKind
 from .series import energy_table
 from .tables import (FINETUNE_HEADERS, INFERENCE_HEADERS, SECOND_LOOK_TITLE, VERDICT_HEADERS, footprint_line,
                      hulk_blocks, protocol_rows, rechecked, second_look_cost, second_look_lines, second_look_mark,
-                     unknown_note, verdict_row)
+                     unflagged_ab_line, unknown_note, verdict_row)
 
 if TYPE_CHECKING:
     from ..records import RunResult
@@ -97,10 +97,12 @@ def comparison_lines(run: RunResult) -> list[str]:
 
 def second_look_section(run: RunResult) -> list[str]:
     """Each test a second look re-measured in this job (confirmed, not confirmed, the A/B's decision, no base to
-    compare) and what it cost; nothing for a run that suspected nothing."""
+    compare) and what it cost; for a run that suspected nothing, one line when an armed A/B had nothing to look
+    at, else nothing."""
     tests = rechecked(run)
     if not tests:
-        return []
+        idle = unflagged_ab_line(run)
+        return ["", SECOND_LOOK_TITLE, idle] if idle else []
     lines = ["", SECOND_LOOK_TITLE]
     for b in tests:
         recheck = b.outcome.recheck

@@ -305,6 +305,25 @@ def test_ab_passes_unchanged_code_and_writes_nothing_into_the_checkout(repo):
 
 
 @pytest.mark.slow
+def test_an_unflagged_run_measures_nothing_at_the_base_and_says_so(repo):
+    saved = repo.runpytest_subprocess(*RUN, "--energy-save-baseline")
+    assert saved.ret == 0, saved.stdout.str()
+    _commit(repo, "docs only", files={"README.md": "no code change\n"})
+    base = _git(repo.path, "rev-parse", "--short=7", "HEAD~1")
+    (repo.path / "imports.txt").unlink()
+    # A tolerance no unchanged run exceeds: the screen (the within-run rule, one save) flags nothing.
+    result = repo.runpytest_subprocess(*AB, "--energy-tolerance", "100%")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["second look in this job", f"A/B against {base}: the history screen flagged no test, "
+                                 "so nothing was measured against the base (no cost)"])
+    doc = json.loads((repo.path / "e.json").read_text())
+    assert doc["energy"]["ab_base"] == base and _outcome(doc, "test_work").recheck is None
+    # No child process ran: work.py was imported by this run alone, from the checkout; no worktree was made.
+    assert set((repo.path / "imports.txt").read_text().split()) == {str(repo.path / "work.py")}
+    assert len(_worktrees(repo.path)) == 1
+
+
+@pytest.mark.slow
 def test_a_test_missing_at_the_base_has_no_base_to_compare(repo):
     _commit(repo, "new test", files={"test_new.py": AB_TEST.replace("test_work", "test_new")})
     result = repo.runpytest_subprocess(*AB, "test_new.py")

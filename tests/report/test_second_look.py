@@ -16,6 +16,7 @@ from pytest_energy.report.format import ab_line, failure_message, verdict_line
 from pytest_energy.report.html import render_html_report
 from pytest_energy.report.json import build_report, json_text
 from pytest_energy.report.markdown import run_markdown
+from pytest_energy.report.outputs import complete_run
 from pytest_energy.report.terminal import second_look_section, terminal_lines
 
 SCHEMA = check.load("energy-report.schema.json")
@@ -142,6 +143,29 @@ def test_an_unflagged_run_prints_nothing_new(unflagged_run):
     assert second_look_section(unflagged_run) == []
     text = "\n".join(terminal_lines(unflagged_run))
     assert "second look" not in text and "A/B" not in text and "confirm" not in text
+
+
+ARMED_LINE = ("A/B against 1a2b3c4: the history screen flagged no test, so nothing was measured against the base "
+              "(no cost)")
+
+
+def test_an_armed_ab_that_flagged_nothing_says_so_in_every_report(unflagged_run):
+    armed = complete_run(dataclasses.replace(unflagged_run, ab_base="1a2b3c4"))
+    assert second_look_section(armed) == ["", "second look in this job", ARMED_LINE]
+    assert ARMED_LINE in run_markdown(armed)
+    assert ARMED_LINE in render_html_report(armed, plots=False)
+    report = _report(armed)
+    assert report["energy"]["ab_base"] == "1a2b3c4"
+    assert RunResult.from_report(report).ab_base == "1a2b3c4"  # the merged and re-rendered reports say it too
+    assert "ab_base" not in _report(complete_run(unflagged_run))["energy"]
+
+
+def test_an_armed_ab_says_nothing_of_its_own_when_it_measured_tests_or_the_run_saved(second_look_run, unflagged_run):
+    measured = dataclasses.replace(second_look_run, ab_base="1a2b3c4")
+    assert ARMED_LINE not in second_look_section(measured)  # its cost line says what it measured
+    saving = dataclasses.replace(unflagged_run, ab_base="1a2b3c4", benchmarks=[
+        dataclasses.replace(b, outcome=dataclasses.replace(b.outcome, gating=False)) for b in unflagged_run.benchmarks])
+    assert second_look_section(saving) == []
 
 
 # --- the JSON report (report/json.py) and its schema (tests/specs/energy-report.schema.json) ---------------------
