@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +126,7 @@ class Worktree:
         self.base = base
         self._tmp: str | None = None
         self._path: Path | None = None
+        self._sigterm: object = None  # the SIGTERM handler to restore at close, while ours is installed
 
     @property
     def path(self) -> Path:
@@ -138,7 +141,19 @@ class Worktree:
                 raise UsageError(f"--energy-against: could not check out {self.base.short} into a temporary "
                                  f"worktree: {(done.stderr or done.stdout).strip()}")
             self._path = tree
+            self._interrupt_on_sigterm()
         return self._path / self.base.subdir if self.base.subdir else self._path
+
+    def _interrupt_on_sigterm(self) -> None:
+        """While the worktree exists, SIGTERM (a cancelled CI job, `kill`) ends the run as Ctrl-C does, through
+        pytest's KeyboardInterrupt path that closes it: by default SIGTERM ends Python with no clean-up at all and
+        leaves the folder and git's record of it. Only when nobody else handles SIGTERM, and only in the main
+        thread (the only one that may set a handler)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        self._sigterm = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
     @property
     def top(self) -> Path:
@@ -151,6 +166,9 @@ class Worktree:
         return self._path is not None
 
     def close(self) -> None:
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)  # type: ignore[arg-type]
+            self._sigterm = None
         if self._path is not None:
             _git(["worktree", "remove", "--force", str(self._path)], self.base.toplevel)
             self._path = None
@@ -158,3 +176,7 @@ class Worktree:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
             _git(["worktree", "prune"], self.base.toplevel)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")

@@ -388,7 +388,8 @@ def test_auto_uses_the_pull_requests_base_from_the_ci_environment(repo, monkeypa
 
 @pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a process group")
-def test_ctrl_c_during_the_ab_removes_the_worktree(repo):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_during_the_ab_removes_the_worktree(repo, signum):
     _commit(repo, "slower", factor=1.0001)
     env = dict(os.environ)
     proc = subprocess.Popen([sys.executable, "-m", "pytest", *AB[:-2], "--energy-max-pairs", "30",
@@ -400,7 +401,7 @@ def test_ctrl_c_during_the_ab_removes_the_worktree(repo):
             assert time.monotonic() < deadline and proc.poll() is None, "the A/B never opened its worktree"
             time.sleep(0.2)
         time.sleep(1.0)
-        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signum)  # SIGTERM: a cancelled CI job
         proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
