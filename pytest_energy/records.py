@@ -695,7 +695,8 @@ class Verdict:
     limit: float | None = None
     rule_kind: RuleKind = RuleKind.WITHIN_RUN  # which rule decided: what code decides on, never `rule`
     # A second look in the same job (issue 16). confirmation: how the history rule's REGRESSION was re-checked
-    # by re-running the test ("confirmed by 2 re-runs: +31 %, +28 %, +33 %" / "not confirmed: a transient ...").
+    # by re-running the test ("confirmed by 2 re-runs: +31 %, +28 %, +33 %" / "not confirmed: a transient ..." /
+    # "not confirmed, not a transient: ..." when every re-run stayed beyond the tolerance).
     confirmation: str = ""
     # screen: what the history screen said before an A/B decided ("history: INCONCLUSIVE +12 %").
     screen: str = ""
@@ -707,6 +708,14 @@ class Verdict:
     @property
     def decisive(self) -> bool:
         return is_decisive(self.verdict, self.metric)
+
+    @property
+    def worse_beyond_tolerance(self) -> bool:
+        """The change is beyond the tolerance in the worse direction, significant or not."""
+        if self.change_pct is None:
+            return False
+        worse = self.change_pct if self.better == Better.LOWER else -self.change_pct
+        return worse > self.tolerance * 100.0
 
     @property
     def by_history(self) -> bool:

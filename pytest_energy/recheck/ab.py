@@ -48,10 +48,7 @@ class Subject:
 
 def _beyond(v: Verdict) -> bool:
     """An INCONCLUSIVE whose change is beyond the tolerance in the worse direction: worth a second look."""
-    if v.change_pct is None:
-        return False
-    worse = v.change_pct if v.better == Better.LOWER else -v.change_pct
-    return worse > v.tolerance * 100.0
+    return v.worse_beyond_tolerance
 
 
 def flagged(outcome: Outcome | None) -> bool:

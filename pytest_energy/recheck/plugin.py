@@ -118,9 +118,8 @@ class Recheck:
             session._setupstate.teardown_exact(None)  # the last re-run kept the fixtures up for a next one
 
     def _confirm(self, session: pytest.Session) -> None:
-        from ..gate.confirm import confirm_outcome, still_convicted
+        from ..gate.confirm import confirm_outcome, confirmation_summary, still_convicted
         from ..records import Recheck as RecheckRecord
-        from ..records import VerdictKind
 
         pending = list(self.held.values())
         for round_no in range(self.confirm):
@@ -146,10 +145,7 @@ class Recheck:
         for held in pending:
             verdicts = confirm_outcome(held.outcome, held.reruns, planned=self.confirm)
             n = len(held.reruns)
-            # confirm_outcome keeps REGRESSION only on the suspected metrics every re-run convicted again
-            confirmed = any(v.confirmation and v.verdict == VerdictKind.REGRESSION for v in verdicts)
-            text = (f"confirmed by {n} re-run{'s' if n != 1 else ''}" if confirmed else
-                    f"not confirmed: a transient ({n} re-run{'s' if n != 1 else ''})")
+            text = confirmation_summary(verdicts, n)
             if held.failed_rerun is not None:
                 text = "a re-run failed"
             self._publish(held, verdicts, RecheckRecord("confirm", text, held.cost_s, n))
