@@ -84,14 +84,13 @@ class Confirmation:
 
     def text(self) -> str:
         n = len(self.reruns)
-        noun = "re-run" if n == 1 else "re-runs"
         if not n:
             return "not re-run (--energy-confirm 0)"
         median = f" (median {_pct(self.median_change)})" if self.rule == "median" else ""
         if self.confirmed:
-            return f"confirmed by {n} {noun}{median}: " + ", ".join(_pct(c) for c in self.changes)
+            return f"confirmed by {_reruns(n)}{median}: " + ", ".join(_pct(c) for c in self.changes)
         rest = ", ".join(_pct(v.change) for v in self.reruns)
-        return f"not confirmed: a transient ({_pct(self.first.change)}, then {rest} in {n} {noun}{median})"
+        return f"{TRANSIENT} ({_pct(self.first.change)}, then {rest} in {_reruns(n)}{median})"
 
 
 def _pct(x: float) -> str:
@@ -212,9 +211,8 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
         changes = [v.change_pct] + [r.change_pct if r is not None else None for r in again]
         confirmed = bool(again) and all(r is not None and r.verdict == VerdictKind.REGRESSION for r in again)
         n = len(again)
-        noun = "re-run" if n == 1 else "re-runs"
         if confirmed:
-            text = f"confirmed by {n} {noun}: " + ", ".join(_pct_of(c) for c in changes)
+            text = f"confirmed by {_reruns(n)}: " + ", ".join(_pct_of(c) for c in changes)
             out.append(dataclasses.replace(v, confirmation=text))
         else:
             rest = ", ".join(_pct_of(c) for c in changes[1:])
@@ -224,7 +222,7 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
             # under rule "all", but says so.
             lingering = bool(again) and all(r is not None and r.worse_beyond_tolerance for r in again)
             lead = STILL_BEYOND if lingering else TRANSIENT
-            text = f"{lead} ({_pct_of(changes[0])}, then {rest} in {n} {noun}{early})"
+            text = f"{lead} ({_pct_of(changes[0])}, then {rest} in {_reruns(n)}{early})"
             out.append(dataclasses.replace(v, verdict=VerdictKind.PASS, confirmation=text))
     return out
 
@@ -232,12 +230,15 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
 def confirmation_summary(verdicts: Sequence[Verdict], reruns: int) -> str:
     """The test's line after confirm_outcome: confirmed if any REGRESSION survived its re-runs; otherwise a
     transient, unless a metric's re-runs all stayed beyond the tolerance."""
-    runs = f"{reruns} re-run{'s' if reruns != 1 else ''}"
     if any(v.confirmation and v.verdict == VerdictKind.REGRESSION for v in verdicts):
-        return f"confirmed by {runs}"
+        return f"confirmed by {_reruns(reruns)}"
     if any(v.confirmation.startswith(STILL_BEYOND) for v in verdicts):
-        return f"not confirmed, not a transient ({runs})"
-    return f"{TRANSIENT} ({runs})"
+        return f"not confirmed, not a transient ({_reruns(reruns)})"
+    return f"{TRANSIENT} ({_reruns(reruns)})"
+
+
+def _reruns(n: int) -> str:
+    return f"{n} re-run" if n == 1 else f"{n} re-runs"
 
 
 def _pct_of(change_pct: float | None) -> str:

@@ -46,9 +46,10 @@ class Subject:
     tolerance_for: Callable[[str], float]
 
 
-def _beyond(v: Verdict) -> bool:
-    """An INCONCLUSIVE whose change is beyond the tolerance in the worse direction: worth a second look."""
-    return v.worse_beyond_tolerance
+def _suspect(v: Verdict) -> bool:
+    """A REGRESSION, or an INCONCLUSIVE whose change is beyond the tolerance in the worse direction: worth a
+    second look."""
+    return v.verdict == VerdictKind.REGRESSION or (v.verdict == VerdictKind.INCONCLUSIVE and v.worse_beyond_tolerance)
 
 
 def flagged(outcome: Outcome | None) -> bool:
@@ -59,8 +60,7 @@ def flagged(outcome: Outcome | None) -> bool:
     measured = [v for v in outcome.verdicts if v.kind == Kind.MEASURED]
     if not measured:
         return True
-    return any(v.verdict == VerdictKind.REGRESSION or (v.verdict == VerdictKind.INCONCLUSIVE and _beyond(v))
-               for v in measured)
+    return any(_suspect(v) for v in measured)
 
 
 def chosen_metrics(subject: Subject) -> list[str]:
@@ -73,8 +73,7 @@ def chosen_metrics(subject: Subject) -> list[str]:
         if metric.kind != Kind.MEASURED or not metric.samples:
             continue
         v = screen.get(name)
-        if is_decisive("", name) or (v is not None and (v.verdict == VerdictKind.REGRESSION or
-                                                        (v.verdict == VerdictKind.INCONCLUSIVE and _beyond(v)))):
+        if is_decisive("", name) or (v is not None and _suspect(v)):
             out.append(name)
     return out
 
