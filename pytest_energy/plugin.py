@@ -144,7 +144,7 @@ def _start(config: pytest.Config) -> None:
 
 
 def _start_second_look(config: pytest.Config, session: EnergySession) -> None:
-    """--energy-confirm N (default 2) and --energy-against REV: the second look at suspected tests
+    """--energy-confirm N (default 3) and --energy-against REV: the second look at suspected tests
     (pytest_energy.recheck). Not in a run that saves (it gates nothing), not in an A/B child (it only measures),
     not under torchrun (a re-run would have to be collective). REV is resolved here: a revision this clone
     lacks stops the run before anything is measured (exit 4), with the `git fetch` that brings it."""

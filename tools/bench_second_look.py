@@ -3,7 +3,7 @@ today"). A benchmark, not a unit test: wall-clock times on a shared machine, com
 
 A temporary suite of `--tests` energy benchmarks (1 ms of CPU each, 1 round) gets 3 saved runs; then pairs
 of runs, in random order within each pair: `--energy-confirm 0` (the run as before the second look: every
-energy test through pytest's own protocol) against the default (`--energy-confirm 2`: every energy test
+energy test through pytest's own protocol) against the default (`--energy-confirm 3`: every energy test
 through the second look's protocol, its reports logged after it ran). A run in which a test is suspected is
 not an unflagged run: its pair is dropped and counted. Prints the median ratio default / off of the wall
 times (and of the CPU times, which other jobs move far less). Target: <= 1.03.

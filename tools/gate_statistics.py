@@ -190,10 +190,17 @@ def run_scenario(rng: random.Random, sc: Scenario, suites: int, k: int) -> dict[
 
 SUITE_TESTS, AB_FAMILIES, ROUNDS, SAVES = 17, 2, 3, 3
 BURSTS_PER_RUN = 1.0
-# (re-runs, rule, when): "next" re-runs the test right after its first run (a burst may still be going on),
-# "end" after the last test of the session (further from the burst in time; under xdist: the worker's last)
-CONFIRM_VARIANTS = ((1, "all", "next"), (2, "all", "next"), (3, "all", "next"), (2, "median", "next"),
-                    (1, "all", "end"), (2, "all", "end"), (2, "median", "end"))
+# (re-runs, rule, when, the re-runs' alpha): "next" re-runs the test right after its first run (a burst may still
+# be going on), "end" after the last test of the session (further from the burst in time; under xdist: the
+# worker's last). The re-runs are judged at HISTORY_ALPHA (as the first run) or at confirm.CONFIRM_ALPHA.
+_A0, _A1 = HISTORY_ALPHA, confirm_mod.CONFIRM_ALPHA
+CONFIRM_VARIANTS = ((1, "all", "next", _A0), (2, "all", "next", _A0), (3, "all", "next", _A0),
+                    (2, "median", "next", _A0), (1, "all", "end", _A0), (2, "all", "end", _A0),
+                    (2, "median", "end", _A0), (1, "all", "end", _A1), (2, "all", "end", _A1), (3, "all", "end", _A1))
+
+
+def _stage(n: int, rule: str, when: str, alpha: float) -> str:
+    return f"confirm {n} {rule} {when}" + (f" p<{alpha:g}" if alpha != HISTORY_ALPHA else "")
 AB_DELTAS = (0.0, 0.15, 0.30, 1.0)
 
 
@@ -241,11 +248,11 @@ class _Cached:
     def __init__(self, histories: list[list[RunSummary]], pooled: object) -> None:
         self.histories, self.pooled, self.memo = histories, pooled, {}
 
-    def __call__(self, series: int, value: float):
-        key = (series, value)
+    def __call__(self, series: int, value: float, alpha: float = HISTORY_ALPHA):
+        key = (series, value, alpha)
         if key not in self.memo:
             self.memo[key] = confirm_mod.judge_run(value, self.histories[series], better="lower",
-                                                   tolerance=DEFAULT_TOLERANCE, pooled=self.pooled)
+                                                   tolerance=DEFAULT_TOLERANCE, pooled=self.pooled, alpha=alpha)
         return self.memo[key]
 
 
@@ -270,7 +277,7 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
     judge = _Cached(histories, pooled)
     # the judged session's noise, drawn once and shared by every stage and delta (paired comparison)
     c = rng.gauss(0.0, lsd_c)
-    max_n = max(n for n, _, _ in CONFIRM_VARIANTS)
+    max_n = max(v[0] for v in CONFIRM_VARIANTS)
     u = [rng.gauss(0.0, lsd_u) for _ in range(n_series)]
     w = [[rng.gauss(0.0, lsd_w) for _ in range(max_n + 1)] for _ in range(n_series)]
     slots = SUITE_TESTS * (1 + max_n)
@@ -286,7 +293,7 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
         out.setdefault("history", {})[delta] = [
             any(judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, t, t)).verdict == "REGRESSION"
                 for f in range(AB_FAMILIES)) for t in range(SUITE_TESTS)]
-        for n, rule, when in CONFIRM_VARIANTS:
+        for n, rule, when, alpha in CONFIRM_VARIANTS:
             slot, end, failed = 0, SUITE_TESTS, []
             for t in range(SUITE_TESTS):
                 first = [judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, slot, t)) for f in range(AB_FAMILIES)]
@@ -297,14 +304,14 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
                 for f in flagged:
                     j = t * AB_FAMILIES + f
                     vals = [value(j, k, at[k], t) for k in range(n + 1)]
-                    reruns = [judge(j, v) for v in vals[1:]]
-                    median = judge(j, statistics.median(vals)) if rule == "median" else None
+                    reruns = [judge(j, v, alpha) for v in vals[1:]]
+                    median = judge(j, statistics.median(vals), alpha) if rule == "median" else None
                     fails = fails or decide_confirmation(first[f], reruns, rule=rule, median=median).confirmed
                 if flagged:  # the re-runs take their slots: next, the following tests start later
                     slot, end = (slot + n, end) if when == "next" else (slot, end + n)
                 slot += 1
                 failed.append(fails)
-            out.setdefault(f"confirm {n} {rule} {when}", {})[delta] = failed
+            out.setdefault(_stage(n, rule, when, alpha), {})[delta] = failed
     # A/B: every test, fresh process per measurement (fresh u), random order per pair
     ab: dict[float, list[bool]] = {d: [] for d in AB_DELTAS}
     decisions: dict[float, dict[str, int]] = {d: {} for d in AB_DELTAS}
@@ -373,7 +380,7 @@ def ab_design(rng: random.Random, trials: int) -> None:
 
 
 def run_confirm_ab(rng: random.Random, suites: int) -> None:
-    stages = ["history"] + [f"confirm {n} {rule} {when}" for n, rule, when in CONFIRM_VARIANTS] + ["A/B"]
+    stages = ["history"] + [_stage(*v) for v in CONFIRM_VARIANTS] + ["A/B"]
     print(f"\nissue 16 stages: {suites} suite runs x {SUITE_TESTS} tests x {AB_FAMILIES} metric families, {SAVES} "
           f"saved runs, {ROUNDS} rounds; tolerance {DEFAULT_TOLERANCE:.0%}; A/B alpha {sequential.ALPHA:g}, beta "
           f"{sequential.BETA:g}, {sequential.MIN_PAIRS}-{sequential.MAX_PAIRS} pairs, every test. Bursts: "
@@ -398,9 +405,9 @@ def run_confirm_ab(rng: random.Random, suites: int) -> None:
                         decisions[d][k] = decisions[d].get(k, 0) + v
                     pairs[d] += got["_pairs"][d]  # type: ignore[operator]
             print(f"\n{nm.name}, {'with' if bursty else 'without'} bursts")
-            print(f"    {'stage':<22}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
+            print(f"    {'stage':<28}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
             for s in stages:
-                print(f"    {s:<22}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
+                print(f"    {s:<28}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
             for d in AB_DELTAS:
                 total = sum(decisions[d].values())
                 shares = ", ".join(f"{k} {v / total:.2%}" for k, v in sorted(decisions[d].items()))

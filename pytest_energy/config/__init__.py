@@ -225,7 +225,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("github-benchmark", "PATH", "write every lower-is-better metric of every benchmark as "
            "github-action-benchmark's customSmallerIsBetter JSON to PATH", None),
     Option("confirm", "N", "re-run a test the history rule convicts N times at the end of the session (on the same "
-           "xdist worker) and fail it only when every re-run is a REGRESSION too (0: off)", str(DEFAULT_RERUNS),
+           "xdist worker) and fail it only when every re-run repeats the conviction: beyond the tolerance at p < 0.01 "
+           "(0: off)", str(DEFAULT_RERUNS),
            _integer(0)),
     Option("against", "REV", "measure each suspected test (a REGRESSION, an INCONCLUSIVE beyond the tolerance, or "
            "no baseline) alternately at REV (a commit, branch or 'auto': the pull request's base) and here, in fresh "

@@ -4,7 +4,7 @@ The history rule (gate/history.py) is a screen: it compares a run with stored ru
 comes in bursts as large as the regressions worth catching. A test the screen suspects is looked at again
 before it can fail CI, where drift cancels:
 
-- `--energy-confirm N` (default 2): the test runs N more times at the end of the session, on the same process
+- `--energy-confirm N` (default 3): the test runs N more times at the end of the session, on the same process
   (the same xdist worker, the same GPU), and fails only when every re-run is convicted too (gate/confirm.py);
 - `--energy-against REV`: the suspected tests are measured alternately at REV (a temporary git worktree,
   `git.py`) and here, in fresh processes (`children.py`), in random A-B / B-A order, and decided by a
