@@ -190,17 +190,21 @@ def run_scenario(rng: random.Random, sc: Scenario, suites: int, k: int) -> dict[
 
 SUITE_TESTS, AB_FAMILIES, ROUNDS, SAVES = 17, 2, 3, 3
 BURSTS_PER_RUN = 1.0
-# (re-runs, rule, when, the re-runs' alpha): "next" re-runs the test right after its first run (a burst may still
-# be going on), "end" after the last test of the session (further from the burst in time; under xdist: the
-# worker's last). The re-runs are judged at HISTORY_ALPHA (as the first run) or at confirm.CONFIRM_ALPHA.
+# (re-runs, rule, when, the re-runs' alpha[, the screen's alpha]): "next" re-runs the test right after its first
+# run (a burst may still be going on), "end" after the last test of the session (further from the burst in time;
+# under xdist: the worker's last). The re-runs are judged at HISTORY_ALPHA (as the first run) or at
+# confirm.CONFIRM_ALPHA; the first run at HISTORY_ALPHA unless a screen alpha is given (a suspicion that only
+# re-runs can turn into a failure).
 _A0, _A1 = HISTORY_ALPHA, confirm_mod.CONFIRM_ALPHA
 CONFIRM_VARIANTS = ((1, "all", "next", _A0), (2, "all", "next", _A0), (3, "all", "next", _A0),
                     (2, "median", "next", _A0), (1, "all", "end", _A0), (2, "all", "end", _A0),
-                    (2, "median", "end", _A0), (1, "all", "end", _A1), (2, "all", "end", _A1), (3, "all", "end", _A1))
+                    (2, "median", "end", _A0), (1, "all", "end", _A1), (2, "all", "end", _A1), (3, "all", "end", _A1),
+                    (3, "all", "end", _A1, 0.01), (3, "all", "end", _A1, 0.003))
 
 
-def _stage(n: int, rule: str, when: str, alpha: float) -> str:
-    return f"confirm {n} {rule} {when}" + (f" p<{alpha:g}" if alpha != HISTORY_ALPHA else "")
+def _stage(n: int, rule: str, when: str, alpha: float, screen: float = HISTORY_ALPHA) -> str:
+    return (f"confirm {n} {rule} {when}" + (f" p<{alpha:g}" if alpha != HISTORY_ALPHA else "")
+            + (f" screen<{screen:g}" if screen != HISTORY_ALPHA else ""))
 AB_DELTAS = (0.0, 0.15, 0.30, 1.0)
 
 
@@ -293,10 +297,11 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
         out.setdefault("history", {})[delta] = [
             any(judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, t, t)).verdict == "REGRESSION"
                 for f in range(AB_FAMILIES)) for t in range(SUITE_TESTS)]
-        for n, rule, when, alpha in CONFIRM_VARIANTS:
+        for n, rule, when, alpha, *screen in CONFIRM_VARIANTS:
             slot, end, failed = 0, SUITE_TESTS, []
             for t in range(SUITE_TESTS):
-                first = [judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, slot, t)) for f in range(AB_FAMILIES)]
+                first = [judge(t * AB_FAMILIES + f, value(t * AB_FAMILIES + f, 0, slot, t), *screen)
+                         for f in range(AB_FAMILIES)]
                 flagged = [f for f in range(AB_FAMILIES) if first[f].verdict == "REGRESSION"]
                 at = [slot] + ([slot + k for k in range(1, n + 1)] if when == "next" else
                                [end + k for k in range(n)])
@@ -311,7 +316,7 @@ def simulate_session(rng: random.Random, nm: NoiseModel, bursty: bool) -> dict[s
                     slot, end = (slot + n, end) if when == "next" else (slot, end + n)
                 slot += 1
                 failed.append(fails)
-            out.setdefault(_stage(n, rule, when, alpha), {})[delta] = failed
+            out.setdefault(_stage(n, rule, when, alpha, *screen), {})[delta] = failed
     # A/B: every test, fresh process per measurement (fresh u), random order per pair
     ab: dict[float, list[bool]] = {d: [] for d in AB_DELTAS}
     decisions: dict[float, dict[str, int]] = {d: {} for d in AB_DELTAS}
@@ -405,9 +410,9 @@ def run_confirm_ab(rng: random.Random, suites: int) -> None:
                         decisions[d][k] = decisions[d].get(k, 0) + v
                     pairs[d] += got["_pairs"][d]  # type: ignore[operator]
             print(f"\n{nm.name}, {'with' if bursty else 'without'} bursts")
-            print(f"    {'stage':<28}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
+            print(f"    {'stage':<44}{'suite A/A':>12}{'test A/A':>16}{'1.15x':>16}{'1.3x':>16}{'2x':>16}")
             for s in stages:
-                print(f"    {s:<28}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
+                print(f"    {s:<44}{suite_aa[s].rate:>12.1%}" + "".join(f"{rates[s][d].text():>16}" for d in AB_DELTAS))
             for d in AB_DELTAS:
                 total = sum(decisions[d].values())
                 shares = ", ".join(f"{k} {v / total:.2%}" for k, v in sorted(decisions[d].items()))

@@ -10,10 +10,9 @@ from __future__ import annotations
 # that a 15 % regression does (tools/gate_statistics.py measures both; docs/statistics.md).
 DEFAULT_TOLERANCE = 0.08
 HISTORY_LENGTH = 10  # runs kept per metric in a baseline's history (--energy-history)
-# Confirm on suspicion (gate/confirm.py): re-runs of a convicted test at the end of the session, each judged at
-# p < 0.01. 3, from the bursty simulation (1000 suite runs): unchanged suite runs failing 27 % -> 5.8 %, as
-# with the earlier 2 re-runs at p < 0.001, while a 2x slowdown the screen caught is confirmed in 98 % of tests
-# instead of 93 % (docs/statistics.md, "Confirm and A/B").
+# Confirm on suspicion (gate/confirm.py): re-runs of a suspected test at the end of the session, each judged at
+# p < 0.01. 3, from the bursty simulation (1000 suite runs): a third re-run at 0.01 fails as few unchanged
+# suite runs as the earlier 2 re-runs at 0.001 (docs/statistics.md, "The re-runs' level").
 DEFAULT_RERUNS = 3
 # The same-job A/B (gate/sequential.py): at least MIN_PAIRS pairs (df = 2), at most MAX_PAIRS by default.
 MIN_PAIRS = 3

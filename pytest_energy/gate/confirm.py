@@ -1,39 +1,37 @@
-"""Confirm on suspicion: re-run a test the history rule convicted, in the same session (issue 16, point 1).
+"""Confirm on suspicion: re-run a test the history rule suspects, in the same session (issue 16, point 1).
 
 On a shared runner drift comes in bursts (a noisy neighbour for a few minutes), and a history of 3-10 runs
-cannot predict a burst: one slow run is convicted although the code did not change. When the history rule
-says REGRESSION, the caller measures the test again N times right away and asks `confirm`, which judges every
-run of the session with the same history rule (gate/history.py, same history, pool, probe treatment and
-alpha: the threshold is not re-derived here) and decides by one of two rules:
+cannot predict a burst: one slow run is convicted although the code did not change. So the history rule is a
+screen: a measured metric it convicts (REGRESSION, p < HISTORY_ALPHA = 0.001) or suspects (INCONCLUSIVE beyond
+the tolerance with p < CONFIRM_ALPHA = 0.01) makes the caller measure the test again N times at the end of the
+session, and `confirm` judges every run of the session with the same history rule (gate/history.py: same
+history, pool, probe treatment; the threshold is not re-derived here) by one of two rules:
 
-- "all" (the default): confirmed when every re-run is itself a REGRESSION -- beyond the tolerance with a
-  one-sided p below CONFIRM_ALPHA (0.01), where the first run needed HISTORY_ALPHA (0.001). A transient must
-  hit the first run *and* all N re-runs to fail CI; the caller may stop at the first re-run that is not
-  (`decided_after`).
+- "all" (the default): confirmed when every re-run repeats it -- beyond the tolerance with a one-sided p below
+  CONFIRM_ALPHA. A transient must hit the first run *and* all N re-runs to fail CI; the caller may stop at the
+  first re-run that does not (`decided_after`).
 - "median": confirmed when the median of the session's runs (first and re-runs, their means) is one. With
   N = 2 that is "at least one of the two re-runs": more power, less protection against a burst that is still
   going on at the first re-run.
 
-A regression that persists is convicted by each re-run alone with some probability p, so "all" confirms it
-with about p^N (less where the runs share the session's drift). *When* the re-runs
-happen matters more than N: a burst lasts several measurements, so re-runs right after the first run often
-fall into the same burst. In the bursty simulation (tools/gate_statistics.py --confirm-ab, 300 suite runs
-of 17 tests) unchanged suite runs failed 28 % of the time with the history rule alone, 22 % with 2 re-runs
-right after the first run, and 3.7 % with 2 re-runs at the end of the session (DEFAULT_WHEN). Hence rule
-"all", re-runs after the session's last test (under xdist: after the worker's last test, on the same worker),
-and N = DEFAULT_RERUNS = 3 with the re-runs judged at CONFIRM_ALPHA (below). docs/statistics.md, "Confirm and
-A/B (simulation)", has the tables.
+*When* the re-runs happen matters more than N: a burst lasts several measurements, so re-runs right after the
+first run often fall into the same burst. In the bursty simulation (tools/gate_statistics.py --confirm-ab, 300
+suite runs of 17 tests) unchanged suite runs failed 28 % of the time with the history rule alone, 22 % with 2
+re-runs right after the first run, and 3.7 % with 2 re-runs at the end of the session (DEFAULT_WHEN). Hence
+rule "all", re-runs after the session's last test (under xdist: after the worker's last test, on the same
+worker).
 
-Why a re-run needs only p < 0.01: the first run has already passed the screen at 0.001; a re-run asks whether
-the change is still there. After 3 saves the run effect shared by the suite has 2 df, t(0.999, 2) = 22.3, and
-a history whose saves differ by a few percent puts the limit near +76 %: on a 2-core VM (sixth session) a
-planted 2x slowdown was convicted at +97 % and its re-runs, +105 % and +71 %, fell under that limit, so it
-passed as "a transient". t(0.99, 2) = 6.96 puts the re-runs' limit near +20 % on the same history. The bursty
-simulation (1000 suite runs) prices it: with 2 re-runs at p < 0.01 unchanged suite runs fail 6.9 % instead of
-5.8 % (this VM's model) and 2.6 % instead of 1.7 % (a noisy VM); a third re-run brings that back to 5.8 % and
-2.1 %, and keeps the gain: 2x detected in 59.6 % of tests (56.4 % before; the screen alone 60.8 %) and 29.1 %
-on the noisy VM (22.1 %; 30.6 %), 1.3x in 22.7 % (16.9 %). The third re-run costs time only where the
-regression persists: a transient stops at the first re-run that clears it.
+Why p < 0.01 and 3 re-runs (seventh session): after 3 saves the run effect shared by the suite has 2 df,
+t(0.999, 2) = 22.3, and a history whose saves differ by a few percent puts the 0.001 limit near +76 %. On a
+2-core VM a planted 2x slowdown was convicted at +97 % and its re-runs, +105 % and +71 %, fell under that limit
+("a transient"), and in other runs it measured +70 % at p = 0.0014 and was never suspected. t(0.99, 2) = 6.96
+puts the limit near +20 % on the same history; no single run at 0.01 fails CI, only all N + 1 together. The
+bursty simulation (1000 suite runs; docs/statistics.md, "The re-runs' level") prices each step: re-runs at
+0.01 fail more unchanged suite runs (2 re-runs: 6.9 % against 5.8 % before), a third re-run brings that back
+(5.8 %), and suspecting at 0.01 as well costs 2 points more (7.8 %; 4.7 % against 2.1 % on a noisy VM) for
+detection of 2x in 72 % of tests instead of 60 % (52 % instead of 29 %) and of 1.3x in 35 % instead of 23 %.
+The third re-run costs time only where the suspicion persists: a transient stops at the first re-run that
+clears it. DEFAULT_RERUNS = 3.
 
 Wording (issue 16): "confirmed by 3 re-runs: +31 %, +28 %, +33 %, +30 %" (the first run's change, then the
 re-runs'), and "not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs)". Pure Python; no pytest.
@@ -51,19 +49,22 @@ from ..records import Outcome, RuleKind, Verdict, VerdictKind
 from . import history as _history
 from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
 
-__all__ = ["CONFIRM_ALPHA", "DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "RULES", "STILL_BEYOND", "TRANSIENT",
-           "Confirmation", "confirm", "confirm_outcome", "confirmation_summary", "decide_confirmation", "judge_run",
-           "repeats", "still_convicted", "suspected"]
+__all__ = ["CONFIRM_ALPHA", "DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "PROMOTED", "RULES", "STILL_BEYOND",
+           "TRANSIENT", "Confirmation", "confirm", "confirm_outcome", "confirmation_summary", "decide_confirmation",
+           "judge_run", "repeats", "still_convicted", "suspected"]
 
 # The history rule's entry point.
 _judge = _history.judge_against_history
 
 from . import DEFAULT_RERUNS  # noqa: E402,F401  (--energy-confirm default, defined where config reads it)
 DEFAULT_RULE = "all"
-# A re-run repeats a history conviction at this one-sided level (the first run needs HISTORY_ALPHA): see above.
+# The one-sided level at which a run raises a suspicion and a re-run repeats it (the history rule alone, with
+# --energy-confirm 0, convicts at HISTORY_ALPHA): see above.
 CONFIRM_ALPHA = 0.01
 # How an unconfirmed REGRESSION is labelled: the re-runs came back within the tolerance, or they did not.
 TRANSIENT = "not confirmed: a transient"
+# How a REGRESSION that the first run only suspected (INCONCLUSIVE at p < CONFIRM_ALPHA) is marked once confirmed.
+PROMOTED = f"every run beyond the tolerance at p < {CONFIRM_ALPHA:g}"
 STILL_BEYOND = "not confirmed, not a transient: the re-runs stayed beyond the tolerance"
 # Where the caller should put the re-runs: "end" = after the session's last test (a burst has moved on by
 # then), "next" = right after the first run. Not used here; the plugin that schedules re-runs reads it.
@@ -130,13 +131,13 @@ def judge_run(run: float | Sequence[float], history: Sequence[RunSummary], *, be
 def confirm(history: Sequence[RunSummary], first: float | Sequence[float], reruns: Sequence[float | Sequence[float]],
             *, better: str = "lower", tolerance: float, pooled: Pooled | Mapping[bool, Pooled] | None = None,
             current_probe: float | None = None, rerun_probes: Sequence[float | None] | None = None,
-            exponent: float = 0.0, alpha: float = HISTORY_ALPHA, rule: str = DEFAULT_RULE,
-            rerun_alpha: float = CONFIRM_ALPHA) -> Confirmation:
-    """Decide whether the history rule's REGRESSION of `first` is confirmed by the session's `reruns`.
+            exponent: float = 0.0, alpha: float = CONFIRM_ALPHA, rule: str = DEFAULT_RULE) -> Confirmation:
+    """Decide whether the suspicion the history rule raised on `first` is confirmed by the session's `reruns`.
 
-    history, pooled, current_probe, exponent, alpha: exactly what convicted the first run (the arguments of
-    history.judge_against_history); the re-runs (and the median of rule "median") are judged at rerun_alpha
-    (never stricter than alpha). first and each re-run: a value or a run's round samples. rerun_probes: each
+    history, pooled, current_probe, exponent: what judged the first run (the arguments of
+    history.judge_against_history); every run of the session is judged at `alpha` (the suspicion: a REGRESSION
+    at CONFIRM_ALPHA; HISTORY_ALPHA asks the first run for a conviction, as before the seventh session). first
+    and each re-run: a value or a run's round samples. rerun_probes: each
     re-run's own probe seconds (default: the first run's). Raises ValueError when the first run is not a history
     REGRESSION (nothing to confirm), for an unknown rule, mismatched probes, or a value that is not finite.
     """
@@ -146,12 +147,11 @@ def confirm(history: Sequence[RunSummary], first: float | Sequence[float], rerun
     probes = list(rerun_probes) if rerun_probes is not None else [current_probe] * len(runs)
     if len(probes) != len(runs):
         raise ValueError(f"{len(probes)} re-run probes for {len(runs)} re-runs")
-    kw = dict(better=better, tolerance=tolerance, pooled=pooled, exponent=exponent)
-    head = judge_run(first, history, probe=current_probe, alpha=alpha, **kw)  # type: ignore[arg-type]
-    kw["alpha"] = max(alpha, rerun_alpha)
+    kw = dict(better=better, tolerance=tolerance, pooled=pooled, exponent=exponent, alpha=alpha)
+    head = judge_run(first, history, probe=current_probe, **kw)  # type: ignore[arg-type]
     if head is None or head.verdict != VerdictKind.REGRESSION:
         got = "no history verdict" if head is None else head.verdict
-        raise ValueError(f"confirm() needs a history REGRESSION of the first run, got {got}")
+        raise ValueError(f"confirm() needs a history REGRESSION (at alpha {alpha:g}) of the first run, got {got}")
     verdicts = []
     for run, probe in zip(runs, probes):
         v = judge_run(run, history, probe=probe, **kw)  # type: ignore[arg-type]
@@ -195,18 +195,20 @@ def decide_confirmation(first: HistoryVerdict, reruns: Sequence[HistoryVerdict],
 # --- the rule on a session's judged outcomes (what the plugin calls) ---------------------------------------
 
 def suspected(outcome: Outcome) -> list[str]:
-    """The metrics of a judged test whose REGRESSION needs confirming: measured metrics a statistical rule
-    convicted while the gate is gating. Exact values (deterministic metrics) do not: they do not drift."""
+    """The metrics of a judged test that the re-runs must confirm or clear, while the gate is gating: measured
+    metrics a statistical rule convicted, and -- the history rule's INCONCLUSIVE -- those beyond the tolerance at
+    p < CONFIRM_ALPHA (`repeats`): after 3 saves a planted 2x slowdown measured +70 % at p = 0.0014 against a
+    limit of +76 % and passed unseen. Exact values (deterministic metrics) are not re-run: they do not drift."""
     if not outcome.gating:
         return []
     return [v.metric for v in outcome.verdicts
-            if v.verdict == VerdictKind.REGRESSION and v.rule_kind in (RuleKind.HISTORY, RuleKind.WITHIN_RUN)]
+            if v.rule_kind in (RuleKind.HISTORY, RuleKind.WITHIN_RUN) and repeats(v)]
 
 
 def repeats(rerun: Verdict | None) -> bool:
-    """A re-run's verdict repeats the conviction (rule "all"): a REGRESSION, or -- by the history rule -- beyond
-    the tolerance in the worse direction with a one-sided p below CONFIRM_ALPHA (the records hold the verdict at
-    HISTORY_ALPHA and its p, so this is the history rule's REGRESSION at CONFIRM_ALPHA)."""
+    """A run's verdict raises or repeats the suspicion (rule "all"): a REGRESSION, or -- by the history rule --
+    beyond the tolerance in the worse direction with a one-sided p below CONFIRM_ALPHA (the records hold the
+    verdict at HISTORY_ALPHA and its p, so this is the history rule's REGRESSION at CONFIRM_ALPHA)."""
     if rerun is None:
         return False
     if rerun.verdict == VerdictKind.REGRESSION:
@@ -225,8 +227,10 @@ def still_convicted(first: Outcome, reruns: Sequence[Outcome]) -> list[str]:
 
 
 def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) -> list[Verdict]:
-    """The verdicts of a suspected test after its re-runs (rule "all"): a REGRESSION every re-run repeated
-    stays, with how it was confirmed; one a re-run did not repeat becomes PASS, marked as a transient.
+    """The verdicts of a suspected test after its re-runs (rule "all"): a suspicion every re-run repeated is a
+    REGRESSION, with how it was confirmed (an INCONCLUSIVE first run is promoted, without the first run's limit,
+    which is the screen's, and says so); a REGRESSION a re-run did not repeat becomes PASS, marked as a transient,
+    and an unconfirmed INCONCLUSIVE stays INCONCLUSIVE, with the same mark.
 
     first: the outcome of the run that raised the suspicion; reruns: the outcomes of the re-runs made, judged
     against the same baseline (the caller stops early once nothing is left to confirm); planned: how many
@@ -243,7 +247,12 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
         n = len(again)
         if confirmed:
             text = f"confirmed by {_reruns(n)}: " + ", ".join(_pct_of(c) for c in changes)
-            out.append(dataclasses.replace(v, confirmation=text))
+            if v.verdict == VerdictKind.REGRESSION:
+                out.append(dataclasses.replace(v, confirmation=text))
+            else:  # the first run was only a suspicion: its limit and hint were the screen's
+                text += f" ({PROMOTED})"
+                out.append(dataclasses.replace(v, verdict=VerdictKind.REGRESSION, limit=None, hint="",
+                                               confirmation=text))
         else:
             rest = ", ".join(_pct_of(c) for c in changes[1:])
             early = f" (stopped early: {planned} planned)" if n < planned else ""
@@ -252,7 +261,8 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
             lingering = bool(again) and all(r is not None and r.worse_beyond_tolerance for r in again)
             lead = STILL_BEYOND if lingering else TRANSIENT
             text = f"{lead} ({_pct_of(changes[0])}, then {rest} in {_reruns(n)}{early})"
-            out.append(dataclasses.replace(v, verdict=VerdictKind.PASS, confirmation=text))
+            after = VerdictKind.PASS if v.verdict == VerdictKind.REGRESSION else v.verdict
+            out.append(dataclasses.replace(v, verdict=after, confirmation=text))
     return out
 
 

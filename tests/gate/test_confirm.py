@@ -62,20 +62,30 @@ def test_the_threshold_is_the_history_rules_limit_at_the_confirm_level():
     assert strict > lim > 10.0 * (1 + TOL)
     assert c.confirm(HIST3, 19.7, [lim * 1.001], tolerance=TOL).confirmed
     assert not c.confirm(HIST3, 19.7, [lim * 0.999], tolerance=TOL).confirmed
-    assert not c.confirm(HIST3, 19.7, [lim * 1.001], tolerance=TOL, rerun_alpha=h.HISTORY_ALPHA).confirmed
-    assert c.confirm(HIST3, 19.7, [strict * 1.001], tolerance=TOL, rerun_alpha=h.HISTORY_ALPHA).confirmed
+    assert not c.confirm(HIST3, 19.7, [lim * 1.001], tolerance=TOL, alpha=h.HISTORY_ALPHA).confirmed
+    assert c.confirm(HIST3, 19.7, [strict * 1.001], tolerance=TOL, alpha=h.HISTORY_ALPHA).confirmed
 
 
 def test_a_2x_slowdown_is_confirmed_after_three_close_saves():
     first, reruns = 19.7, [20.5, 17.1]  # +97 %, then +105 %, +71 %: the measured run
     strict = h.judge_against_history([first], HIST3, tolerance=TOL)
     assert strict.verdict is V.REGRESSION and 1.6 < strict.limit / 10.0 < 1.9
-    old = c.confirm(HIST3, first, reruns, tolerance=TOL, rerun_alpha=h.HISTORY_ALPHA)
+    old = c.confirm(HIST3, first, reruns, tolerance=TOL, alpha=h.HISTORY_ALPHA)
     assert not old.confirmed  # what passed on that VM
     got = c.confirm(HIST3, first, reruns, tolerance=TOL)
     assert got.confirmed and got.text() == "confirmed by 2 re-runs: +97 %, +105 %, +71 %"
     # a burst that is over by the end of the session is still not confirmed
     assert not c.confirm(HIST3, first, [10.4, 17.1], tolerance=TOL).confirmed
+
+
+def test_a_2x_slowdown_measured_under_the_screens_limit_is_suspected_and_confirmed():
+    # measured in the seventh session: +70 % at p = 0.0014 against a limit of +76 %: INCONCLUSIVE at 0.001
+    first, reruns = 17.0, [17.3, 16.9, 17.5]
+    assert h.judge_against_history([first], HIST3, tolerance=TOL).verdict is V.INCONCLUSIVE
+    with pytest.raises(ValueError, match="needs a history REGRESSION"):
+        c.confirm(HIST3, first, reruns, tolerance=TOL, alpha=h.HISTORY_ALPHA)
+    got = c.confirm(HIST3, first, reruns, tolerance=TOL)
+    assert got.confirmed and got.text() == "confirmed by 3 re-runs: +70 %, +73 %, +69 %, +75 %"
 
 
 def test_higher_is_better_confirms_a_drop():
@@ -235,6 +245,26 @@ def test_a_rerun_beyond_the_tolerance_at_p_below_the_confirm_level_repeats_the_c
     # within the tolerance, p does not matter
     assert not c.repeats(_verdict(verdict="PASS", change=7.0, p=1e-6))
     assert not c.repeats(None)
+
+
+def test_an_inconclusive_beyond_the_tolerance_at_p_below_001_is_suspected_and_confirmed_or_kept():
+    first = _outcome(_verdict(verdict="INCONCLUSIVE", change=70.0, p=0.0014),
+                     _verdict("duration_s", verdict="INCONCLUSIVE", change=86.0, p=0.02),
+                     _verdict("tokens_per_s", verdict="INCONCLUSIVE", change=-5.0, p=0.003))
+    assert c.suspected(first) == ["energy_j"]  # p 0.02 is no suspicion; -5 % is within the tolerance
+    again = [_outcome(_verdict(verdict="INCONCLUSIVE", change=c_, p=0.001)) for c_ in (73.0, 69.0, 75.0)]
+    assert c.still_convicted(first, again) == ["energy_j"]
+    out = {v.metric: v for v in c.confirm_outcome(first, again, planned=3)}
+    v = out["energy_j"]
+    assert v.verdict == V.REGRESSION and v.limit is None and v.hint == ""
+    assert v.confirmation == ("confirmed by 3 re-runs: +70 %, +73 %, +69 %, +75 % "
+                              "(every run beyond the tolerance at p < 0.01)")
+    assert out["duration_s"].verdict == V.INCONCLUSIVE and out["duration_s"].confirmation == ""
+    assert c.confirmation_summary(list(out.values()), 3) == "confirmed by 3 re-runs"
+    # cleared by a re-run: it stays what it was (INCONCLUSIVE passes), marked
+    (v, _, _) = c.confirm_outcome(first, [_outcome(_verdict(verdict="PASS", change=3.0, p=0.3))], planned=3)
+    assert v.verdict == V.INCONCLUSIVE
+    assert v.confirmation == "not confirmed: a transient (+70 %, then +3 % in 1 re-run (stopped early: 3 planned))"
 
 
 def test_reruns_still_beyond_the_tolerance_are_not_called_a_transient():

@@ -26,10 +26,10 @@ def test_confirm_ab_reports_every_stage_with_and_without_bursts(capsys):
     out = capsys.readouterr().out
     assert out.count("with bursts") == len(tool.NOISE_MODELS)
     assert out.count("without bursts") == len(tool.NOISE_MODELS)
-    rows = [ln[4:32].rstrip() for ln in out.splitlines()]
+    rows = [ln[4:48].rstrip() for ln in out.splitlines()]
     for variant in tool.CONFIRM_VARIANTS:
         assert rows.count(tool._stage(*variant)) == 2 * len(tool.NOISE_MODELS), tool._stage(*variant)
-    assert rows.count("confirm 3 all end p<0.01") == 2 * len(tool.NOISE_MODELS)  # the default
+    assert rows.count("confirm 3 all end p<0.01 screen<0.01") == 2 * len(tool.NOISE_MODELS)  # the default
     assert out.count("A/B per metric at 2.00x") == 2 * len(tool.NOISE_MODELS)
 
 
