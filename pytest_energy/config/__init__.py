@@ -224,9 +224,9 @@ OPTIONS: tuple[Option, ...] = (
            "for `bencher run --adapter json --file PATH`", None),
     Option("github-benchmark", "PATH", "write every lower-is-better metric of every benchmark as "
            "github-action-benchmark's customSmallerIsBetter JSON to PATH", None),
-    Option("confirm", "N", "re-run a test the history rule convicts N times at the end of the session (on the same "
-           "xdist worker) and fail it only when every re-run repeats the conviction: beyond the tolerance at p < 0.01 "
-           "(0: off)", str(DEFAULT_RERUNS),
+    Option("confirm", "N", "re-run a test the history rule suspects (beyond the tolerance at p < 0.01) N times at the "
+           "end of the session (on the same xdist worker) and fail it only when every re-run repeats that (0: off: "
+           "the history rule alone, at p < 0.001)", str(DEFAULT_RERUNS),
            _integer(0)),
     Option("against", "REV", "measure each suspected test (a REGRESSION, an INCONCLUSIVE beyond the tolerance, or "
            "no baseline) alternately at REV (a commit, branch or 'auto': the pull request's base) and here, in fresh "

@@ -61,7 +61,8 @@ DEFAULT_RULE = "all"
 # The one-sided level at which a run raises a suspicion and a re-run repeats it (the history rule alone, with
 # --energy-confirm 0, convicts at HISTORY_ALPHA): see above.
 CONFIRM_ALPHA = 0.01
-# How an unconfirmed REGRESSION is labelled: the re-runs came back within the tolerance, or they did not.
+# How an unconfirmed suspicion is labelled: the re-runs came back (within the tolerance, or lost most of the
+# change), or they kept it.
 TRANSIENT = "not confirmed: a transient"
 # How a REGRESSION that the first run only suspected (INCONCLUSIVE at p < CONFIRM_ALPHA) is marked once confirmed.
 PROMOTED = f"every run beyond the tolerance at p < {CONFIRM_ALPHA:g}"
@@ -256,9 +257,10 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
         else:
             rest = ", ".join(_pct_of(c) for c in changes[1:])
             early = f" (stopped early: {planned} planned)" if n < planned else ""
-            # A re-run that is still beyond the tolerance is not "a transient", only not significant (p >= 0.01)
-            # against a history too spread to tell. It passes under rule "all", but says so.
-            lingering = bool(again) and all(r is not None and r.worse_beyond_tolerance for r in again)
+            # Re-runs that kept most of the change (beyond the tolerance and at least half the first run's change,
+            # log scale) are not "a transient", only not significant (p >= 0.01) against a history too spread to
+            # tell. It passes under rule "all", but says so. (+81 %, then +13 % is a transient: seventh session.)
+            lingering = bool(again) and all(r is not None and r.worse_beyond_tolerance and _kept(v, r) for r in again)
             lead = STILL_BEYOND if lingering else TRANSIENT
             text = f"{lead} ({_pct_of(changes[0])}, then {rest} in {_reruns(n)}{early})"
             after = VerdictKind.PASS if v.verdict == VerdictKind.REGRESSION else v.verdict
@@ -274,6 +276,13 @@ def confirmation_summary(verdicts: Sequence[Verdict], reruns: int) -> str:
     if any(v.confirmation.startswith(STILL_BEYOND) for v in verdicts):
         return f"not confirmed, not a transient ({_reruns(reruns)})"
     return f"{TRANSIENT} ({_reruns(reruns)})"
+
+
+def _kept(first: Verdict, rerun: Verdict) -> bool:
+    """The re-run kept at least half of the first run's change (log scale: +100 % keeps with +41 %)."""
+    if first.change_pct is None or rerun.change_pct is None or min(first.change_pct, rerun.change_pct) <= -100.0:
+        return False
+    return abs(math.log1p(rerun.change_pct / 100.0)) >= 0.5 * abs(math.log1p(first.change_pct / 100.0))
 
 
 def _reruns(n: int) -> str:

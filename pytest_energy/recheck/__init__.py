@@ -5,7 +5,7 @@ comes in bursts as large as the regressions worth catching. A test the screen su
 before it can fail CI, where drift cancels:
 
 - `--energy-confirm N` (default 3): the test runs N more times at the end of the session, on the same process
-  (the same xdist worker, the same GPU), and fails only when every re-run is convicted too (gate/confirm.py);
+  (the same xdist worker, the same GPU), and fails only when every re-run repeats the suspicion (gate/confirm.py);
 - `--energy-against REV`: the suspected tests are measured alternately at REV (a temporary git worktree,
   `git.py`) and here, in fresh processes (`children.py`), in random A-B / B-A order, and decided by a
   sequential test on the paired log ratios (`ab.py`, gate/sequential.py). Only an A/B REGRESSION fails.

@@ -276,6 +276,11 @@ def test_reruns_still_beyond_the_tolerance_are_not_called_a_transient():
     assert v.verdict == V.PASS
     assert v.confirmation == ("not confirmed, not a transient: the re-runs stayed beyond the tolerance "
                               "(+97 %, then +105 %, +71 % in 2 re-runs)")
+    # a re-run that kept beyond the tolerance but lost most of the change is a transient (measured: +81 %, then
+    # +13 %), and so is one back within the tolerance (8 %)
+    reruns = [_outcome(_verdict(verdict="INCONCLUSIVE", change=13.0, p=0.04))]
+    (v,) = c.confirm_outcome(first, reruns, planned=3)
+    assert v.confirmation.startswith("not confirmed: a transient (+97 %, then +13 % in 1 re-run")
     # one re-run back within the tolerance (8 %) makes it a transient again
     reruns = [_outcome(_verdict(change=105.0)), _outcome(_verdict(verdict="PASS", change=7.0))]
     (v,) = c.confirm_outcome(first, reruns, planned=2)
