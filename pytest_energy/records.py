@@ -696,7 +696,7 @@ class Verdict:
     rule_kind: RuleKind = RuleKind.WITHIN_RUN  # which rule decided: what code decides on, never `rule`
     # A second look in the same job (issue 16). confirmation: how the history rule's REGRESSION was re-checked
     # by re-running the test ("confirmed by 2 re-runs: +31 %, +28 %, +33 %" / "not confirmed: a transient ..." /
-    # "not confirmed, not a transient: ..." when every re-run stayed beyond the tolerance).
+    # "not confirmed, not a transient: ..." when every re-run kept most of the change without being significant).
     confirmation: str = ""
     # screen: what the history screen said before an A/B decided ("history: INCONCLUSIVE +12 %").
     screen: str = ""

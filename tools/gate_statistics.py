@@ -205,6 +205,8 @@ CONFIRM_VARIANTS = ((1, "all", "next", _A0), (2, "all", "next", _A0), (3, "all",
 def _stage(n: int, rule: str, when: str, alpha: float, screen: float = HISTORY_ALPHA) -> str:
     return (f"confirm {n} {rule} {when}" + (f" p<{alpha:g}" if alpha != HISTORY_ALPHA else "")
             + (f" screen<{screen:g}" if screen != HISTORY_ALPHA else ""))
+
+
 AB_DELTAS = (0.0, 0.15, 0.30, 1.0)
 
 

@@ -269,8 +269,8 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
 
 
 def confirmation_summary(verdicts: Sequence[Verdict], reruns: int) -> str:
-    """The test's line after confirm_outcome: confirmed if any REGRESSION survived its re-runs; otherwise a
-    transient, unless a metric's re-runs all stayed beyond the tolerance."""
+    """The test's line after confirm_outcome: confirmed if any suspicion survived its re-runs; otherwise a
+    transient, unless a metric's re-runs all kept most of its change (STILL_BEYOND)."""
     if any(v.confirmation and v.verdict == VerdictKind.REGRESSION for v in verdicts):
         return f"confirmed by {_reruns(reruns)}"
     if any(v.confirmation.startswith(STILL_BEYOND) for v in verdicts):
