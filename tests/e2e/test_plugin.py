@@ -274,9 +274,11 @@ def test_inconclusive_passes_visibly_and_fails_with_the_strict_option(pytester, 
     """One round a side cannot show a spread: a 2x change is INCONCLUSIVE, and the terminal says it passes."""
     fake_nvml(FakeGpu(power_w=250.0))
     pytester.makepyfile(test_gate=GATE_TEST)
-    one = ["--energy-rounds", "1"]
+    # A wide tolerance: one 0.1 s round of test_other can move by a 20 ms counter step plus a late wake-up
+    # on a loaded CI machine (+20 % was seen), which must not read as a change; test_work's 3x must.
+    one = ["--energy-rounds", "1", "--energy-tolerance", "50%"]
     _gate_run(pytester, 0.1, *one, "--energy-save-baseline").assert_outcomes(passed=2)
-    lenient = _gate_run(pytester, 0.2, *one)
+    lenient = _gate_run(pytester, 0.3, *one)
     lenient.assert_outcomes(passed=2)
     lenient.stdout.fnmatch_lines([
         "*test_work*energy_j*+*within-run Welch*INCONCLUSIVE [[]1]*",
@@ -284,11 +286,11 @@ def test_inconclusive_passes_visibly_and_fails_with_the_strict_option(pytester, 
         "*INCONCLUSIVE verdict(s) PASS: the change could not be told from the noise. More rounds*"
         "--energy-fail-on-inconclusive makes them fail.",
     ])
-    strict = _gate_run(pytester, 0.2, *one, "--energy-fail-on-inconclusive")
+    strict = _gate_run(pytester, 0.3, *one, "--energy-fail-on-inconclusive")
     strict.assert_outcomes(passed=1, failed=1)
     strict.stdout.fnmatch_lines([
         "*INCONCLUSIVE against baselines/test_gate.json fails with --energy-fail-on-inconclusive:*",
-        "*energy_j: * J -> * J (+*%, p=n/a, tolerance 8 %, n=1/1, within-run Welch) INCONCLUSIVE*",
+        "*energy_j: * J -> * J (+*%, p=n/a, tolerance 50 %, n=1/1, within-run Welch) INCONCLUSIVE*",
         "*INCONCLUSIVE verdict(s) FAIL their tests (--energy-fail-on-inconclusive)*",
     ])
 
