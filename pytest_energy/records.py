@@ -674,6 +674,28 @@ def is_decisive(verdict: str, metric: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Rerun:
+    """One re-run of a suspected metric (issue 16), judged by the same rule against the same history as the run
+    that raised the suspicion: its value (metric units), change against the same expected value (signed percent)
+    and one-sided p. None where the re-run could not be judged (the metric was missing from it)."""
+
+    current_value: float | None
+    change_pct: float | None
+    p_value: float | None
+
+    @classmethod
+    def of(cls, v: Verdict | None) -> Rerun:
+        return cls(None, None, None) if v is None else cls(v.current_value, v.change_pct, v.p_value)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Rerun:
+        def number(key: str) -> float | None:
+            x = d.get(key)
+            return float(x) if is_finite_number(x) else None
+        return cls(number("current_value"), number("change_pct"), number("p_value"))
+
+
+@dataclass(frozen=True)
 class Verdict:
     """The outcome of comparing one metric with its baseline."""
 
@@ -696,8 +718,10 @@ class Verdict:
     rule_kind: RuleKind = RuleKind.WITHIN_RUN  # which rule decided: what code decides on, never `rule`
     # A second look in the same job (issue 16). confirmation: how the history rule's REGRESSION was re-checked
     # by re-running the test ("confirmed by 2 re-runs: +31 %, +28 %, +33 %" / "not confirmed: a transient ..." /
-    # "not confirmed, not a transient: ..." when every re-run kept most of the change without being significant).
+    # "not confirmed, inconclusive: ..." when every re-run kept most of the change without being significant).
     confirmation: str = ""
+    # The re-runs behind `confirmation`, in order: what dashboards read instead of parsing the text.
+    reruns: tuple[Rerun, ...] = ()
     # screen: what the history screen said before an A/B decided ("history: INCONCLUSIVE +12 %").
     screen: str = ""
     # A/B: the (base, head) value of each pair in measurement order, and the ratio's interval at the look that
@@ -731,8 +755,9 @@ class Verdict:
         for key in ("confirmation", "screen"):
             if not d[key]:
                 del d[key]
-        if not d["pairs"]:
-            del d["pairs"]
+        for key in ("pairs", "reruns"):
+            if not d[key]:
+                del d[key]
         if d["ratio_interval"] is None:
             del d["ratio_interval"]
         return d
@@ -746,6 +771,7 @@ class Verdict:
                       rule_kind=RuleKind(kind) if kind is not None else RuleKind.from_text(d.get("rule", "")),
                       confirmation=str(d.get("confirmation") or ""), screen=str(d.get("screen") or ""),
                       pairs=tuple((float(b), float(h)) for b, h in d.get("pairs") or ()),
+                      reruns=tuple(Rerun.from_dict(r) for r in d.get("reruns") or ()),
                       ratio_interval=(float(interval[0]), float(interval[1])) if interval else None)
 
 

@@ -45,13 +45,13 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..records import Outcome, RuleKind, Verdict, VerdictKind
+from ..records import Outcome, Rerun, RuleKind, Verdict, VerdictKind
 from . import history as _history
 from .history import HISTORY_ALPHA, HistoryVerdict, Pooled, RunSummary
 
 __all__ = ["CONFIRM_ALPHA", "DEFAULT_RERUNS", "DEFAULT_RULE", "DEFAULT_WHEN", "PROMOTED", "RULES", "STILL_BEYOND",
-           "TRANSIENT", "Confirmation", "confirm", "confirm_outcome", "confirmation_summary", "decide_confirmation",
-           "judge_run", "repeats", "still_convicted", "suspected"]
+           "STILL_BEYOND_HINT", "TRANSIENT", "Confirmation", "confirm", "confirm_outcome", "confirmation_summary",
+           "decide_confirmation", "judge_run", "repeats", "still_convicted", "suspected"]
 
 # The history rule's entry point.
 _judge = _history.judge_against_history
@@ -62,11 +62,16 @@ DEFAULT_RULE = "all"
 # --energy-confirm 0, convicts at HISTORY_ALPHA): see above.
 CONFIRM_ALPHA = 0.01
 # How an unconfirmed suspicion is labelled: the re-runs came back (within the tolerance, or lost most of the
-# change), or they kept it.
+# change): it passes; or they kept it without repeating it at p < CONFIRM_ALPHA: INCONCLUSIVE, which passes
+# unless --energy-fail-on-inconclusive. Not "not a transient": the re-runs stop at the first that does not
+# repeat the suspicion, so that label would often rest on one run (eighth session: +21 %, then +11 %).
 TRANSIENT = "not confirmed: a transient"
 # How a REGRESSION that the first run only suspected (INCONCLUSIVE at p < CONFIRM_ALPHA) is marked once confirmed.
 PROMOTED = f"every run beyond the tolerance at p < {CONFIRM_ALPHA:g}"
-STILL_BEYOND = "not confirmed, not a transient: the re-runs stayed beyond the tolerance"
+STILL_BEYOND = f"not confirmed, inconclusive: the re-runs stayed beyond the tolerance, not at p < {CONFIRM_ALPHA:g}"
+# The hint of a metric left INCONCLUSIVE by its re-runs: what would decide it.
+STILL_BEYOND_HINT = ("the re-runs kept the change but the history is too spread to tell it from drift: "
+                     "--energy-against REV measures the base revision beside this one, or save more runs")
 # Where the caller should put the re-runs: "end" = after the session's last test (a burst has moved on by
 # then), "next" = right after the first run. Not used here; the plugin that schedules re-runs reads it.
 DEFAULT_WHEN = "end"
@@ -230,8 +235,9 @@ def still_convicted(first: Outcome, reruns: Sequence[Outcome]) -> list[str]:
 def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) -> list[Verdict]:
     """The verdicts of a suspected test after its re-runs (rule "all"): a suspicion every re-run repeated is a
     REGRESSION, with how it was confirmed (an INCONCLUSIVE first run is promoted, without the first run's limit,
-    which is the screen's, and says so); a REGRESSION a re-run did not repeat becomes PASS, marked as a transient,
-    and an unconfirmed INCONCLUSIVE stays INCONCLUSIVE, with the same mark.
+    which is the screen's, and says so); a suspicion the re-runs did not repeat is marked as a transient (a
+    REGRESSION becomes PASS, an INCONCLUSIVE stays one), or, where every re-run kept most of the change without
+    repeating it, becomes INCONCLUSIVE (STILL_BEYOND). Each verdict keeps its re-runs' figures (`reruns`).
 
     first: the outcome of the run that raised the suspicion; reruns: the outcomes of the re-runs made, judged
     against the same baseline (the caller stops early once nothing is left to confirm); planned: how many
@@ -244,37 +250,42 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
             continue
         again = [next((r for r in o.verdicts if r.metric == v.metric), None) for o in reruns]
         changes = [v.change_pct] + [r.change_pct if r is not None else None for r in again]
+        figures = tuple(Rerun.of(r) for r in again)
         confirmed = bool(again) and all(repeats(r) for r in again)
         n = len(again)
         if confirmed:
             text = f"confirmed by {_reruns(n)}: " + ", ".join(_pct_of(c) for c in changes)
             if v.verdict == VerdictKind.REGRESSION:
-                out.append(dataclasses.replace(v, confirmation=text))
+                out.append(dataclasses.replace(v, confirmation=text, reruns=figures))
             else:  # the first run was only a suspicion: its limit and hint were the screen's
                 text += f" ({PROMOTED})"
                 out.append(dataclasses.replace(v, verdict=VerdictKind.REGRESSION, limit=None, hint="",
-                                               confirmation=text))
+                                               confirmation=text, reruns=figures))
         else:
             rest = ", ".join(_pct_of(c) for c in changes[1:])
             early = f" (stopped early: {planned} planned)" if n < planned else ""
             # Re-runs that kept most of the change (beyond the tolerance and at least half the first run's change,
-            # log scale) are not "a transient", only not significant (p >= 0.01) against a history too spread to
-            # tell. It passes under rule "all", but says so. (+81 %, then +13 % is a transient: seventh session.)
+            # log scale) did not show a transient, only no significance (p >= 0.01) against a history too spread
+            # to tell: INCONCLUSIVE, not PASS. (+81 %, then +13 % is a transient: seventh session.)
             lingering = bool(again) and all(r is not None and r.worse_beyond_tolerance and _kept(v, r) for r in again)
             lead = STILL_BEYOND if lingering else TRANSIENT
             text = f"{lead} ({_pct_of(changes[0])}, then {rest} in {_reruns(n)}{early})"
-            after = VerdictKind.PASS if v.verdict == VerdictKind.REGRESSION else v.verdict
-            out.append(dataclasses.replace(v, verdict=after, confirmation=text))
+            if lingering:
+                out.append(dataclasses.replace(v, verdict=VerdictKind.INCONCLUSIVE, limit=None, hint=STILL_BEYOND_HINT,
+                                               confirmation=text, reruns=figures))
+            else:
+                after = VerdictKind.PASS if v.verdict == VerdictKind.REGRESSION else v.verdict
+                out.append(dataclasses.replace(v, verdict=after, confirmation=text, reruns=figures))
     return out
 
 
 def confirmation_summary(verdicts: Sequence[Verdict], reruns: int) -> str:
     """The test's line after confirm_outcome: confirmed if any suspicion survived its re-runs; otherwise a
-    transient, unless a metric's re-runs all kept most of its change (STILL_BEYOND)."""
+    transient, unless a metric's re-runs all kept most of its change (STILL_BEYOND: inconclusive)."""
     if any(v.confirmation and v.verdict == VerdictKind.REGRESSION for v in verdicts):
         return f"confirmed by {_reruns(reruns)}"
     if any(v.confirmation.startswith(STILL_BEYOND) for v in verdicts):
-        return f"not confirmed, not a transient ({_reruns(reruns)})"
+        return f"not confirmed, inconclusive ({_reruns(reruns)})"
     return f"{TRANSIENT} ({_reruns(reruns)})"
 
 

@@ -200,9 +200,20 @@ def _pairs_table(v: Verdict, orders: Sequence[str]) -> str:
     return _table(["pair", "order", "base", "head", "ratio head/base"], rows)
 
 
+def _reruns_table(v: Verdict) -> str:
+    """A confirmed or unconfirmed metric's runs in this job: the run that raised the suspicion, then each re-run,
+    judged against the same expected value (a re-run that lost the metric shows as missing)."""
+    runs = [("first", v.current_value, v.change_pct, v.p_value)]
+    runs += [(f"re-run {i + 1}", r.current_value, r.change_pct, r.p_value) for i, r in enumerate(v.reruns)]
+    rows = [[_td(_e(name)), _td(_e(fmt.value(x, v.unit)), True), _td(_e(fmt.change(c)), True),
+             _td(_e(fmt.p_value(p)), True)] for name, x, c, p in runs]
+    return _table(["run", "value", "change", "p (one-sided)"], rows)
+
+
 def _second_look_section(run: RunResult) -> str:
-    """Each test a second look re-measured in this job: confirmed, not confirmed, the A/B's decision per metric
-    with its ratio and interval and a table of its pairs, no base to compare; and what it cost. An armed A/B that
+    """Each test a second look re-measured in this job: confirmed or not, with a table of each metric's re-runs,
+    the A/B's decision per metric with its ratio and interval and a table of its pairs, no base to compare; and
+    what it cost. An armed A/B that
     had nothing to look at says so in one line."""
     tests = rechecked(run)
     title = f"<h2>{_e(SECOND_LOOK_TITLE[0].upper() + SECOND_LOOK_TITLE[1:])}</h2>"
@@ -221,10 +232,13 @@ def _second_look_section(run: RunResult) -> str:
         orders = recheck.orders if recheck is not None else ()
         for v in b.outcome.verdicts:
             # The pairs of what the A/B decided on and of what it found different; the rest are folded.
+            shown = " open" if v.verdict == VerdictKind.REGRESSION else ""
             if v.by_ab and v.pairs:
                 title = f"{v.metric}: {fmt.ab_line(v)} ({len(v.pairs)} pairs)"
-                shown = " open" if v.verdict == VerdictKind.REGRESSION else ""
                 parts.append(f"<details{shown}><summary>{_e(title)}</summary>{_pairs_table(v, orders)}</details>")
+            elif v.reruns:
+                title = f"{v.metric}: {v.confirmation}: {v.verdict}"
+                parts.append(f"<details{shown}><summary>{_e(title)}</summary>{_reruns_table(v)}</details>")
     note = unknown_note(run)
     lines = second_look_cost(run) + ([note] if note else [])
     parts += [f'<p class="note">{_e(line)}</p>' for line in lines]

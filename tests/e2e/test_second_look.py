@@ -103,6 +103,10 @@ def test_a_persistent_regression_is_confirmed_by_its_reruns_and_fails(confirm_su
     assert outcome.recheck.cost_s > 0
     confirmed = [v for v in outcome.verdicts if v.confirmation.startswith("confirmed by 3 re-runs")]
     assert confirmed and all(v.verdict == "REGRESSION" for v in confirmed)
+    # the JSON report keeps each re-run's figures, not only the text: 3 re-runs, each slower and significant
+    for v in confirmed:
+        assert len(v.reruns) == 3
+        assert all(r.change_pct > 100 and r.p_value < 0.01 and r.current_value > v.baseline_value for r in v.reruns)
     # 5 rounds in the first run and in each of the 3 re-runs
     assert len((confirm_suite.path / "calls.txt").read_text().split()) == 20
 
@@ -115,7 +119,7 @@ def test_a_burst_is_not_confirmed_and_passes_visibly(confirm_suite, monkeypatch)
     outcome = _outcome(json.loads((confirm_suite.path / "e.json").read_text()), "test_slow")
     assert outcome.recheck is not None and outcome.recheck.text.startswith("not confirmed")
     transient = [v for v in outcome.verdicts if v.confirmation.startswith("not confirmed: a transient")]
-    assert transient and all(v.verdict == "PASS" for v in transient)
+    assert transient and all(v.verdict == "PASS" and len(v.reruns) == 1 for v in transient)
     assert outcome.recheck.runs == 1  # rule "all": the first re-run that is not convicted settles it
     result.stdout.fnmatch_lines(["*not confirmed: a transient*"])
 

@@ -7,7 +7,7 @@ import pytest
 
 from pytest_energy.config import SessionConfig, TestSettings
 from pytest_energy.records import (BenchmarkResult, Better, DeviceInfo, Kind, MeterInfo, Method, Metric, Outcome,
-                                   Recheck, RuleKind, RunResult, TestRecord, Verdict, VerdictKind)
+                                   Recheck, Rerun, RuleKind, RunResult, TestRecord, Verdict, VerdictKind)
 
 BASE = "1a2b3c4"
 
@@ -53,12 +53,14 @@ def second_look_benchmarks() -> list[BenchmarkResult]:
     confirmed = benchmark("test_confirmed", [
         verdict("duration_s", "s", VerdictKind.PASS, 1.0, 1.01),
         verdict("energy_j", "J", VerdictKind.REGRESSION, 10.0, 13.1,
-                confirmation="confirmed by 2 re-runs: +31 %, +28 %, +33 %")],
+                confirmation="confirmed by 2 re-runs: +31 %, +28 %, +33 %",
+                reruns=(Rerun(12.8, 28.0, 0.004), Rerun(13.3, 33.0, 0.002)))],
         Recheck("confirm", "confirmed by 2 re-runs", cost_s=27.5, runs=2))
     transient = benchmark("test_transient", [
         verdict("duration_s", "s", VerdictKind.PASS, 1.0, 1.02),
         verdict("energy_j", "J", VerdictKind.PASS, 10.0, 13.1,
-                confirmation="not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs)")],
+                confirmation="not confirmed: a transient (+31 %, then +2 %, +4 % in 2 re-runs)",
+                reruns=(Rerun(10.2, 2.0, 0.41), Rerun(None, None, None)))],
         Recheck("confirm", "not confirmed: a transient", cost_s=13.8, runs=2))
     slower = benchmark("test_ab_slower", [
         ab("duration_s", "s", VerdictKind.REGRESSION, SLOW_PAIRS, 1.31, (1.24, 1.39)),

@@ -178,6 +178,8 @@ def test_the_json_report_keeps_the_rule_pairs_interval_confirmation_screen_and_r
     benchmarks = {b["name"]: b["energy"] for b in _report(second_look_run)["benchmarks"]}
     [confirmed] = [v for v in benchmarks["test_confirmed"]["comparison"] if v["metric"] == "energy_j"]
     assert confirmed["confirmation"] == "confirmed by 2 re-runs: +31 %, +28 %, +33 %"
+    assert confirmed["reruns"] == [{"current_value": 12.8, "change_pct": 28.0, "p_value": 0.004},
+                                   {"current_value": 13.3, "change_pct": 33.0, "p_value": 0.002}]
     assert benchmarks["test_confirmed"]["recheck"] == {"how": "confirm", "text": "confirmed by 2 re-runs",
                                                        "cost_s": 27.5, "runs": 2, "base_ref": "", "orders": [],
                                                        "no_base": ""}
@@ -194,7 +196,7 @@ def test_the_report_of_an_unflagged_run_has_none_of_the_new_keys(unflagged_run):
     for b in _report(unflagged_run)["benchmarks"]:
         assert "recheck" not in b["energy"]
         for v in b["energy"]["comparison"]:
-            assert not {"confirmation", "screen", "pairs", "ratio_interval"} & set(v)
+            assert not {"confirmation", "reruns", "screen", "pairs", "ratio_interval"} & set(v)
 
 
 def test_the_reports_validate_against_the_schema_the_older_golden_one_too(second_look_run, unflagged_run):
@@ -212,8 +214,12 @@ def test_the_schema_refuses_a_malformed_second_look(second_look_run):
     energy["comparison"][0]["ab_ratio"] = 1.31
     energy["recheck"]["orders"][0] = "AA"
     energy["recheck"]["how"] = "rerun"
+    confirmed = next(b["energy"] for b in report["benchmarks"] if b["name"] == "test_confirmed")
+    [rerun, _] = next(v for v in confirmed["comparison"] if v["metric"] == "energy_j")["reruns"]
+    rerun["p_value"] = "0.004"
     problems = check.errors(report, SCHEMA)
-    assert len(problems) == 5, problems
+    assert len(problems) == 6, problems
+    assert any("p_value" in p and "expected" in p for p in problems)
     assert any("more than 2 items" in p for p in problems)
     assert any("'ab_ratio'" in p and "not allowed" in p for p in problems)
     assert any("'AA' is not one of" in p for p in problems)
@@ -281,6 +287,19 @@ def test_html_shows_the_second_look_and_each_ab_metric_s_pairs(second_look_run):
     assert "<h2>Second look in this job</h2>" in page and "<script" not in page
     assert "<h3>test_transient: not confirmed: a transient</h3>" in page
     assert "<li>energy_j: confirmed by 2 re-runs: +31 %, +28 %, +33 %: REGRESSION</li>" in page
+    # each confirmed or unconfirmed metric's runs: the first, then the re-runs, with value, change and p
+    assert ('<details open><summary>energy_j: confirmed by 2 re-runs: +31 %, +28 %, +33 %: REGRESSION</summary>'
+            "<table><thead><tr><th>run</th><th>value</th><th>change</th><th>p (one-sided)</th></tr></thead><tbody>"
+            '<tr><td>first</td><td class="num">13.1 J</td><td class="num">+31.0 %</td><td class="num">0.001</td></tr>'
+            '<tr><td>re-run 1</td><td class="num">12.8 J</td><td class="num">+28.0 %</td><td class="num">0.004</td>'
+            "</tr>") in page
+    transient = page[page.index("<summary>energy_j: not confirmed: a transient"):]
+    assert transient.startswith("<summary>energy_j: not confirmed: a transient (+31 %, then +2 %, +4 % in 2 "
+                                "re-runs): PASS</summary>")
+    # a re-run that lost the metric is a marked gap, not a zero
+    assert ('<tr><td>re-run 2</td><td class="num">n/a</td><td class="num">n/a</td><td class="num">n/a</td></tr>'
+            in transient)
+    assert page.count("<th>p (one-sided)</th>") == 2
     assert ('<details open><summary>duration_s: REGRESSION, ratio 1.31 [1.24, 1.39], base 10.2 s -&gt; head 13.37 s '
             "(6 pairs)</summary><table><thead><tr><th>pair</th><th>order</th><th>base</th><th>head</th>"
             "<th>ratio head/base</th></tr></thead><tbody><tr><td class=\"num\">1</td><td>AB</td>"
