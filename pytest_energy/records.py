@@ -735,11 +735,18 @@ class Verdict:
 
     @property
     def worse_beyond_tolerance(self) -> bool:
-        """The change is beyond the tolerance in the worse direction, significant or not."""
+        """The change is beyond the tolerance in the worse direction, significant or not, on the scale the rule
+        judged it: the history rule compares positive values on a log scale (gate/history.py), so there a
+        higher-better metric is beyond an 8 % tolerance once it drops by 7.4 % (1/1.08); the within-run rule, and
+        the history rule on values that are not all positive, compare the linear change."""
         if self.change_pct is None:
             return False
-        worse = self.change_pct if self.better == Better.LOWER else -self.change_pct
-        return worse > self.tolerance * 100.0
+        sign = 1.0 if self.better == Better.LOWER else -1.0
+        positive = (self.baseline_value is not None and self.baseline_value > 0 and self.current_value > 0
+                    and self.change_pct > -100.0)
+        if self.rule_kind == RuleKind.HISTORY and positive:
+            return sign * math.log1p(self.change_pct / 100.0) > math.log1p(self.tolerance)
+        return sign * self.change_pct > self.tolerance * 100.0
 
     @property
     def by_history(self) -> bool:
