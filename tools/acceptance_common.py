@@ -183,7 +183,12 @@ VERDICT_LINE = re.compile(r"^\s+(\S+): .*\) (REGRESSION|INCONCLUSIVE)\b.*$")
 # "A/B against 1a2b3c4 in this job, 6 pairs: ratio 1.31 [1.24, 1.39]", "no base to compare: ...".
 RECHECK_LINE = re.compile(r"confirmed by|not confirmed|A/B against|no base to compare", re.I)
 AB_RULE = re.compile(r"A/B against (\S+) in this job, (\d+) pairs?: ratio ([\d.]+) \[([\d.]+), ([\d.]+)\]")
-SCREEN = re.compile(r"\bhistory(?: screen)?(?: said)?:?\s+(REGRESSION|INCONCLUSIVE|PASS|IMPROVED)\b")
+# The history screen's verdict as the failure message words it under an A/B verdict: "the screen before it:
+# history: 3 runs, probe-normalised, pooled: INCONCLUSIVE +38 %" (the rule, then the verdict and change); older
+# wordings "history: INCONCLUSIVE" and "history screen said INCONCLUSIVE" too.
+SCREEN = re.compile(r"(?:the screen before it:\s+history:\s+\d+ runs?[^:\n]*|\bhistory(?: screen)?(?: said)?):?\s+"
+                    r"(REGRESSION|INCONCLUSIVE|PASS|IMPROVED)\b")
+_SCREEN_LEAD = "the screen before it: "
 _COST = re.compile(r"\b(cost|took|spent)\b", re.I)
 _COST_WORDS = re.compile(r"confirm|re-?run|A/B|second look|pairs?\b|base", re.I)
 FINETUNE_ROW = re.compile(r"^(test_finetune\S*)\s+([\d.]+)\s+(yes|no)\s+(\d+)\s+([\d.]+|n/a)\s", re.M)
@@ -206,7 +211,7 @@ def parse_output(out: str) -> dict[str, Any]:
     ab = [{"base": m.group(1), "pairs": int(m.group(2)), "ratio": float(m.group(3)),
            "interval": [float(m.group(4)), float(m.group(5))]}
           for m in (AB_RULE.search(ln) for ln in _unique(lines)) if m]
-    screens = _unique([m.group(0) for m in (SCREEN.search(ln) for ln in lines) if m])
+    screens = _unique([m.group(0).removeprefix(_SCREEN_LEAD) for m in (SCREEN.search(ln) for ln in lines) if m])
     cost_lines = _unique([ln.strip() for ln in lines if _COST.search(ln) and _COST_WORDS.search(ln)
                           and "HULK" not in ln])
     finetune = {m.group(1): {"reached": m.group(3) == "yes", "steps": int(m.group(4)), "score": m.group(5)}
@@ -228,7 +233,7 @@ def read_report(path: Path) -> dict[str, Any]:
     tests = {}
     for b in report.get("benchmarks") or ():
         energy = b.get("energy") or {}
-        verdicts = energy.get("verdicts") or []
+        verdicts = energy.get("comparison") or []  # the report's key (pytest_energy/report/json.py)
         entry = {
             "regressions": sorted({v.get("metric", "?") for v in verdicts if v.get("verdict") == "REGRESSION"}),
             "rules": sorted({str(v.get("rule", "")) for v in verdicts if v.get("verdict") in ("REGRESSION",

@@ -5,7 +5,6 @@ output and report, and the summaries the integrator reads."""
 from __future__ import annotations
 
 import ast
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -217,22 +216,61 @@ def test_parse_output_of_a_quiet_run_finds_nothing_to_report(tools):
     assert p["session"] == "3 passed"
 
 
-def test_read_report_reads_second_looks_and_tolerates_what_is_missing(tools, tmp_path):
-    report = {"benchmarks": [
-        {"fullname": "benchmarks/test_inference.py::test_inference[1]", "energy": {
-            "verdicts": [{"metric": "inference.energy_j", "verdict": "REGRESSION", "rule": "A/B against 1a2b3c4",
-                          "screen": "history: INCONCLUSIVE +12 %", "ratio_interval": [1.24, 1.39]},
-                         {"metric": "inference.duration_s", "verdict": "PASS", "rule": "history: 3 runs"}],
-            "recheck": {"how": "a/b", "text": "A/B against 1a2b3c4: 6 pairs", "cost_s": 90.0, "runs": 6}}},
-        {"fullname": "benchmarks/test_finetune.py::test_finetune_to_cutoff", "energy": {}}]}
+def _ab_run_result():
+    """A run whose test_inference[1] an A/B convicted after the history screen said INCONCLUSIVE, as pytest-energy
+    itself records it: what the tools read is what the plugin writes, not a hand-made sample of it."""
+    from pytest_energy.config import SessionConfig, TestSettings
+    from pytest_energy.records import (BenchmarkResult, Better, DeviceInfo, Kind, MeterInfo, Method, Metric, Outcome,
+                                       Recheck, RuleKind, RunResult, TestRecord, Verdict, VerdictKind)
+
+    ab = Verdict("inference.energy_j", "J", Kind.MEASURED, Better.LOWER, VerdictKind.REGRESSION, 66.0, 85.7, 29.8, None,
+                 0.08, 7, 7, rule="A/B against 1a2b3c4 in this job, 7 pairs: ratio 1.30 [1.05, 1.61]",
+                 rule_kind=RuleKind.AB, screen="history: 3 runs, pooled: INCONCLUSIVE +21 %",
+                 pairs=((66.0, 85.0),) * 7, ratio_interval=(1.05, 1.61))
+    same = Verdict("inference.duration_s", "s", Kind.MEASURED, Better.LOWER, VerdictKind.PASS, 6.6, 6.7, 1.5, 0.4,
+                   0.08, 3, 3, rule="history: 3 runs, pooled", rule_kind=RuleKind.HISTORY)
+    benchmarks = []
+    for name, verdicts, recheck in (
+            ("test_inference[1]", [ab, same], Recheck("a/b", "A/B against 1a2b3c4, 7 pairs: REGRESSION", 388.0, 7,
+                                                      "1a2b3c4", ("AB", "BA") * 3 + ("AB",))),
+            ("test_finetune_to_cutoff", [], None)):
+        record = TestRecord(f"benchmarks/test_x.py::{name}", name)
+        record.metrics["energy_j"] = Metric("energy_j", "J", samples=[1.0, 1.0, 1.0], method="rapl")
+        record.metrics["duration_s"] = Metric("duration_s", "s", samples=[1.0, 1.0, 1.0])
+        benchmarks.append(BenchmarkResult(record, TestSettings(), Outcome(verdicts=verdicts, recheck=recheck)))
+    meter = MeterInfo("rapl", (DeviceInfo("cpu-package-0", "Xeon", Method.RAPL),))
+    return RunResult(meter, SessionConfig(rootdir="/r", baseline_dir="/r/baselines"), benchmarks)
+
+
+def test_read_report_reads_what_the_plugin_writes_and_tolerates_what_is_missing(tools, tmp_path):
+    from pytest_energy.report.json import build_report, json_text
+
     path = tmp_path / "r.json"
-    path.write_text(json.dumps(report))
+    path.write_text(json_text(build_report(_ab_run_result())))
     tests = tools.common.read_report(path)
-    inf = tests["benchmarks/test_inference.py::test_inference[1]"]
-    assert inf["regressions"] == ["inference.energy_j"] and inf["screen"] == ["history: INCONCLUSIVE +12 %"]
-    assert inf["recheck"]["cost_s"] == 90.0 and inf["ratio_interval"] == {"inference.energy_j": [1.24, 1.39]}
-    assert tests["benchmarks/test_finetune.py::test_finetune_to_cutoff"]["regressions"] == []
+    inf = tests["benchmarks/test_x.py::test_inference[1]"]
+    assert inf["regressions"] == ["inference.energy_j"]
+    assert inf["screen"] == ["history: 3 runs, pooled: INCONCLUSIVE +21 %"]
+    assert inf["rules"] == ["A/B against 1a2b3c4 in this job, 7 pairs: ratio 1.30 [1.05, 1.61]"]
+    assert inf["recheck"]["cost_s"] == 388.0 and inf["ratio_interval"] == {"inference.energy_j": [1.05, 1.61]}
+    assert tests["benchmarks/test_x.py::test_finetune_to_cutoff"]["regressions"] == []
     assert tools.common.read_report(tmp_path / "missing.json") == {}
+    # and the A/B summary counts it as detected where the history screen said INCONCLUSIVE
+    assert tools.ab.history_inconclusive({"report": tests, "screens": []}, "test_inference")
+
+
+def test_parse_output_reads_the_screen_from_the_failure_message_the_plugin_writes(tools):
+    from pytest_energy.report.format import failure_message
+
+    [inference, _] = _ab_run_result().benchmarks
+    text = failure_message(inference.outcome)
+    p = tools.common.parse_output(text)
+    assert p["screens"] == ["history: 3 runs, pooled: INCONCLUSIVE"]
+    # a verdict table row or a history verdict line names the rule too, but is no screen
+    rows = ("test_inference[1]  inference.energy_j  73.21 J  150.4 J  +105.4 %  0.00023  history: 3 runs, pooled"
+            "      REGRESSION (confirmed)\n  inference.energy_j: 78.15 J -> 101.2 J (+29.5 %, p=0.003, tolerance 8 %, "
+            "history: 3 runs) REGRESSION\n")
+    assert tools.common.parse_output(rows)["screens"] == []
 
 
 # --- plans and summaries -------------------------------------------------------------------------------------
