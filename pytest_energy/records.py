@@ -689,10 +689,7 @@ class Rerun:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Rerun:
-        def number(key: str) -> float | None:
-            x = d.get(key)
-            return float(x) if is_finite_number(x) else None
-        return cls(number("current_value"), number("change_pct"), number("p_value"))
+        return _build(cls, d)
 
 
 @dataclass(frozen=True)
@@ -759,10 +756,7 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         d = plain(dataclasses.asdict(self))
         # Only what a second look added: a verdict without one keeps the shape older readers know.
-        for key in ("confirmation", "screen"):
-            if not d[key]:
-                del d[key]
-        for key in ("pairs", "reruns"):
+        for key in ("confirmation", "screen", "pairs", "reruns"):
             if not d[key]:
                 del d[key]
         if d["ratio_interval"] is None:

@@ -249,8 +249,8 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
             out.append(v)
             continue
         again = [next((r for r in o.verdicts if r.metric == v.metric), None) for o in reruns]
-        changes = [v.change_pct] + [r.change_pct if r is not None else None for r in again]
         figures = tuple(Rerun.of(r) for r in again)
+        changes = [v.change_pct] + [f.change_pct for f in figures]
         confirmed = bool(again) and all(repeats(r) for r in again)
         n = len(again)
         if confirmed:
@@ -271,11 +271,10 @@ def confirm_outcome(first: Outcome, reruns: Sequence[Outcome], *, planned: int) 
             lead = STILL_BEYOND if lingering else TRANSIENT
             text = f"{lead} ({_pct_of(changes[0])}, then {rest} in {_reruns(n)}{early})"
             if lingering:
-                out.append(dataclasses.replace(v, verdict=VerdictKind.INCONCLUSIVE, limit=None, hint=STILL_BEYOND_HINT,
-                                               confirmation=text, reruns=figures))
+                after = dict(verdict=VerdictKind.INCONCLUSIVE, limit=None, hint=STILL_BEYOND_HINT)
             else:
-                after = VerdictKind.PASS if v.verdict == VerdictKind.REGRESSION else v.verdict
-                out.append(dataclasses.replace(v, verdict=after, confirmation=text, reruns=figures))
+                after = dict(verdict=VerdictKind.PASS if v.verdict == VerdictKind.REGRESSION else v.verdict)
+            out.append(dataclasses.replace(v, confirmation=text, reruns=figures, **after))
     return out
 
 

@@ -213,8 +213,7 @@ def _reruns_table(v: Verdict) -> str:
 def _second_look_section(run: RunResult) -> str:
     """Each test a second look re-measured in this job: confirmed or not, with a table of each metric's re-runs,
     the A/B's decision per metric with its ratio and interval and a table of its pairs, no base to compare; and
-    what it cost. An armed A/B that
-    had nothing to look at says so in one line."""
+    what it cost. An armed A/B that had nothing to look at says so in one line."""
     tests = rechecked(run)
     title = f"<h2>{_e(SECOND_LOOK_TITLE[0].upper() + SECOND_LOOK_TITLE[1:])}</h2>"
     if not tests:
